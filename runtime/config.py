@@ -1,0 +1,55 @@
+"""Defaults, once: frozen dataclasses that the library takes and the CLI reads its defaults from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+KV_TYPES = ("f16", "q8_0")
+
+
+def default_threads() -> int:
+    """The cores this process may use (affinity-aware), not llama-cpp-python's cpu_count()//2."""
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except OSError:
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a GGUF is loaded and its context created.
+
+    ``repack`` turns on llama.cpp's CPU "extra buffer types" (weight repacking, AMX): faster
+    generation, but a second copy of the weights in anonymous memory, and a native crash in
+    the AMX kernels on some CPUs; off by default. ``threads=None`` means :func:`default_threads`.
+    ``isolate`` runs the model in a child process so a native crash or an OOM kill is reported
+    instead of taking the caller down with it.
+    """
+
+    n_ctx: int = 4096
+    n_batch: int = 512
+    threads: int | None = None
+    kv_type: str = "f16"
+    repack: bool = False
+    force: bool = False
+    isolate: bool = True
+    verbose: bool = False
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or default_threads()
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Sampling and stopping. ``temperature=0`` is greedy and deterministic."""
+
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 0.95
+    top_k: int = 40
+    seed: int = 0
+    stop: tuple[str, ...] = field(default_factory=tuple)

