@@ -10,8 +10,11 @@ elsewhere. ``RT_MODELS`` moves the model registry elsewhere (for instance to a c
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+
+from runtime.errors import ConfigError
 
 
 def _platform_data_dir() -> Path:
@@ -54,3 +57,30 @@ def debug() -> bool:
 def default_model() -> str | None:
     """``RT_MODEL``: a registry name or GGUF path used when ``--model`` is not given."""
     return os.environ.get("RT_MODEL") or None
+
+
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``"4G"`` -> 4_000_000_000, ``"512Mi"`` -> 536_870_912, ``"1.5GB"``, ``"1000"`` (bytes).
+
+    Decimal units (K, M, G, T, optionally with B) as disks and ``rt info`` show sizes; binary
+    units with ``i`` (Ki, Mi, Gi, Ti, optionally with B). Raises ``ValueError`` otherwise.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]i?)?b?\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size (examples: 4G, 512M, 8Gi, 1000000)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or ""])
+
+
+def memory_limit() -> int | None:
+    """``RT_MEMORY_LIMIT``: cap on the memory rt plans to use (bytes, or ``4G``/``512M``)."""
+    value = os.environ.get("RT_MEMORY_LIMIT", "").strip()
+    if not value:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ConfigError(f"RT_MEMORY_LIMIT: {exc}", hint="set it to a size such as 4G, or unset it") from None

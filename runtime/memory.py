@@ -1,0 +1,224 @@
+"""Memory preflight: will this model fit, before llama.cpp tries?
+
+llama.cpp allocates its KV cache and compute buffers up front and maps the weights; when the
+machine cannot give that memory the process is killed (Linux OOM killer) or a native
+allocation fails (Windows commit limit) with no message. :func:`preflight` estimates what a load
+needs and refuses, with the numbers and what to change, when it does not fit.
+
+What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the tests):
+
+* **weights**: the tensor data region of the GGUF. It is memory-mapped, so the pages are
+  file-backed, not anonymous: they need no swap or commit, but every token touches all of them,
+  and if they do not fit in RAM they are evicted and re-read from disk on every token
+  (thrashing, generation slower by orders of magnitude). So they count in full.
+* **KV cache**: ``n_layer * n_ctx * n_head_kv * (head_dim_k + head_dim_v)`` elements of the KV
+  type (f16: 2 bytes, q8_0: 34 bytes per block of 32), per layer's own KV head count. Sliding
+  window layers (Gemma 2/3, Cohere 2, ...) get a full-size cache too, because llama.cpp's
+  default ``swa_full=true`` allocates it; recurrent layers (head_count_kv 0) get none.
+  SmolLM2 at --ctx 4096: 90.00 MiB computed and logged.
+* **compute**: llama.cpp reserves the graph for a full micro-batch, whose peak is the logits:
+  ``n_ubatch * 4 * (max(n_vocab, 2 * n_ff) + 2 * n_embd)`` plus the output buffer
+  ``n_vocab * 4``. With flash attention (llama.cpp's "auto" turns it on for the CPU) this does
+  not grow with n_ctx. Logged: SmolLM2 98.25 MiB, Gemma 3 270M 514.50 MiB at n_ubatch 512
+  (rt's engine sets n_ubatch = n_batch), both equal to the formula.
+* **repack**: with ``--repack`` llama.cpp copies the weights it repacks into anonymous memory
+  while the mapped file stays; counted as a full second copy (an upper bound: 7B Q4_K_M
+  measured +3.2 GB for a 4.1 GB file).
+
+What the machine has (:func:`available_memory`): on Linux, ``MemAvailable`` (free RAM plus
+reclaimable page cache) plus free swap, capped by the cgroup limit of a container. On Windows
+the commit headroom (commit limit minus commit charge, i.e. RAM plus page file not yet
+promised): mapped file pages are not charged to the commit limit, so strictly the weights need
+only RAM, but counting them against the headroom keeps the same anti-thrashing margin as on
+Linux. ``RT_MEMORY_LIMIT`` caps the figure (and lets tests inject one).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime import env
+from runtime.config import KV_TYPES, LoadOptions
+from runtime.errors import ConfigError, InsufficientMemoryError
+from runtime.fsutil import human_bytes
+from runtime.gguf_file import GGUFInfo
+
+log = logging.getLogger(__name__)
+
+# Bytes per KV element: (block size, bytes per block), as ggml stores them.
+KV_TYPE_SIZES: dict[str, tuple[int, int]] = {
+    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18),
+}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a load needs, by part, and what the machine has (all in bytes)."""
+
+    weights: int
+    kv_cache: int
+    compute: int
+    repack: int
+    total: int
+    available: int
+    source: str = ""  # where ``available`` comes from: "RAM + swap", "RT_MEMORY_LIMIT", ...
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.available
+
+
+def effective_ctx(info: GGUFInfo, options: LoadOptions) -> int:
+    """The context size a load will use: ``options.n_ctx``, capped to the trained context (0: that).
+
+    The same rule as :class:`runtime.model.Model` applies before loading.
+    """
+    trained = info.context_length
+    if trained > 0 and (options.n_ctx <= 0 or options.n_ctx > trained):
+        return trained
+    return options.n_ctx
+
+
+def kv_bytes_per_token(info: GGUFInfo, kv_type: str) -> int:
+    """KV cache bytes one token of context costs, summed over layers."""
+    if kv_type not in KV_TYPE_SIZES:
+        raise ConfigError(f"unknown KV cache type {kv_type!r}", hint=f"use one of {', '.join(KV_TYPES)}")
+    block, block_bytes = KV_TYPE_SIZES[kv_type]
+
+    def row_bytes(n_values: int) -> int:  # one layer's K (or V) row per token, in whole blocks
+        return -(-n_values // block) * block_bytes
+
+    return sum(row_bytes(heads * info.head_dim_k) + row_bytes(heads * info.head_dim_v)
+               for heads in info.kv_heads_per_layer())
+
+
+def compute_bytes(info: GGUFInfo, options: LoadOptions) -> int:
+    """llama.cpp's CPU compute buffer plus output buffer (formula and measurements above)."""
+    n_ubatch = max(1, min(options.n_batch, effective_ctx(info, options)))  # as runtime.engine sets it
+    n_ff = info.arch_value("feed_forward_length", 0)
+    n_ff = max(n_ff) if isinstance(n_ff, tuple) else n_ff
+    widest = max(info.n_vocab, 2 * int(n_ff) if isinstance(n_ff, (int, float)) else 0)
+    return n_ubatch * 4 * (widest + 2 * info.n_embd) + info.n_vocab * 4
+
+
+def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
+    """Estimate the memory loading ``info`` with ``options`` needs, and what is available."""
+    weights = info.tensor_data_bytes
+    kv_cache = effective_ctx(info, options) * kv_bytes_per_token(info, options.kv_type)
+    compute = compute_bytes(info, options)
+    repack = weights if options.repack else 0
+    total = weights + kv_cache + compute + repack
+    available, source = available_memory_with_source()
+    return MemoryEstimate(weights, kv_cache, compute, repack, total, available, source)
+
+
+def _cgroup_headroom() -> int | None:
+    """Bytes a Linux container may still use (cgroup v2 or v1), or None without a limit."""
+    v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory")
+    for limit_file, usage_file, stat_key in (
+        (v2 / "memory.max", v2 / "memory.current", "inactive_file"),
+        (v1 / "memory.limit_in_bytes", v1 / "memory.usage_in_bytes", "total_inactive_file"),
+    ):
+        try:
+            limit_text = limit_file.read_text().strip()
+            if limit_text == "max" or int(limit_text) >= 1 << 60:
+                return None
+            usage = int(usage_file.read_text())
+            stat = dict(line.split() for line in (limit_file.parent / "memory.stat").read_text().splitlines())
+            reclaimable = int(stat.get(stat_key, 0))
+            return max(0, int(limit_text) - usage + reclaimable)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _windows_commit_headroom() -> int:
+    import ctypes
+
+    class MemoryStatusEx(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong)] + [
+            (name, ctypes.c_ulonglong) for name in (
+                "ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile",
+                "ullTotalVirtual", "ullAvailVirtual", "ullAvailExtendedVirtual")
+        ]
+
+    status = MemoryStatusEx()
+    status.dwLength = ctypes.sizeof(MemoryStatusEx)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+        raise OSError("GlobalMemoryStatusEx failed")
+    return int(status.ullAvailPageFile)  # despite the name: commit limit minus commit charge
+
+
+def system_available_memory() -> tuple[int, str]:
+    """What the machine can give now, ignoring ``RT_MEMORY_LIMIT``, and where the figure comes from."""
+    import psutil
+
+    if sys.platform == "win32":
+        try:
+            return _windows_commit_headroom(), "commit headroom"
+        except (OSError, AttributeError) as exc:
+            log.debug("commit headroom unavailable (%s); using RAM + page file", exc)
+    available = int(psutil.virtual_memory().available + psutil.swap_memory().free)
+    if sys.platform.startswith("linux"):
+        headroom = _cgroup_headroom()
+        if headroom is not None and headroom < available:
+            return headroom, "container limit"
+    return available, "RAM + swap"
+
+
+def available_memory_with_source() -> tuple[int, str]:
+    """:func:`available_memory` and a few words on where it comes from (for messages)."""
+    limit = env.memory_limit()
+    system, source = system_available_memory()
+    if limit is not None and limit < system:
+        return limit, "RT_MEMORY_LIMIT"
+    return system, source
+
+
+def available_memory() -> int:
+    """Bytes a load may use: what the machine has (see the module docstring), capped by ``RT_MEMORY_LIMIT``."""
+    return available_memory_with_source()[0]
+
+
+def suggestions(info: GGUFInfo, options: LoadOptions, est: MemoryEstimate) -> list[str]:
+    """What to change, most useful first; only changes that help with these numbers."""
+    tips = []
+    if options.repack:
+        tips.append("without --repack (it keeps a second copy of the weights)")
+    room = est.available - est.weights - est.compute  # after dropping --repack
+    per_token = kv_bytes_per_token(info, options.kv_type)
+    if room > 0:
+        fitting = min(effective_ctx(info, options) // 2, room // per_token // 256 * 256)
+        if fitting >= 256:
+            tips.append(f"--ctx {fitting}")
+        if options.kv_type == "f16" and est.kv_cache > est.total // 20:
+            tips.append("--kv-type q8_0")
+    small = info.quantization.upper().startswith(("Q2", "Q3", "Q4", "IQ", "TQ"))
+    tips.append("a smaller model" if small else "a smaller quantization such as Q4_K_M")
+    return tips
+
+
+def preflight(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
+    """Estimate the load and raise :class:`InsufficientMemoryError` if it does not fit.
+
+    ``options.force`` turns the refusal into a logged warning. Returns the estimate.
+    """
+    est = estimate_memory(info, options)
+    if est.fits:
+        return est
+    parts = [f"weights {human_bytes(est.weights)}",
+             f"{options.kv_type} KV cache {human_bytes(est.kv_cache)} for --ctx {effective_ctx(info, options)}",
+             f"compute {human_bytes(est.compute)}"]
+    if est.repack:
+        parts.append(f"repacked copy {human_bytes(est.repack)}")
+    message = (f"{info.path.name} needs {human_bytes(est.total)} ({', '.join(parts)}), "
+               f"{human_bytes(est.available)} available ({est.source})")
+    if options.force:
+        log.warning("%s; loading anyway (--force)", message)
+        return est
+    tips = suggestions(info, options, est)
+    hint = "try " + ", ".join(tips[:-1]) + (", or " if len(tips) > 1 else "") + tips[-1] + "; --force skips this check"
+    raise InsufficientMemoryError(message, needed=est.total, available=est.available, hint=hint)
