@@ -1,0 +1,99 @@
+"""Options shared by the commands that run a model (``rt ask``, ``rt chat``), in one place.
+
+Defaults come from :class:`LoadOptions` and :class:`GenerateOptions`; a command decorates
+itself with :func:`model_options` and :func:`sampling_options` and turns the parsed values
+into the dataclasses with :func:`load_options_from` and :func:`generate_options_from`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+
+from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LOAD = LoadOptions()
+_GENERATE = GenerateOptions()
+
+
+def _apply(f: F, decorators: list[Callable[[F], F]]) -> F:
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def model_options(f: F) -> F:
+    """``--model --ctx --kv-type --threads --repack --force --verbose``."""
+    return _apply(f, [
+        click.option("--model", "-m", "model", default=None, metavar="NAME|PATH",
+                     help="Registered model name or GGUF path [default: RT_MODEL, the registry default, "
+                          "else the embedded SmolLM2]."),
+        click.option("--ctx", "n_ctx", type=click.IntRange(min=0), default=_LOAD.n_ctx, show_default=True,
+                     help="Context window in tokens (0: the model's trained context)."),
+        click.option("--kv-type", type=click.Choice(KV_TYPES), default=_LOAD.kv_type, show_default=True,
+                     help="KV cache type; q8_0 halves its memory."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="CPU threads [default: the cores this process may use]."),
+        click.option("--repack", is_flag=True, default=_LOAD.repack,
+                     help="Repack weights for faster generation (more memory; tested in a child first)."),
+        click.option("--force", is_flag=True, default=_LOAD.force,
+                     help="Load even if the memory preflight says it will not fit."),
+        click.option("--verbose", is_flag=True, default=_LOAD.verbose, help="Show llama.cpp's own log."),
+    ])
+
+
+def sampling_options(f: F) -> F:
+    """``--max-tokens --temperature --top-p --seed --stop``."""
+    return _apply(f, [
+        click.option("--max-tokens", type=click.IntRange(min=1), default=_GENERATE.max_tokens, show_default=True,
+                     help="Most tokens to generate."),
+        click.option("--temperature", type=click.FloatRange(min=0), default=_GENERATE.temperature,
+                     show_default=True, help="0 is greedy and deterministic."),
+        click.option("--top-p", type=click.FloatRange(0, 1), default=_GENERATE.top_p, show_default=True,
+                     help="Nucleus sampling (with --temperature > 0)."),
+        click.option("--seed", type=int, default=_GENERATE.seed, show_default=True,
+                     help="Sampling seed (with --temperature > 0)."),
+        click.option("--stop", multiple=True, metavar="TEXT", help="Stop when this text appears (repeatable)."),
+    ])
+
+
+def load_options_from(params: Mapping[str, Any]) -> LoadOptions:
+    """The :class:`LoadOptions` of a command's parsed :func:`model_options`."""
+    return LoadOptions(
+        n_ctx=params["n_ctx"], kv_type=params["kv_type"], threads=params["threads"],
+        repack=params["repack"], force=params["force"], verbose=params["verbose"],
+    )
+
+
+def generate_options_from(params: Mapping[str, Any]) -> GenerateOptions:
+    """The :class:`GenerateOptions` of a command's parsed :func:`sampling_options`."""
+    return GenerateOptions(
+        max_tokens=params["max_tokens"], temperature=params["temperature"], top_p=params["top_p"],
+        seed=params["seed"], stop=tuple(params["stop"]),
+    )
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (Click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def show_warnings() -> None:
+    """Show the library's warnings on stderr as ``rt: warning: ...`` (once per process)."""
+    root = logging.getLogger("runtime")
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler(logging.WARNING)
+        handler.setFormatter(logging.Formatter("rt: warning: %(message)s"))
+        root.addHandler(handler)

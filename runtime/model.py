@@ -1,0 +1,207 @@
+"""rt's Python API: load a GGUF once, then stream or complete many prompts.
+
+    from runtime.model import Model
+    from runtime.config import GenerateOptions
+
+    with Model() as model:                      # the embedded SmolLM2, or a name/path
+        prompt = model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+        for piece in model.stream(prompt):
+            print(piece, end="", flush=True)
+        print(model.complete(prompt, GenerateOptions(max_tokens=32)).text)
+
+Loading checks the file (:func:`runtime.gguf_file.inspect_gguf`) and the memory it needs
+(:func:`runtime.memory.preflight`) before llama.cpp sees it, then runs the model in a child
+process (``LoadOptions.isolate``, the default) so that a native crash or an out-of-memory kill
+ends in a :class:`ModelCrashedError` with a diagnosis instead of a silent exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from runtime.chat_template import render_chat
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.errors import ConfigError
+from runtime.generation import Completion
+from runtime.registry import resolve_model
+
+__all__ = ["Completion", "Model", "Stream"]
+
+logger = logging.getLogger(__name__)
+
+
+class Stream(Iterator[str]):
+    """Text pieces of one generation, as they are produced.
+
+    :attr:`completion` is set (a :class:`Completion` with the whole text, token counts and
+    timings) once iteration ends. :meth:`close` (or leaving a ``with`` block) stops the
+    generation early.
+    """
+
+    def __init__(self, generator: Generator[str, None, Completion]) -> None:
+        self._generator = generator
+        self.completion: Completion | None = None
+        self.closed = False
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        if self.closed:
+            raise StopIteration
+        try:
+            return next(self._generator)
+        except StopIteration as stop:
+            self.completion = stop.value
+            self.closed = True
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop generating (the text produced so far stays in the model's KV cache)."""
+        if not self.closed:
+            self.closed = True
+            self._generator.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Model:
+    """A GGUF model loaded with llama.cpp, ready to generate.
+
+    ``model`` is a registry name, a GGUF path, or ``None`` for the configured default
+    (``RT_MODEL``, the registry default, else the embedded SmolLM2). Raises
+    :class:`ModelNotFoundError`, :class:`ModelFileError` (and subclasses),
+    :class:`UnsupportedModelError` or :class:`InsufficientMemoryError` before loading, and
+    :class:`ModelLoadError` / :class:`ModelCrashedError` if llama.cpp fails.
+    """
+
+    def __init__(self, model: str | Path | None = None, options: LoadOptions = LoadOptions()) -> None:
+        from runtime.gguf_file import inspect_gguf
+        from runtime.memory import preflight
+
+        self.path: Path = resolve_model(model)
+        self.info = inspect_gguf(self.path)
+        options = self._fit_context(options)
+        self.memory = preflight(self.info, options)
+        if options.repack:
+            options = self._check_repack(options)
+        self.options: LoadOptions = options
+        self._active: Stream | None = None
+        self._engine: Any = self._start_engine()
+        self.n_ctx: int = self._engine.n_ctx
+
+    @property
+    def pid(self) -> int:
+        """Id of the process that holds the model (the child with ``isolate``, else this one)."""
+        return int(getattr(self._idle_engine(), "pid", os.getpid()))
+
+    def _fit_context(self, options: LoadOptions) -> LoadOptions:
+        if options.kv_type not in ("f16", "q8_0"):
+            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint="use f16 or q8_0")
+        trained = self.info.context_length
+        if options.n_ctx <= 0 and trained > 0:
+            return replace(options, n_ctx=trained)
+        if trained > 0 and options.n_ctx > trained:
+            logger.info("context %d capped to the %d tokens %s was trained on", options.n_ctx, trained, self.path.name)
+            return replace(options, n_ctx=trained)
+        if options.n_ctx <= 0:
+            raise ConfigError(f"--ctx must be positive, got {options.n_ctx}")
+        return options
+
+    def _check_repack(self, options: LoadOptions) -> LoadOptions:
+        from runtime.worker import probe_repack
+
+        failure = probe_repack(self.path, options)
+        if failure is None:
+            logger.info("--repack: a test load with repacked weights worked; using it")
+            return options
+        logger.warning("--repack crashed a test load (%s); loading without repacking instead", failure.message)
+        return replace(options, repack=False)
+
+    def _start_engine(self) -> Any:
+        if self.options.isolate:
+            from runtime.worker import WorkerEngine
+
+            return WorkerEngine(self.path, self.options, memory=self.memory)
+        from runtime.engine import Engine
+
+        return Engine(self.path, self.options)
+
+    def _idle_engine(self) -> Any:
+        """The engine, after stopping a stream the caller left unfinished."""
+        if self._engine is None:
+            raise ConfigError("this Model is closed", hint="create a new Model")
+        if self._active is not None:
+            self._active.close()
+            self._active = None
+        return self._engine
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        """Token ids of ``text`` with this model's tokenizer (special tokens in it are parsed)."""
+        return list(self._idle_engine().tokenize(text, add_special=add_special))
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes (no BOS added)."""
+        return len(self.tokenize(text))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of ``tokens``."""
+        return str(self._idle_engine().detokenize(tokens))
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+        """Render chat messages (``{"role": ..., "content": ...}``) with the GGUF's own template.
+
+        Raises :class:`UnsupportedModelError` if the model has no chat template.
+        """
+        return render_chat(
+            self.info.chat_template, messages, add_generation_prompt=add_generation_prompt,
+            model_name=self.path.name, **self._idle_engine().special_tokens(),
+        )
+
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream:
+        """Generate from ``prompt`` (already-templated text), yielding text pieces.
+
+        The KV cache of the previous call is reused for the prompt's common prefix. Raises
+        :class:`ContextOverflowError` (with token counts) when the prompt does not fit ``n_ctx``,
+        on the first ``next()``.
+        """
+        engine = self._idle_engine()
+        self._active = Stream(engine.stream(prompt, options))
+        return self._active
+
+    def complete(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Completion:
+        """Generate from ``prompt`` and return the whole :class:`Completion`."""
+        stream = self.stream(prompt, options)
+        for _ in stream:
+            pass
+        assert stream.completion is not None
+        return stream.completion
+
+    def close(self) -> None:
+        """Free the model (and end its process). Idempotent."""
+        if self._engine is not None:
+            if self._active is not None and not self._active.closed:
+                try:
+                    self._active.close()
+                except Exception:  # noqa: BLE001 - closing must not fail on a dead stream
+                    pass
+            self._engine.close()
+            self._engine = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,179 @@
+"""The engine in a child process, so a native crash or an OOM kill is reported, not silent.
+
+:class:`WorkerEngine` starts ``python -m runtime.worker_child`` and proxies tokenize, detokenize and
+streaming to it over its stdin/stdout (length-prefixed pickles, :mod:`runtime.channel`); pieces
+of text come back as they are generated. When the child dies, its stdout reaches EOF and the
+parent raises :class:`ModelCrashedError` saying what the exit means (:mod:`runtime.crash`).
+
+A plain subprocess rather than ``multiprocessing``: its "spawn" start method (the only one on
+Windows) re-runs the caller's ``__main__`` in the child, so every script using :class:`Model`
+would need an ``if __name__ == "__main__"`` guard.
+
+``RT_TEST_CRASH`` (read only in the child) crashes it on purpose, for tests: ``segv`` (a
+null-pointer read at the first generation), ``kill`` (SIGKILL itself, as the OOM killer would),
+``probe`` (only the ``--repack`` probe child segfaults).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import runtime
+from runtime import crash
+from runtime.channel import Channel, encode, rebuild_error
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.errors import ModelCrashedError
+from runtime.generation import Completion
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 10.0
+PROBE_TIMEOUT = 300.0
+
+
+def _start_child() -> subprocess.Popen[bytes]:
+    """``python -m runtime.worker_child`` with this checkout importable; stderr is shared with ours."""
+    environ = dict(os.environ)
+    package_root = str(Path(runtime.__file__).resolve().parent.parent)
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, environ.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime.worker_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environ
+    )
+
+
+class WorkerEngine:
+    """The engine's interface (tokenize, detokenize, stream, close) backed by a child process.
+
+    ``memory`` (a :class:`runtime.memory.MemoryEstimate`) only feeds the diagnosis if the
+    child is killed.
+    """
+
+    def __init__(self, path: str | Path, options: LoadOptions, *, memory: Any = None) -> None:
+        self.path, self.options, self._memory = Path(path), options, memory
+        self._process = _start_child()
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._channel = Channel(self._process.stdout, self._process.stdin)
+        self._closed = False
+        self._streaming = False
+        try:
+            self._send(("load", str(self.path), options))
+            ready = self._recv()[1]
+        except BaseException:
+            self.close()
+            raise
+        self.n_ctx: int = ready["n_ctx"]
+        self.n_ctx_train: int = ready["n_ctx_train"]
+        self.pid: int = self._process.pid
+        self._special_tokens: dict[str, str] = ready["special_tokens"]
+
+    def _crashed(self) -> ModelCrashedError:
+        try:
+            code: int | None = self._process.wait(timeout=CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = None
+        self._closed = True
+        return crash.diagnose(code, memory=self._memory, repack=self.options.repack)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self._channel.send(message)
+        except OSError:  # BrokenPipeError: the child is gone
+            raise self._crashed() from None
+
+    def _recv(self) -> tuple[str, Any]:
+        try:
+            kind, value = self._channel.recv()
+        except (EOFError, OSError):
+            raise self._crashed() from None
+        if kind in ("error", "done"):
+            self._streaming = False
+        if kind == "error":
+            raise rebuild_error(value)
+        return kind, value
+
+    def _idle(self) -> None:
+        """Make the child idle: stop a stream the caller left unfinished, drain its pieces."""
+        if self._closed:
+            raise ModelCrashedError("the model process is no longer running", hint="load the model again")
+        if self._streaming:
+            self._send(("cancel",))
+            while self._streaming:
+                self._recv()
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        self._idle()
+        self._send(("tokenize", text, add_special))
+        return list(self._recv()[1])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        self._idle()
+        self._send(("detokenize", list(tokens)))
+        return str(self._recv()[1])
+
+    def special_tokens(self) -> dict[str, str]:
+        return dict(self._special_tokens)
+
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
+        """Like :meth:`runtime.engine.Engine.stream`, with the pieces coming from the child."""
+        self._idle()
+        self._send(("stream", prompt, options))
+        self._recv()  # "started", or the error (ContextOverflowError) raised now
+        self._streaming = True
+        return self._pieces()
+
+    def _pieces(self) -> Generator[str, None, Completion]:
+        try:
+            while True:
+                kind, value = self._recv()
+                if kind == "done":
+                    return value  # type: ignore[no-any-return]
+                yield value
+        finally:
+            if self._streaming and not self._closed:
+                self._idle()
+
+    def close(self) -> None:
+        """Ask the child to free the model and exit; kill it if it does not."""
+        if not self._closed:
+            self._closed = True
+            try:
+                if self._streaming:
+                    self._channel.send(("cancel",))
+                self._channel.send(("close",))
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout=CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | None:
+    """Load with repacking (``use_extra_bufts``) and decode once in a throwaway child process.
+
+    Returns ``None`` when that worked, else the diagnosis of how the child died; the caller
+    then loads without repacking.
+    """
+    probe = replace(options, repack=True, n_ctx=min(options.n_ctx, 256), n_batch=min(options.n_batch, 256))
+    process = _start_child()
+    try:
+        process.communicate(encode(("probe", str(path), probe)), timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return ModelCrashedError(f"the --repack test load did not finish in {PROBE_TIMEOUT:.0f} s")
+    code = process.returncode
+    return None if code == 0 else crash.diagnose(code, repack=True)
+

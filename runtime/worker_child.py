@@ -1,0 +1,167 @@
+"""The model process: ``python -m runtime.worker_child``, started by :mod:`runtime.worker`.
+
+It reads requests from stdin and answers on stdout (:class:`runtime.channel.Channel`). Before
+anything else it moves its own stdout aside, so stray output of native code lands on stderr
+and never inside the protocol. A reader thread turns stdin into a queue, so a generation can
+notice a "cancel" (or the parent's exit, EOF) between two tokens on every platform.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib.util
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+import types
+from typing import IO, Any
+
+from runtime import env
+from runtime.channel import Channel, error_payload
+from runtime.config import GenerateOptions, LoadOptions
+
+_EOF = ("close",)
+
+
+def _crash_on_purpose(where: str) -> None:
+    """Tests only: ``RT_TEST_CRASH=segv|kill|probe`` crashes this process at ``where``."""
+    if os.environ.get("RT_TEST_CRASH", "") != where:
+        return
+    if where == "kill":
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    import ctypes
+
+    ctypes.string_at(0)  # SIGSEGV (an access violation on Windows)
+
+
+def _import_ctypes_layer_only() -> None:
+    """Import ``llama_cpp.llama_cpp`` without the package's ``__init__``.
+
+    That ``__init__`` also imports the high-level ``Llama`` class and with it numpy and jinja2:
+    13 MB of anonymous memory and 0.1 s that this process never uses. Only done here, in a
+    process that runs nothing but rt's engine.
+    """
+    if "llama_cpp" in sys.modules:
+        return
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        return  # let the normal import report it
+    package = types.ModuleType("llama_cpp")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["llama_cpp"] = package
+
+
+def _take_stdio() -> tuple[IO[bytes], IO[bytes]]:
+    requests = sys.stdin.buffer
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return requests, answers
+
+
+def _reader(channel: Channel, inbox: queue.Queue[tuple[Any, ...]]) -> None:
+    try:
+        while True:
+            inbox.put(channel.recv())
+    except (EOFError, OSError):
+        inbox.put(_EOF)  # the parent closed the pipe or exited
+
+
+class _Server:
+    def __init__(self, channel: Channel, inbox: queue.Queue[tuple[Any, ...]], engine: Any) -> None:
+        self.channel, self.inbox, self.engine = channel, inbox, engine
+
+    def serve(self) -> None:
+        while True:
+            op, *args = self.inbox.get()
+            if op == "close":
+                return
+            try:
+                self.handle(op, args)
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
+                if env.debug():
+                    traceback.print_exc()
+                self.channel.send(("error", error_payload(exc)))
+
+    def handle(self, op: str, args: list[Any]) -> None:
+        if op == "stream":
+            _crash_on_purpose("segv")
+            _crash_on_purpose("kill")
+            self.stream(*args)
+        elif op == "tokenize":
+            self.channel.send(("ok", self.engine.tokenize(args[0], add_special=args[1])))
+        elif op == "detokenize":
+            self.channel.send(("ok", self.engine.detokenize(args[0])))
+        # "cancel" for a stream that already ended: nothing to do
+
+    def stream(self, prompt: str, options: GenerateOptions) -> None:
+        generator = self.engine.stream(prompt, options)  # raises (ContextOverflowError) before "started"
+        self.channel.send(("started", None))
+        while True:
+            try:
+                piece = next(generator)
+            except StopIteration as stop:
+                self.channel.send(("done", stop.value))
+                return
+            self.channel.send(("piece", piece))
+            if not self.inbox.empty():  # only "cancel" (or EOF) can come mid-stream
+                if self.inbox.get() == _EOF:
+                    self.inbox.put(_EOF)
+                generator.close()
+                self.channel.send(("done", None))
+                return
+
+
+def _probe(path: str, options: LoadOptions) -> None:
+    """Load (with --repack) and decode once; a crash here is what the parent looks for."""
+    from runtime.engine import Engine
+
+    _crash_on_purpose("probe")
+    # a prompt long enough for the batched (GEMM) kernels, then single tokens (GEMV)
+    with Engine(path, options) as engine:
+        for _ in engine.stream("Hello, world. " * 16, GenerateOptions(max_tokens=4)):
+            pass
+
+
+def main() -> None:
+    """Serve one model until the parent says "close" or goes away."""
+    requests, answers = _take_stdio()
+    channel = Channel(requests, answers)
+    op, path, options = channel.recv()
+    if op != "probe" or env.debug():
+        faulthandler.enable()  # a native crash also prints the Python stack on stderr
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if env.debug():
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    _import_ctypes_layer_only()
+    if op == "probe":
+        _probe(path, options)
+        return
+    from runtime.engine import Engine
+
+    try:
+        engine = Engine(path, options)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
+        channel.send(("error", error_payload(exc)))
+        return
+    channel.send(("ok", {"n_ctx": engine.n_ctx, "n_ctx_train": engine.n_ctx_train,
+                         "special_tokens": engine.special_tokens()}))
+    inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+    threading.Thread(target=_reader, args=(channel, inbox), daemon=True).start()
+    try:
+        _Server(channel, inbox, engine).serve()
+    finally:
+        engine.close()
+        sys.stderr.flush()
+        # The reader thread may sit in a blocking read of stdin; a normal interpreter shutdown
+        # would then abort on the stdin lock ("could not acquire lock ... daemon threads").
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
