@@ -48,6 +48,7 @@ CHECKPOINT_PATTERNS = (
     "vocab.json",
     "merges.txt",
 )
+DUPLICATE_WEIGHT_PATTERNS = ("consolidated*.safetensors",)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -324,7 +325,18 @@ def download_checkpoint(
                 "safetensors or GGUF version of this model on the hub",
             )
         raise DownloadError(f"{repo} has no .safetensors weights", hint="for a GGUF repo use `rt convert --hf`")
-    wanted = [f for f in files if any(fnmatch.fnmatch(Path(f.path).name, p) for p in CHECKPOINT_PATTERNS)]
+    # Mistral repos ship consolidated.safetensors (the whole model again, 14.5 GB for 7B) beside
+    # the indexed HF shards; the converter reads the shards, so the duplicate is never fetched.
+    sharded = any(n.endswith(".safetensors.index.json") for n in names)
+    ignore = list(DUPLICATE_WEIGHT_PATTERNS) if sharded else []
+
+    def needed(path: str) -> bool:
+        name = Path(path).name
+        return any(fnmatch.fnmatch(name, p) for p in CHECKPOINT_PATTERNS) and not any(
+            fnmatch.fnmatch(name, p) for p in ignore
+        )
+
+    wanted = [f for f in files if needed(f.path)]
     cache = hub_cache_dir()
     ensure_free_space(cache, sum(f.size or 0 for f in wanted), f"downloading {repo}")
     with hub_errors(repo):
@@ -332,6 +344,7 @@ def download_checkpoint(
             repo,
             revision=revision,
             allow_patterns=list(CHECKPOINT_PATTERNS),
+            ignore_patterns=ignore or None,
             cache_dir=cache,
             endpoint=hub_endpoint(),
             token=token,

@@ -56,26 +56,23 @@ class UnsupportedModelError(RtError, ValueError):
 
 
 # --- resources -----------------------------------------------------------------------------
-class InsufficientMemoryError(RtError, MemoryError):
+class ResourceError(RtError):
+    """Base of the "not enough of something" errors; carries the two numbers compared."""
+
+    def __init__(
+        self, message: str, *, needed: int = 0, available: int = 0, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.needed = needed
+        self.available = available
+
+
+class InsufficientMemoryError(ResourceError, MemoryError):
     """Loading would need more memory than the machine can give."""
 
-    def __init__(
-        self, message: str, *, needed: int = 0, available: int = 0, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.needed = needed
-        self.available = available
 
-
-class InsufficientDiskError(RtError, OSError):
+class InsufficientDiskError(ResourceError, OSError):
     """A write would need more disk space than the target folder has."""
-
-    def __init__(
-        self, message: str, *, needed: int = 0, available: int = 0, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.needed = needed
-        self.available = available
 
 
 # --- running the model ---------------------------------------------------------------------

@@ -208,6 +208,14 @@ def test_checkpoint_download_takes_only_what_conversion_needs(hub: HubServer, tm
     assert not any(n.endswith((".bin", ".pth", ".onnx", ".md")) for n in fetched)
 
 
+def test_consolidated_duplicate_is_skipped_when_shards_are_indexed(hub: HubServer) -> None:
+    hub.add_repo("mistralai/Tiny-Mistral", {**CHECKPOINT, "consolidated.safetensors": b"whole model again"})
+    folder = download_checkpoint("mistralai/Tiny-Mistral")
+    got = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert got == WANTED
+    assert hub.gets_of("consolidated.safetensors") == []
+
+
 def test_pickle_only_checkpoint_is_refused(hub: HubServer) -> None:
     hub.add_repo("old/bert", {"pytorch_model.bin": b"pickle", "config.json": b"{}"})
     with pytest.raises(DownloadError, match=r"only pickle weights \(pytorch_model.bin\).*run code"):

@@ -2,7 +2,8 @@
 
 The load runs in a child process (its native log goes to stderr, and nothing native runs in the
 test process); it only creates the context, never decodes, and keeps use_extra_bufts off as
-every llama.cpp load in rt must on this machine.
+every llama.cpp load in rt must on this machine. The context params are runtime.engine's
+(one sequence, logits for one output row, flash attention forced for a quantized cache).
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ mp.use_extra_bufts = False
 model = L.llama_model_load_from_file(path.encode(), mp)
 cp = L.llama_context_default_params()
 cp.n_ctx = n_ctx
-cp.n_batch = cp.n_ubatch = min(n_batch, n_ctx)
+cp.n_batch = cp.n_ubatch = max(1, min(n_batch, n_ctx))
+cp.n_seq_max = 1
+cp.n_outputs_max = 1
+cp.n_threads = cp.n_threads_batch = 1
 cp.type_k = cp.type_v = {"f16": 1, "q8_0": 8}[kv]
 if kv != "f16":
     cp.flash_attn_type = 1  # enabled, as runtime.engine does for a quantized V cache
+cp.no_perf = True
 ctx = L.llama_init_from_model(model, cp)
 sys.exit(0 if ctx else 1)
 """
@@ -53,14 +58,17 @@ def logged_buffers(path: Path, n_ctx: int, n_batch: int, kv: str) -> dict[str, f
 
 @pytest.mark.parametrize(("model", "n_ctx", "n_batch", "kv"), [
     ("smollm2", 4096, 512, "f16"),
-    ("smollm2", 2048, 256, "q8_0"),
+    ("smollm2", 2048, 128, "q8_0"),
+    ("smollm2", 1000, 64, "f16"),  # llama.cpp pads the context to 1024
     ("gemma", 4096, 512, "f16"),
+    ("gemma", 8192, 512, "q8_0"),
 ])
 def test_estimate_matches_llama_cpp(model: str, n_ctx: int, n_batch: int, kv: str,
                                     request: pytest.FixtureRequest) -> None:
     path = request.getfixturevalue(f"{model}_path")
     logged = logged_buffers(path, n_ctx, n_batch, kv)
     est = estimate_memory(inspect_gguf(path), LoadOptions(n_ctx=n_ctx, n_batch=n_batch, kv_type=kv))
-    assert est.kv_cache / MiB == pytest.approx(logged["KV"], abs=0.01)
-    # the log rounds to 0.01 MiB; allow 3% for graph details the formula leaves out
-    assert est.compute / MiB == pytest.approx(logged["compute"] + logged["output"], rel=0.03)
+    assert est.kv_cache / MiB == pytest.approx(logged["KV"], abs=0.01)  # padded like llama.cpp
+    # an upper bound (the log rounds to 0.01 MiB), but not a wasteful one
+    compute = logged["compute"] + logged["output"]
+    assert compute - 0.01 <= est.compute / MiB <= 1.5 * compute + 8, (est.compute / MiB, logged)

@@ -1,0 +1,142 @@
+"""Quantize a GGUF with llama.cpp's own quantizer, in a child process.
+
+``llama_model_quantize`` calls ``abort()`` on some errors (an unsupported tensor type, a
+failed write), which would take the whole rt process down without a word. It runs in a child
+Python process (a fresh interpreter, like multiprocessing's ``spawn``: Windows has no fork),
+and the parent turns the child's death into a ConvertError that says what happened. We start
+``python -m convert.quantize`` rather than a multiprocessing target because ``spawn``
+re-imports the caller's main script, which breaks for scripts without a ``__main__`` guard
+and for code fed on stdin. The child also caps llama.cpp's row buffers so that
+quantizing a 7B model stays well under a gigabyte of working memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from runtime.env import debug
+from runtime.errors import ConvertError
+
+logger = logging.getLogger(__name__)
+
+# llama_ftype values (llama.h) and the average bits per weight of each, for size estimates.
+QUANTIZED_TYPES: Mapping[str, int] = {
+    "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q5_K_S": 16, "Q4_K_M": 15, "Q4_K_S": 14,
+    "Q3_K_M": 12, "Q2_K": 10,
+}
+BITS_PER_WEIGHT: Mapping[str, float] = {
+    "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.7, "Q5_K_S": 5.55, "Q4_K_M": 4.9, "Q4_K_S": 4.6,
+    "Q3_K_M": 3.9, "Q2_K": 3.35,
+}
+# Rows of one tensor llama.cpp keeps in memory at once (its default is 8 GiB).
+MAX_BUFFER_BYTES = 256 * 1024 * 1024
+_GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def _child(src: str, dst: str, ftype: int, threads: int) -> int:
+    """Child process body: quantize ``src`` into ``dst``; progress and errors go to stdout."""
+    from llama_cpp import llama_cpp as L
+
+    echo = debug()
+
+    def report(*fields: object) -> None:
+        sys.stdout.write(" ".join(str(f) for f in fields) + "\n")
+        sys.stdout.flush()
+
+    def on_log(level: int, text: bytes | None, _user: ctypes.c_void_p) -> None:
+        piece = (text or b"").decode("utf-8", errors="replace")
+        if echo:
+            sys.stderr.write(piece)
+        counter = piece.strip().partition("]")[0]
+        if counter.startswith("[") and "/" in counter:  # "[  12/ 272] blk.1.attn_q.weight ..."
+            done, total = counter[1:].split("/")
+            report("progress", int(done), int(total))
+        if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR) and piece.strip():
+            report("error", " ".join(piece.split()))
+
+    callback = L.llama_log_callback(on_log)
+    L.llama_log_set(callback, ctypes.c_void_p(0))
+    L.llama_backend_init()
+    params = L.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    params.max_buf_size = MAX_BUFFER_BYTES
+    status = L.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    report("done", status)
+    return 0 if status == 0 else 2
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def quantize_gguf(
+    src: Path,
+    dst: Path,
+    quant: str,
+    *,
+    threads: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Quantize the F32/F16/BF16 GGUF ``src`` into ``dst`` as ``quant`` (e.g. "Q4_K_M").
+
+    Runs ``python -m convert.quantize`` (a fresh interpreter, as a spawn would be, but
+    without re-importing the caller's main script). Raises ConvertError if llama.cpp reports
+    a failure or the child dies.
+    """
+    command = [sys.executable, "-m", "convert.quantize", str(Path(src).resolve()), str(Path(dst).resolve()),
+               str(QUANTIZED_TYPES[quant]), str(threads or os.cpu_count() or 1)]
+    errors: list[str] = []
+    status: int | None = None
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   env=_child_env())
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                kind, _, rest = line.rstrip("\n").partition(" ")
+                if kind == "progress" and on_progress is not None:
+                    done, total = rest.split()
+                    on_progress(int(done), int(total))
+                elif kind == "error":
+                    errors.append(rest)
+                elif kind == "done":
+                    status = int(rest)
+            process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        stderr.seek(0)
+        tail = stderr.read().decode("utf-8", errors="replace").strip().splitlines()[-3:]
+    if status is None:
+        detail = f": {' | '.join(tail)}" if tail else ""
+        raise ConvertError(
+            f"llama.cpp's quantizer {_describe_exit(process.returncode)} while writing {quant} "
+            f"from {src.name}{detail}",
+            hint="run with RT_DEBUG=1 to see llama.cpp's log; check free memory and disk",
+        )
+    if status != 0:
+        detail = "; ".join(errors[-3:]) or "no message"
+        raise ConvertError(f"llama.cpp could not quantize {src.name} to {quant}: {detail}")
+
+
+def _child_env() -> dict[str, str]:
+    """The child must import this package even when rt runs from a source checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

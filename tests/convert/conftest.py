@@ -1,0 +1,51 @@
+"""Checkpoints for the conversion tests: SmolLM2 exported from its GGUF, and tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_CACHE
+from tests.convert import tiny_models
+from tests.convert.export_hf import export_smollm2
+
+# Bump when the export changes, so a stale cache is not reused.
+_SMOLLM2_EXPORT = "smollm2-hf-bf16-3shards-v1"
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_path: Path) -> Path:
+    """SmolLM2-135M-Instruct as a 3-shard bf16 HF checkpoint, cached across sessions."""
+    folder = TEST_CACHE / _SMOLLM2_EXPORT
+    if not (folder / "config.json").exists():
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        export_smollm2(smollm2_path, partial, n_shards=3, dtype="bf16")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mistral_spm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MistralForCausalLM (f16) with a SentencePiece tokenizer.model."""
+    return tiny_models.mistral_spm(tmp_path_factory.mktemp("mistral-spm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2ForCausalLM (f32, random q/k/v biases) with a byte-level BPE."""
+    return tiny_models.qwen2_bpe(tmp_path_factory.mktemp("qwen2"))
+
+
+@pytest.fixture()
+def tiny_llama(tmp_path: Path) -> Path:
+    """A 2-layer random bf16 LlamaForCausalLM in 2 shards, for error and crash tests."""
+    return tiny_models.llama_bpe(tmp_path / "tiny-llama")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
