@@ -1,0 +1,111 @@
+"""``rt index``: build or update the documents index from folders and files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from runtime.errors import ConfigError, InputError
+from runtime.index.config import VECTOR_INDEXES, IndexOptions
+
+_DEFAULTS = IndexOptions()
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+              help="Index folder [default: RT_INDEX or RT_HOME/index].")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--remove", multiple=True, type=click.Path(path_type=Path),
+              help="Forget the files at or under this path (repeatable).")
+@click.option("--rebuild", is_flag=True, help="Start over: drop everything and re-embed.")
+@click.option("--embedding-model", default=None,
+              help=f"sentence-transformers name or folder [default: {_DEFAULTS.embedding_model}].")
+@click.option("--chunk-tokens", type=int, default=None,
+              help=f"Chunk size in model tokens [default: {_DEFAULTS.chunk_tokens}].")
+@click.option("--overlap", type=int, default=None,
+              help=f"Tokens shared by consecutive chunks [default: {_DEFAULTS.overlap_tokens}].")
+@click.option("--vector-index", type=click.Choice(VECTOR_INDEXES), default=None,
+              help="flat: exact search; hnsw: approximate, for very large collections [default: flat].")
+@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
+              help="Texts per embedding forward pass.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another writer of the index to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...],
+          exclude: tuple[str, ...], remove: tuple[Path, ...], rebuild: bool,
+          embedding_model: str | None, chunk_tokens: int | None, overlap: int | None,
+          vector_index: str | None, batch_size: int, wait: float, as_json: bool, progress: bool) -> None:
+    """Index PATHS (folders or files) for `rt search` and `rt ask`.
+
+    Re-running embeds only new and changed files and forgets deleted ones. Without PATHS,
+    every path indexed before is refreshed.
+    """
+    from runtime import env
+    from runtime.index import Index
+
+    folder = index_dir or env.default_index_dir()
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path} does not exist", hint="check the path given to rt index")
+    if not paths and not remove and not (folder / "index.sqlite").exists():
+        raise InputError("nothing to index yet", hint="give a folder or file, e.g. `rt index ~/Documents`")
+    options = IndexOptions(
+        chunk_tokens=chunk_tokens or _DEFAULTS.chunk_tokens,
+        overlap_tokens=_DEFAULTS.overlap_tokens if overlap is None else overlap,
+        vector_index=vector_index or _DEFAULTS.vector_index, batch_size=batch_size,
+        embedding_model=embedding_model or _DEFAULTS.embedding_model)
+    with Index.open(folder, create=True, embedding_model=embedding_model, options=options,
+                    rebuild=rebuild, wait=wait) as idx:
+        if not rebuild:
+            _check_recorded(idx.options, chunk_tokens, overlap, vector_index)
+        removed = idx.remove(remove) if remove else []
+        if paths:
+            report = idx.add(paths, include=include, exclude=exclude, progress=progress)
+        elif remove:
+            report = None
+        else:
+            report = idx.refresh(progress=progress)
+        stats = idx.stats()
+    if report is not None:
+        for bad, why in report.problems:
+            click.echo(f"rt: skipped {bad}: {why}", err=True)
+    if as_json:
+        click.echo(json.dumps(_as_dict(report, removed, stats)))
+        return
+    if removed:
+        click.echo(f"removed {len(removed)} file(s) from the index")
+    if report is not None:
+        click.echo(report.summary())
+    from runtime.fsutil import human_bytes
+
+    click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
+               f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
+
+
+def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: int | None,
+                    vector_index: str | None) -> None:
+    """Explicit chunking options must match the index's, unless rebuilding."""
+    for flag, given, recorded in (("--chunk-tokens", chunk_tokens, options.chunk_tokens),
+                                  ("--overlap", overlap, options.overlap_tokens),
+                                  ("--vector-index", vector_index, options.vector_index)):
+        if given is not None and given != recorded:
+            raise ConfigError(f"this index was built with {flag} {recorded}, not {given}",
+                              hint="add --rebuild to re-chunk and re-embed everything")
+
+
+def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-untyped-def]
+    data: dict = {"removed_paths": removed, "index": str(stats.folder), "documents": stats.documents,
+                  "chunks": stats.chunks, "embedding_model": stats.embedding_model,
+                  "size_bytes": stats.size_bytes}
+    if report is not None:
+        data.update(added=report.added, updated=report.updated, removed=report.removed,
+                    unchanged=report.unchanged, skipped=dict(report.skipped),
+                    problems=[{"path": p, "reason": r} for p, r in report.problems],
+                    chunks_embedded=report.chunks_embedded, chunks_reused=report.chunks_reused,
+                    seconds=round(report.seconds, 3))
+    return data

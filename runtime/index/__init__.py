@@ -1,0 +1,36 @@
+"""rt's documents index: FAISS + SQLite (FTS5) over a person's files, incremental and crash-safe.
+
+``from runtime.index import Index, Hit`` is the API the RAG code and scripts use. The names
+are resolved lazily so that importing ``runtime.index.config`` (as ``rt --help`` does) does not
+pull in numpy, SQLite or the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.index.config import IndexOptions
+    from runtime.index.embedder import Embedder, SentenceTransformerEmbedder
+    from runtime.index.index import Hit, Index, IndexStats
+    from runtime.index.ingest import IndexReport
+
+_EXPORTS = {
+    "Embedder": "runtime.index.embedder",
+    "SentenceTransformerEmbedder": "runtime.index.embedder",
+    "Hit": "runtime.index.index",
+    "Index": "runtime.index.index",
+    "IndexStats": "runtime.index.index",
+    "IndexOptions": "runtime.index.config",
+    "IndexReport": "runtime.index.ingest",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime.index' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,62 @@
+"""The index's defaults, once: the CLI reads its option defaults from :class:`IndexOptions`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.errors import ConfigError
+
+MODES = ("hybrid", "dense", "keyword")
+VECTOR_INDEXES = ("flat", "hnsw")
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How documents are chunked, embedded, committed and searched.
+
+    ``chunk_tokens`` and ``overlap_tokens`` count the embedding model's own tokens and are
+    clipped to its maximum sequence length (256 for all-MiniLM-L6-v2, two of them special).
+    ``commit_chunks``: files are embedded and committed in batches of about this many chunks;
+    a killed run loses at most one batch. ``vector_index``: ``flat`` is exact inner-product
+    search, ``hnsw`` an approximate graph for large collections. ``rrf_k`` is the constant of
+    reciprocal rank fusion (60, as in Cormack et al. 2009); ``candidates`` is how many hits each
+    retriever brings to the fusion. ``max_file_bytes`` skips larger files.
+    """
+
+    chunk_tokens: int = 200
+    overlap_tokens: int = 40
+    k: int = 5
+    mode: str = "hybrid"
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    batch_size: int = 32
+    commit_chunks: int = 256
+    vector_index: str = "flat"
+    rrf_k: int = 60
+    candidates: int = 50
+    max_file_bytes: int = 100_000_000
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.vector_index not in VECTOR_INDEXES:
+            raise ConfigError(
+                f"unknown vector index {self.vector_index!r}",
+                hint=f"choose one of: {', '.join(VECTOR_INDEXES)}",
+            )
+        if self.chunk_tokens < 16:
+            raise ConfigError(f"chunk size {self.chunk_tokens} tokens is too small", hint="use 16 or more")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens // 2:
+            raise ConfigError(
+                f"overlap {self.overlap_tokens} tokens must be between 0 and half the chunk size "
+                f"({self.chunk_tokens // 2})",
+                hint="lower --overlap",
+            )
+        if self.k < 1 or self.batch_size < 1 or self.commit_chunks < 1:
+            raise ConfigError("k, batch size and commit size must be positive")
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is a search mode, else raise :class:`ConfigError` naming the valid ones."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r}", hint=f"choose one of: {', '.join(MODES)}")
+    return mode

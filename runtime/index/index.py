@@ -1,0 +1,322 @@
+"""The documents index: open or create it, add and remove paths, search it.
+
+>>> with Index.open("my-index", create=True) as index:      # doctest: +SKIP
+...     print(index.add(["~/notes"]).summary())
+...     for hit in index.search("when is the rent due?"):
+...         print(hit.path, hit.lines, hit.similarity)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from runtime import env
+from runtime.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
+from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
+from runtime.index.ingest import Ingest, IndexReport
+from runtime.index.lock import WriteLock
+from runtime.index.search import reciprocal_rank_fusion
+from runtime.index.store import DB_NAME, Store
+from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
+
+logger = logging.getLogger(__name__)
+LOCK_NAME = "index.lock"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result, best first.
+
+    ``score`` ranks hits within one search: the fused reciprocal-rank score in ``hybrid`` mode,
+    the cosine similarity in ``dense`` mode, BM25 in ``keyword`` mode. ``similarity`` is the
+    cosine similarity between the query and this chunk (in every mode that embeds the query,
+    ``None`` in ``keyword``): the number to threshold on when asking "does anything answer this?".
+    ``chars`` is the chunk's character span in the page (PDF) or the decoded file.
+    """
+
+    text: str
+    path: str
+    page: int | None
+    lines: tuple[int, int] | None
+    score: float
+    chunk_id: int
+    similarity: float | None = None
+    chars: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index holds and how big it is on disk."""
+
+    folder: Path
+    documents: int
+    chunks: int
+    embedding_model: str
+    dimension: int | None
+    vector_index: str
+    generation: int
+    roots: tuple[str, ...]
+    size_bytes: int
+
+
+class Index:
+    """A folder holding ``index.sqlite`` (the truth) and ``vectors-<generation>.faiss`` (a cache).
+
+    Readers never lock; every search runs on one consistent snapshot. Writers (``add``,
+    ``remove``, ``refresh``) take a file lock and fail with :class:`IndexLockedError` when
+    another process holds it for longer than ``wait`` seconds.
+    """
+
+    def __init__(self, folder: Path, store: Store, options: IndexOptions,
+                 embedder: Embedder | None, wait: float) -> None:
+        self.folder = folder
+        self.store = store
+        self.options = options
+        self.wait = wait
+        self._embedder = embedder
+        self._vectors: VectorIndex | None = None
+        self._vectors_generation = -1
+        self._mutex = threading.RLock()
+
+    # --- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | Path | None = None, *, create: bool = False,
+             embedding_model: str | None = None, options: IndexOptions | None = None,
+             embedder: Embedder | None = None, rebuild: bool = False, wait: float = 0.0) -> Index:
+        """Open the index in ``folder`` (default: ``RT_INDEX`` or ``RT_HOME/index``).
+
+        ``create`` makes a new index if none is there; ``rebuild`` empties an existing one (and
+        may switch its embedding model). ``embedding_model`` (a sentence-transformers name or
+        folder) must match the one the index was built with, else :class:`IndexMismatchError`.
+        ``embedder`` plugs in an already-loaded model. Chunking settings recorded in the index
+        win over ``options`` unless rebuilding.
+        """
+        folder = Path(folder).expanduser() if folder else env.default_index_dir()
+        folder = folder.resolve()
+        options = options or IndexOptions()
+        wanted = embedder.name if embedder else (canonical_model_name(embedding_model) if embedding_model else None)
+        if not (folder / DB_NAME).exists() and not (create or rebuild):
+            raise IndexNotFoundError(f"no index at {folder}", hint="run `rt index PATH` to build one")
+        if create or rebuild:
+            with WriteLock(folder / LOCK_NAME, wait=wait):
+                store = _open_for_writing(folder, rebuild)
+                _initialise(store, folder, options, wanted or canonical_model_name(options.embedding_model), rebuild)
+        else:
+            store = Store(folder)
+        meta = store.meta()
+        recorded = meta.get("embedding_model")
+        if recorded is None:  # killed between creating the tables and recording the model
+            store.close()
+            raise IndexNotFoundError(f"the index at {folder} was never finished",
+                                     hint="run `rt index PATH` to build it")
+        if wanted and wanted != recorded:
+            store.close()
+            raise IndexMismatchError(
+                f"the index at {folder} was built with embedding model {recorded} "
+                f"({meta.get('dimension', '?')} dimensions), not {wanted}",
+                hint=f"search without --embedding-model, or re-embed everything with "
+                f"`rt index --rebuild --embedding-model {wanted}`",
+            )
+        options = dataclasses.replace(
+            options, embedding_model=recorded, chunk_tokens=int(meta["chunk_tokens"]),
+            overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"])
+        return cls(folder, store, options, embedder, wait)
+
+    @property
+    def default_k(self) -> int:
+        return self.options.k
+
+    @property
+    def embedding_model(self) -> str:
+        return self.options.embedding_model
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use and checked against the index's dimension."""
+        with self._mutex:
+            return self._checked_embedder()
+
+    def _checked_embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(
+                None if self.embedding_model == DEFAULT_EMBEDDING_MODEL else self.embedding_model,
+                batch_size=self.options.batch_size)
+        recorded = self.store.meta().get("dimension")
+        if recorded is not None and int(recorded) != self._embedder.dimension:
+            raise IndexMismatchError(
+                f"the index at {self.folder} holds {recorded}-dimensional vectors, but embedding model "
+                f"{self._embedder.name} makes {self._embedder.dimension}-dimensional ones",
+                hint="use the model the index was built with, or `rt index --rebuild`")
+        return self._embedder
+
+    # --- writing --------------------------------------------------------------------------
+    def add(self, paths: Iterable[str | Path], *, include: Sequence[str] = (),
+            exclude: Sequence[str] = (), progress: bool = False) -> IndexReport:
+        """Index the files under ``paths`` (folders or files): embed new and changed files, drop
+        the chunks of files that vanished from them. Re-running is cheap: unchanged files are
+        recognised by content hash and not read again by the model."""
+        roots = [(Path(p).expanduser().resolve(), tuple(include), tuple(exclude)) for p in paths]
+        return self._write(roots, progress)
+
+    def refresh(self, *, progress: bool = False) -> IndexReport:
+        """Re-run :meth:`add` over every path added before, with the globs it was added with."""
+        roots = [(Path(p), tuple(filter(None, inc.split("\n"))), tuple(filter(None, exc.split("\n"))))
+                 for p, inc, exc in self.store.roots()]
+        return self._write(roots, progress)
+
+    def _write(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool) -> IndexReport:
+        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+            ingest = Ingest(self.store, self._writer_embedder, self.options, progress=progress,
+                            index_folder=self.folder)
+            report = ingest.run(roots)
+            self._save_vectors()
+        return report
+
+    def remove(self, paths: Iterable[str | Path]) -> list[str]:
+        """Forget the files at or under ``paths`` (and stop refreshing those roots); return what went."""
+        targets = [str(Path(p).expanduser().resolve()) for p in paths]
+        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+            gone = [p for p in self.store.documents() if any(_is_under(p, t) for t in targets)]
+            with self.store.transaction():
+                self.store.delete_documents(gone)
+                self.store.db.executemany("DELETE FROM roots WHERE path = ?", [(t,) for t in targets])
+                self.store.bump_generation()
+            self._save_vectors()
+        return sorted(gone)
+
+    def _writer_embedder(self) -> Embedder:
+        embedder = self.embedder
+        if "dimension" not in self.store.meta():
+            with self.store.transaction():
+                self.store.set_meta(dimension=embedder.dimension)
+        return embedder
+
+    def _save_vectors(self) -> None:
+        """Write the FAISS cache of the current generation (the writer lock is held)."""
+        generation = self.store.generation()
+        dimension = self.store.meta().get("dimension")
+        if dimension is None or generation in saved_generation_files(self.folder):
+            return
+        ids, matrix = self.store.all_vectors(int(dimension))
+        vectors = VectorIndex.build(ids, matrix, self.options.vector_index)
+        vectors.save(vectors_file(self.folder, generation))
+        remove_stale_files(self.folder, generation)
+        if self._vectors_generation != generation:
+            self._vectors, self._vectors_generation = vectors, generation
+
+    # --- reading --------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
+        """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword)."""
+        mode = check_mode(mode or self.options.mode)
+        k = k or self.default_k
+        wanted = max(self.options.candidates, k)
+        query_vector = embed_query(self.embedder, query) if mode != "keyword" else None
+        with self._mutex, self.store.transaction(write=False):
+            dense: list[tuple[int, float]] = []
+            if query_vector is not None:
+                dense = self._vectors_now().search(query_vector, wanted)
+            keyword = self.store.keyword_search(query, wanted) if mode != "dense" else []
+            if mode == "hybrid":
+                ranked = reciprocal_rank_fusion([dense, keyword],
+                                                self.options.rrf_k)
+            else:
+                ranked = dense or keyword
+            return self._hits(ranked[:k], query_vector)
+
+    def _hits(self, ranked: list[tuple[int, float]], query_vector: np.ndarray | None) -> list[Hit]:
+        ids = [i for i, _ in ranked]
+        rows = self.store.chunks_for(ids)
+        similarity: dict[int, float] = {}
+        if query_vector is not None:
+            stored = self.store.vectors_for(ids, query_vector.shape[0])
+            similarity = {i: float(np.dot(v, query_vector)) for i, v in stored.items()}
+        return [
+            Hit(row.text, row.path, row.page, row.lines, score, chunk_id,
+                similarity.get(chunk_id), row.chars)
+            for chunk_id, score in ranked if (row := rows.get(chunk_id)) is not None
+        ]
+
+    def _vectors_now(self) -> VectorIndex:
+        """The vectors of the current snapshot (call inside a read transaction)."""
+        generation = self.store.generation()
+        if self._vectors is None or self._vectors_generation != generation:
+            dimension = self.store.meta().get("dimension")
+            if dimension is None:
+                return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32))
+            self._vectors = self._load_vectors(generation, int(dimension))
+            self._vectors_generation = generation
+        return self._vectors
+
+    def _load_vectors(self, generation: int, dimension: int) -> VectorIndex:
+        """The saved FAISS file of ``generation``, else an exact index built from this snapshot."""
+        saved = saved_generation_files(self.folder).get(generation)
+        if saved is not None:
+            try:
+                return VectorIndex.load(saved, self.options.vector_index)
+            except (OSError, RuntimeError) as exc:  # removed by a writer meanwhile, or unreadable
+                logger.info("vectors file %s unusable (%s); using SQLite", saved, exc)
+        ids, matrix = self.store.all_vectors(dimension)
+        return VectorIndex.build(ids, matrix, "flat")
+
+    def stats(self) -> IndexStats:
+        """Counts, the embedding model and the size of the index folder."""
+        with self._mutex, self.store.transaction(write=False):
+            documents, chunks = self.store.counts()
+            meta = self.store.meta()
+            roots = tuple(r[0] for r in self.store.roots())
+        size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
+                          int(meta["dimension"]) if "dimension" in meta else None,
+                          meta["vector_index"], int(meta["generation"]), roots, size)
+
+    def close(self) -> None:
+        """Close the database (searches after this fail)."""
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _is_under(path: str, target: str) -> bool:
+    return path == target or path.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def _open_for_writing(folder: Path, rebuild: bool) -> Store:
+    """The store, created if missing; with ``rebuild``, an unreadable database is replaced."""
+    try:
+        return Store(folder, create=True)
+    except IndexCorruptError:
+        if not rebuild:
+            raise
+        logger.warning("replacing the unreadable index database in %s", folder)
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            (folder / name).unlink(missing_ok=True)
+        return Store(folder, create=True)
+
+
+def _initialise(store: Store, folder: Path, options: IndexOptions, model: str, rebuild: bool) -> None:
+    """Record the model and chunking of a new (or rebuilt) index; the writer lock is held."""
+    if "embedding_model" in store.meta() and not rebuild:
+        return
+    with store.transaction():
+        if rebuild:
+            store.clear()
+            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+            store.bump_generation()
+        store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
+                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
+    remove_stale_files(folder, store.generation())

@@ -1,0 +1,250 @@
+"""The index's source of truth: one SQLite database (WAL) with documents, chunks, vectors and FTS5.
+
+Everything a search needs is in ``index.sqlite``: chunk text and location, each chunk's vector
+as a float32 BLOB, and an FTS5 keyword index kept in step by triggers. Each commit bumps
+``generation``; the FAISS file beside it is a cache named after the generation it was built
+from (see :mod:`runtime.index.vectors`). A reader's transaction is a consistent snapshot even
+while a writer commits (WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import IndexCorruptError
+from runtime.index.chunking import Chunk
+
+SCHEMA_VERSION = "1"
+DB_NAME = "index.sqlite"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE roots (path TEXT PRIMARY KEY, include TEXT NOT NULL, exclude TEXT NOT NULL);
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    mtime REAL NOT NULL, kind TEXT NOT NULL, encoding TEXT, n_chunks INTEGER NOT NULL,
+    indexed_at REAL NOT NULL);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL, text TEXT NOT NULL, page INTEGER, line_start INTEGER, line_end INTEGER,
+    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, n_tokens INTEGER NOT NULL);
+CREATE INDEX chunks_document ON chunks(document_id);
+CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+                      vector BLOB NOT NULL);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+# Common English words dropped from keyword queries: they match most chunks, cost time and
+# add nothing to BM25's ranking.
+_STOPWORDS = frozenset(
+    "a an and are as at be but by can do does did for from has have how i if in into is it its "
+    "me my no not of on or our so than that the their them then there these they this to was "
+    "we were what when where which who whom why will with would you your".split()
+)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A stored chunk with its document's path."""
+
+    id: int
+    path: str
+    text: str
+    page: int | None
+    lines: tuple[int, int] | None
+    chars: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What the index keeps about a file."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    kind: str
+    encoding: str | None
+
+
+def keyword_query(text: str) -> str:
+    """An FTS5 query matching any of the query's words (quoted, so punctuation is safe)."""
+    words = list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS))
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+class Store:
+    """A connection to ``folder/index.sqlite``; ``create`` makes the schema if it is missing."""
+
+    def __init__(self, folder: Path, *, create: bool = False) -> None:
+        self.path = Path(folder) / DB_NAME
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if create and not self._has_schema():
+                with self.transaction():
+                    for statement in _split_schema(_SCHEMA):
+                        self.db.execute(statement)
+                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?), ('generation', '0')",
+                                    (SCHEMA_VERSION,))
+            if not self._has_schema():
+                raise IndexCorruptError(f"{self.path} is not an rt index (no tables)",
+                                        hint="run `rt index PATH --rebuild`")
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"cannot read {self.path}: {exc}",
+                                    hint="run `rt index PATH --rebuild` to start over") from exc
+
+    def _has_schema(self) -> bool:
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[None]:
+        """One atomic write (``BEGIN IMMEDIATE``) or one consistent read snapshot."""
+        self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- meta ---------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, **values: object) -> None:
+        """Write meta keys (call inside a transaction)."""
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [(k, str(v)) for k, v in values.items()])
+
+    def generation(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def bump_generation(self) -> int:
+        self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+        return self.generation()
+
+    # --- roots and documents ------------------------------------------------------------
+    def roots(self) -> list[tuple[str, str, str]]:
+        return self.db.execute("SELECT path, include, exclude FROM roots ORDER BY path").fetchall()
+
+    def set_root(self, path: str, include: str, exclude: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?)", (path, include, exclude))
+
+    def documents(self) -> dict[str, tuple[int, str]]:
+        """``path -> (id, sha256)`` of every indexed file."""
+        rows = self.db.execute("SELECT path, id, sha256 FROM documents").fetchall()
+        return {path: (doc_id, sha) for path, doc_id, sha in rows}
+
+    def old_vectors(self, document_id: int) -> dict[str, bytes]:
+        """``chunk text -> vector BLOB`` of a document, to reuse for unchanged chunks."""
+        rows = self.db.execute(
+            "SELECT c.text, v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id "
+            "WHERE c.document_id = ?", (document_id,)).fetchall()
+        return dict(rows)
+
+    def delete_documents(self, paths: Iterable[str]) -> None:
+        """Drop documents with their chunks, vectors and keyword entries (inside a transaction)."""
+        self.db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
+
+    def put_document(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
+                     now: float) -> None:
+        """Insert or replace one document with its chunks and their vectors (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE path = ?", (record.path,))
+        cursor = self.db.execute(
+            "INSERT INTO documents (path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.path, record.sha256, record.size, record.mtime, record.kind, record.encoding,
+             len(chunks), now))
+        document_id = cursor.lastrowid
+        for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors)):
+            lines = chunk.lines or (None, None)
+            cursor = self.db.execute(
+                "INSERT INTO chunks (document_id, ordinal, text, page, line_start, line_end, "
+                "char_start, char_end, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document_id, ordinal, chunk.text, chunk.page, lines[0], lines[1], *chunk.chars,
+                 chunk.n_tokens))
+            self.db.execute("INSERT INTO vectors VALUES (?, ?)", (cursor.lastrowid, vector))
+
+    def clear(self) -> None:
+        """Remove every document and root (inside a transaction)."""
+        self.db.execute("DELETE FROM documents")
+        self.db.execute("DELETE FROM roots")
+
+    # --- reading --------------------------------------------------------------------------
+    def all_vectors(self, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids int64, vectors float32 (n, dimension))`` of every chunk."""
+        rows = self.db.execute("SELECT chunk_id, vector FROM vectors ORDER BY chunk_id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        if matrix.size != len(rows) * dimension:
+            raise IndexCorruptError(f"{self.path}: vectors do not have {dimension} dimensions",
+                                    hint="run `rt index PATH --rebuild`")
+        return ids, matrix.reshape(len(rows), dimension)
+
+    def vectors_for(self, ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        rows = self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids)
+        return {r[0]: np.frombuffer(r[1], dtype=np.float32, count=dimension) for r in rows}
+
+    def chunks_for(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        rows = self._select_in(
+            "SELECT c.id, d.path, c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end "
+            "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({})", ids)
+        return {
+            r[0]: ChunkRow(r[0], r[1], r[2], r[3], (r[4], r[5]) if r[4] is not None else None, (r[6], r[7]))
+            for r in rows
+        }
+
+    def keyword_search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """``(chunk id, BM25 score)`` best first; higher is better (FTS5's bm25() negated)."""
+        match = keyword_query(query)
+        if not match:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """``(documents, chunks)``."""
+        docs = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def _select_in(self, sql: str, ids: Sequence[int]) -> list[tuple]:
+        rows: list[tuple] = []
+        for start in range(0, len(ids), 500):  # SQLite's host-parameter limit
+            part = list(ids[start:start + 500])
+            rows += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return rows
+
+
+def _split_schema(script: str) -> list[str]:
+    """Statements of the schema; trigger bodies keep their inner semicolons."""
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
