@@ -1,0 +1,86 @@
+"""``rt chat``: ask one question per line from stdin, answered from the index, turn after turn.
+
+Every turn retrieves again. Earlier turns go into the prompt before the new sources, so the
+model's KV cache is reused for them (:class:`runtime.rag.Chat`). Reads until end of input or a
+line ``exit``/``quit``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from runtime.cli.answering import answer_json, open_rag, show_notices, stream_answer
+from runtime.cli.options import (
+    generate_options_from,
+    load_options_from,
+    model_options,
+    sampling_options,
+    show_warnings,
+)
+from runtime.errors import ContextOverflowError, InputError
+
+EXIT_WORDS = ("exit", "quit")
+
+
+@click.command()
+@click.option("--index", "index_dir", type=click.Path(file_okay=False), default=None,
+              help="Documents index to retrieve from [default: RT_INDEX or RT_HOME/index].")
+@click.option("-k", "k", type=click.IntRange(min=1), default=None,
+              help="Passages to retrieve per turn [default: the index's setting].")
+@click.option("--answer-anyway", is_flag=True,
+              help="When the documents do not cover a question, let the model answer on its own.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per turn (one per line).")
+@model_options
+@sampling_options
+def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: bool, **params: Any) -> None:
+    """Chat about your indexed documents: one question per line, until end of input or `exit`.
+
+    \b
+      rt chat
+      printf 'What is mmap?\\nAnd the KV cache?\\n' | rt chat --json
+    """
+    show_warnings()
+    load, generate = load_options_from(params), generate_options_from(params)
+    failed = 0
+    with open_rag(params["model"], index_dir, load, generate, k) as rag:
+        conversation = rag.chat(answer_anyway=answer_anyway)
+        for question in _questions():
+            try:
+                stream = conversation.stream(question)
+            except ContextOverflowError as exc:  # one bad turn does not end the chat
+                from runtime.cli import render_error
+
+                render_error(str(exc))
+                failed += 1
+                continue
+            if as_json:
+                show_notices(stream.notices)
+                click.echo(json.dumps(answer_json(stream.collect(), rag), ensure_ascii=False))
+            else:
+                stream_answer(stream)
+                click.echo()
+            sys.stdout.flush()
+    if failed:
+        raise InputError(f"{failed} question(s) did not fit the context window and were not answered",
+                         hint="shorten them or raise --ctx")
+
+
+def _questions() -> Iterator[str]:
+    """Non-empty lines from stdin until EOF or an exit word; a prompt on stderr when interactive."""
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            click.echo("> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        question = line.strip()
+        if question.lower() in EXIT_WORDS:
+            return
+        if question:
+            yield question

@@ -1,0 +1,69 @@
+"""RAG fixtures: a small corpus indexed once per session with the real MiniLM, and the CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runtime.cli import cli
+
+# Four short documents on unrelated subjects, so the passage that answers each question is
+# unambiguous, and the facts are invented, so a correct answer must come from the documents.
+CORPUS = {
+    "coffee/zorblat.md": """# The Zorblat 3000 coffee machine
+
+The Zorblat 3000 heats water to 94 degrees Celsius in 40 seconds. Its water tank holds
+1.8 litres and its bean hopper holds 250 grams.
+
+## Descaling
+
+To descale the Zorblat 3000, fill the tank with white vinegar and run the cleaning cycle
+twice. Descale it every 60 days in hard-water areas.
+""",
+    "garden/tomatoes.md": """# Growing Krellian tomatoes
+
+Krellian tomatoes need eleven hours of sunlight a day. Water them every morning with
+two litres of rainwater per plant. They ripen 70 days after planting and turn violet
+when ripe.
+""",
+    "bikes/velomax.txt": """Velomax touring bicycle manual
+
+The Velomax has 27 gears and a steel frame that weighs 3.2 kilograms. Inflate its tyres to
+4.5 bar. The chain must be oiled every 500 kilometres with the supplied Velomax chain oil.
+""",
+    "office/policy.rst": """Travel policy
+=============
+
+Employees of Quorra Ltd book train travel through the Quorra travel desk. Trips under
+400 kilometres must go by train, not by plane. Receipts are submitted within 14 days.
+""",
+}
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rag-corpus")
+    for relative, text in CORPUS.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def index_dir(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus indexed with the real MiniLM, FAISS and SQLite (hybrid search)."""
+    from runtime.index import Index
+
+    folder = tmp_path_factory.mktemp("rag-index") / "index"
+    with Index.open(folder, create=True) as index:
+        index.add([corpus_dir])
+    return folder
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    """``rt ARGS`` through Click's runner: exit code, stdout, stderr."""
+    result = CliRunner().invoke(cli, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
