@@ -16,7 +16,6 @@ All numbers come from one run on one machine; only the ratios compare.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts).
+pytest_plugins = ("tests.hubserver",)
+
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.
 TEST_CACHE = Path(os.environ.get("RT_TEST_CACHE", Path(__file__).resolve().parent.parent / ".pytest_cache" / "rt"))

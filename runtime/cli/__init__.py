@@ -29,10 +29,9 @@ COMMANDS: dict[str, str] = {
 
 
 def render_error(message: str) -> None:
-    """Print one error line on stderr (plus the debug hint unless RT_DEBUG is set)."""
-    click.echo(f"rt: error: {message}", err=True)
-    if not env.debug():
-        click.echo("rt: (set RT_DEBUG=1 to see the traceback)", err=True)
+    """Print the error as one line on stderr, ending with the debug hint unless RT_DEBUG is set."""
+    hint = "" if env.debug() else " (RT_DEBUG=1 shows the traceback)"
+    click.echo(f"rt: error: {message}{hint}", err=True)
 
 
 class RtGroup(click.Group):

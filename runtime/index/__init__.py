@@ -11,10 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.index.config import IndexOptions
-    from runtime.index.embedder import Embedder, SentenceTransformerEmbedder
-    from runtime.index.index import Hit, Index, IndexStats
-    from runtime.index.ingest import IndexReport
+    from runtime.index.config import IndexOptions  # noqa: F401 (re-exported lazily)
+    from runtime.index.embedder import Embedder, SentenceTransformerEmbedder  # noqa: F401 (re-exported lazily)
+    from runtime.index.index import Hit, Index, IndexStats  # noqa: F401 (re-exported lazily)
+    from runtime.index.ingest import IndexReport  # noqa: F401 (re-exported lazily)
 
 _EXPORTS = {
     "Embedder": "runtime.index.embedder",

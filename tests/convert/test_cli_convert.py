@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 
 from runtime.cli import cli
 from runtime.registry import Registry, sha256_file
-from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer, gguf_repo, hub  # noqa: F401
+from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 
 
 def rt(*args: str) -> Result:

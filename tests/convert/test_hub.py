@@ -9,7 +9,7 @@ import pytest
 from convert.hub import HubFile, download_checkpoint, download_gguf, partial_path, pick_gguf, quant_of
 from runtime.errors import ChecksumError, DownloadError
 from runtime.registry import sha256_file
-from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer, gguf_repo, hub, smollm2_parts  # noqa: F401
+from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 
 
 def _files(*names: str) -> list[HubFile]:

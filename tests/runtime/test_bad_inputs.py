@@ -34,7 +34,8 @@ def assert_one_line_error(result: Result, *words: str) -> str:
     assert result.exit_code not in (0, None), result.output
     assert "Traceback" not in result.output and result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("rt: error: ") and lines[1:] == ["rt: (set RT_DEBUG=1 to see the traceback)"], lines
+    assert len(lines) == 1 and lines[0].startswith("rt: error: "), lines
+    assert lines[0].endswith("(RT_DEBUG=1 shows the traceback)"), lines
     for word in words:
         assert word in lines[0]
     return lines[0]
