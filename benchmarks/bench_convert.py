@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the files afterwards")
     args = parser.parse_args()
 
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rt-bench-convert-", dir=args.workdir))
     try:
         run(work, args.layers, args.quant)

@@ -8,13 +8,17 @@ about ±20; F32 conversions agree with transformers to 0.1 (measured 0.02-0.03).
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
 import pytest
 
 from convert.pipeline import convert_checkpoint
+from tests.convert import tiny_models
 from tests.convert.llamaref import LlamaRef
 from tests.convert.samples import LOGITS_TEXT, TOKENIZER_SAMPLES
 
@@ -42,23 +46,83 @@ def _check_logits(gguf_path: Path, folder: Path, ids: list[int], max_diff: float
     assert diff <= max_diff, diff
 
 
-def test_sentencepiece_mistral(tiny_mistral_spm: Path, tmp_path: Path) -> None:
+# Text around SentencePiece's control tokens, which transformers and llama.cpp (parse_special)
+# both split out; a dummy prefix "▁" goes before each text chunk in legacy mode.
+_SPM_SPECIAL_SAMPLES = ["<s>x</s>", "<s> x</s>y", "[INST] hi [/INST]</s>", "</s> b"]
+
+
+@pytest.fixture(scope="module")
+def mistral_gguf(tiny_mistral_spm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("mistral-gguf")
+    return convert_checkpoint(tiny_mistral_spm, folder / "mistral.gguf", "F32").path
+
+
+def _hf_tokenizer(tiny_mistral_spm: Path, folder: Path, *, legacy: bool) -> Any:
+    """transformers' tokenizer built from tokenizer.model with a Mistral/Llama-2 tokenizer_config."""
+    from transformers import AutoTokenizer
+
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.model"):
+        shutil.copy(tiny_mistral_spm / name, folder / name)
+    config = tiny_models.spm_tokenizer_config(legacy=legacy)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def test_sentencepiece_mistral(tiny_mistral_spm: Path, mistral_gguf: Path, tmp_path: Path) -> None:
     import sentencepiece as spm
 
-    result = convert_checkpoint(tiny_mistral_spm, tmp_path / "mistral.gguf", "F32")
-    reader = gguf.GGUFReader(result.path)
+    reader = gguf.GGUFReader(mistral_gguf)
     assert reader.fields["tokenizer.ggml.model"].contents() == "llama"
     assert reader.fields["tokenizer.ggml.add_space_prefix"].contents() is True
     assert reader.fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert reader.fields["tokenizer.ggml.add_eos_token"].contents() is False
     assert "[INST]" in reader.fields["tokenizer.chat_template"].contents()
 
     sp = spm.SentencePieceProcessor(model_file=str(tiny_mistral_spm / "tokenizer.model"))
-    with LlamaRef(result.path, n_ctx=64) as ref:
+    # Mistral-7B-v0.1's config (legacy: true): transformers agrees with SentencePiece.
+    hf = _hf_tokenizer(tiny_mistral_spm, tmp_path / "hf", legacy=True)
+    with LlamaRef(mistral_gguf, n_ctx=64) as ref:
         for text in TOKENIZER_SAMPLES:
             assert ref.tokenize(text) == sp.encode(text), text
+            assert ref.tokenize(text, add_special=True, parse_special=True) == hf.encode(text), text
+        for text in _SPM_SPECIAL_SAMPLES:
+            assert ref.tokenize(text, add_special=True, parse_special=True) == hf.encode(text), text
         assert ref.tokenize("Hello", add_special=True)[0] == sp.bos_id()
     ids = [sp.bos_id()] + sp.encode(LOGITS_TEXT)[:200]
-    _check_logits(result.path, tiny_mistral_spm, ids, max_diff=0.1)
+    _check_logits(mistral_gguf, tiny_mistral_spm, ids, max_diff=0.1)
+
+
+def test_sentencepiece_non_legacy_hf(tiny_mistral_spm: Path, mistral_gguf: Path, tmp_path: Path) -> None:
+    """With Llama-2's ``legacy: false`` and no tokenizer.json, transformers 5 departs from
+    SentencePiece in two places that a GGUF cannot express; llama.cpp follows SentencePiece
+    (and legacy mode), which is what the model was trained with. Everything else agrees.
+
+    1. Text that starts with a space loses SentencePiece's dummy prefix: the Metaspace
+       pre-tokenizer (prepend_scheme "first") skips it when the text already starts with "▁",
+       and transformers compensates only in legacy mode. So HF(" x") == SentencePiece("x").
+    2. Text right after a special token gets no dummy prefix ("<s>x" -> "<s>", "x"), where
+       llama.cpp adds one ("<s>", "▁x"). llama.cpp has no switch for this.
+    Only the tokenizer.model path is affected: transformers builds that tokenizer itself
+    (convert_slow_tokenizer.build_tokenizer_from_spm_proto). Both quirks are pinned, so a
+    transformers upgrade that changes them shows up here.
+    """
+    import sentencepiece as spm
+
+    hf = _hf_tokenizer(tiny_mistral_spm, tmp_path / "hf", legacy=False)
+    encode = hf.encode
+    with LlamaRef(mistral_gguf, n_ctx=64) as ref:
+        for text in TOKENIZER_SAMPLES:
+            if text.startswith(" "):  # quirk 1
+                assert encode(text, add_special_tokens=False) != ref.tokenize(text), text
+                assert encode(text, add_special_tokens=False) == ref.tokenize(text[1:]), text
+            else:
+                assert encode(text) == ref.tokenize(text, add_special=True, parse_special=True), text
+        ids = ref.tokenize("<s>x</s>", add_special=True, parse_special=True)  # quirk 2
+    sp = spm.SentencePieceProcessor(model_file=str(tiny_mistral_spm / "tokenizer.model"))
+    bos, eos = sp.bos_id(), sp.eos_id()
+    assert ids == [bos, bos, sp.piece_to_id("\u2581x"), eos]
+    assert encode("<s>x</s>") == [bos, bos, sp.piece_to_id("x"), eos]
 
 
 def test_qwen2_biases(tiny_qwen2: Path, tmp_path: Path) -> None:

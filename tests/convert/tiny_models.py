@@ -93,11 +93,23 @@ def mistral_spm(folder: Path) -> Path:
     model = MistralForCausalLM(config)
     _randomize(model, seed=1)
     _save_model(model, folder, "f16")
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
-        "add_eos_token": False, "chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
-    }))
+    (folder / "tokenizer_config.json").write_text(json.dumps(spm_tokenizer_config(legacy=True)))
     return folder
+
+
+def spm_tokenizer_config(legacy: bool) -> dict:
+    """tokenizer_config.json as Mistral-7B-v0.1 has it (``legacy: true``); Llama-2 has ``false``."""
+    special = {str(i): {"content": text, "lstrip": False, "normalized": False, "rstrip": False,
+                        "single_word": False, "special": True}
+               for i, text in enumerate(["<unk>", "<s>", "</s>"])}
+    return {
+        "add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": special,
+        "additional_special_tokens": [], "bos_token": "<s>", "clean_up_tokenization_spaces": False,
+        "eos_token": "</s>", "legacy": legacy, "model_max_length": 32768, "pad_token": None,
+        "sp_model_kwargs": {}, "spaces_between_special_tokens": False,
+        "tokenizer_class": "LlamaTokenizer", "unk_token": "<unk>", "use_default_system_prompt": False,
+        "chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
+    }
 
 
 def qwen2_bpe(folder: Path) -> Path:
