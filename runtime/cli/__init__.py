@@ -8,6 +8,8 @@ and a hint that ``RT_DEBUG=1`` shows the traceback.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 import traceback
 
@@ -93,4 +95,30 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="rt")
+    try:
+        cli(prog_name="rt")
+    except SystemExit as exc:
+        _leave(exc.code)
+    _leave(0)
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit with ``code``; skip the interpreter's teardown once torch is loaded.
+
+    Tearing down torch costs about 1.3 s here (measured: 5.56 s vs 4.44 s for a process that
+    loads MiniLM and embeds one text), on every `rt ask` and `rt search`. Nothing rt keeps relies
+    on atexit: commands close their index, model process and files (written under a temporary
+    name, then renamed) before they return. So once torch is in, flush and leave directly.
+    """
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (rt ... | head) has nothing left to flush
+            pass
+    os._exit(code or 0)
