@@ -45,22 +45,26 @@ def merge_split_gguf(parts: Sequence[Path], out: Path) -> Path:
     arch = first.fields["general.architecture"].contents()
     with atomic_path(out) as tmp:
         writer = gguf.GGUFWriter(tmp, arch)
-        for name, field in first.fields.items():
-            if name.startswith(_SKIPPED_PREFIXES) or name == "general.architecture" or not field.types:
-                continue
-            if name == "general.alignment":
-                writer.add_custom_alignment(int(field.contents()))
-                continue
-            sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(name, field.contents(), field.types[0], sub_type=sub_type)
-        for t in tensors:
-            writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, int(t.n_bytes), raw_dtype=t.tensor_type)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        for t in tensors:
-            writer.write_tensor_data(t.data)
-        writer.close()
+        # Closed on failure too: an open handle would keep the temporary file alive (Windows
+        # cannot delete an open file) and leak a descriptor per failed merge.
+        try:
+            for name, field in first.fields.items():
+                if name.startswith(_SKIPPED_PREFIXES) or name == "general.architecture" or not field.types:
+                    continue
+                if name == "general.alignment":
+                    writer.add_custom_alignment(int(field.contents()))
+                    continue
+                sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+                writer.add_key_value(name, field.contents(), field.types[0], sub_type=sub_type)
+            for t in tensors:
+                writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, int(t.n_bytes), raw_dtype=t.tensor_type)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for t in tensors:
+                writer.write_tensor_data(t.data)
+        finally:
+            writer.close()
     logger.info("merged %d parts into %s (%d tensors)", len(parts), out, len(tensors))
     return out
 

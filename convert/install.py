@@ -77,7 +77,8 @@ def link_or_copy(source: Path, target: Path) -> str:
         with contextlib.suppress(OSError):
             tmp.unlink()
         # EXDEV: another disk; EPERM/EACCES/ENOTSUP/EMLINK: no hard links here (FAT, some shares).
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK):
+        # EINVAL: Windows on FAT/exFAT (ERROR_INVALID_FUNCTION) and shares (ERROR_NOT_SUPPORTED).
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK, errno.EINVAL):
             raise
         logger.debug("cannot hard-link %s (%s); copying", source, exc)
     ensure_free_space(target.parent, source.stat().st_size, f"copying {source.name}")

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import ConvertError
+
 logger = logging.getLogger(__name__)
 
 CHECK_TEXT = (
@@ -67,7 +69,12 @@ def tokenizer_hash(tokenizer_json: Path) -> str:
     """sha256 of the ids of :data:`CHECK_TEXT`, as llama.cpp's converter computes it."""
     from tokenizers import Tokenizer
 
-    ids = Tokenizer.from_file(str(tokenizer_json)).encode(CHECK_TEXT).ids
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    except Exception as exc:  # the Rust library raises bare Exception ("Token `x` out of vocabulary")
+        raise ConvertError(f"{tokenizer_json} cannot be loaded by the tokenizers library ({exc})",
+                           hint="download the tokenizer files again, or upgrade the tokenizers package") from None
+    ids = tokenizer.encode(CHECK_TEXT).ids
     return hashlib.sha256(str(list(ids)).encode()).hexdigest()
 
 

@@ -100,7 +100,7 @@ def quantize_gguf(
     status: int | None = None
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   env=_child_env())
+                                   encoding="utf-8", errors="replace", env=_child_env())
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -132,8 +132,13 @@ def quantize_gguf(
 
 
 def _child_env() -> dict[str, str]:
-    """The child must import this package even when rt runs from a source checkout."""
+    """The child must import this package even when rt runs from a source checkout.
+
+    Its stdout is UTF-8 whatever the locale: on Windows the default (often cp1252) cannot write
+    a llama.cpp log line holding, say, a CJK folder name, and the message would be lost.
+    """
     env = dict(os.environ)
+    env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
     return env
 

@@ -69,7 +69,14 @@ def load_vocab(folder: Path, n_vocab: int) -> Vocab:
 
 
 def _bpe_vocab(folder: Path) -> Vocab:
-    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    try:
+        data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConvertError(f"tokenizer.json in {folder} is not valid JSON ({exc})",
+                           hint="download the tokenizer files again") from None
+    if not isinstance(data, dict):
+        raise ConvertError(f"tokenizer.json in {folder} is not a JSON object",
+                           hint="download the tokenizer files again")
     model = data.get("model") or {}
     decoder = data.get("decoder") or {}
     if model.get("type") != "BPE" or model.get("byte_fallback") or decoder.get("type") != "ByteLevel":

@@ -136,3 +136,21 @@ def test_missing_config_and_not_a_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConvertError, match="no config.json"):
         convert_checkpoint(tmp_path / "empty", tmp_path / "x.gguf")
+
+
+def test_corrupt_tokenizer_json(tiny_llama: Path, tmp_path: Path) -> None:
+    tokenizer = tiny_llama / "tokenizer.json"
+    tokenizer.write_bytes(tokenizer.read_bytes()[:1000])  # a truncated download
+    with pytest.raises(ConvertError, match="tokenizer.json in .* is not valid JSON"):
+        convert_checkpoint(tiny_llama, tmp_path / "x.gguf", "F16")
+    _assert_no_output(tmp_path)
+
+
+def test_tokenizer_json_the_tokenizers_library_rejects(tiny_llama: Path, tmp_path: Path) -> None:
+    tokenizer = tiny_llama / "tokenizer.json"
+    data = json.loads(tokenizer.read_text(encoding="utf-8"))
+    data["model"]["merges"].append(["zzq", "qqz"])  # valid JSON, but a merge of unknown tokens
+    tokenizer.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConvertError, match=r"tokenizer\.json cannot be loaded .*out of vocabulary"):
+        convert_checkpoint(tiny_llama, tmp_path / "x.gguf", "F16")
+    _assert_no_output(tmp_path)

@@ -49,6 +49,20 @@ def test_copy_when_hard_links_are_impossible(
     assert [p.name for p in target.parent.iterdir()] == ["m.gguf"]  # no temporary left
 
 
+def test_copy_when_windows_refuses_hard_links(
+    smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CreateHardLinkW on a FAT/exFAT drive fails with ERROR_INVALID_FUNCTION, which Python maps to EINVAL."""
+    def fat_drive(src: object, dst: object) -> None:
+        raise OSError(errno.EINVAL, "Incorrect function")
+
+    monkeypatch.setattr(os, "link", fat_drive)
+    target = tmp_path / "usb" / "m.gguf"
+    assert link_or_copy(smollm2_path, target) == "copy"
+    assert sha256_file(target) == sha256_file(smollm2_path)
+    assert [p.name for p in target.parent.iterdir()] == ["m.gguf"]
+
+
 def test_broken_gguf_is_refused_before_registering(smollm2_path: Path, tmp_path: Path) -> None:
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(smollm2_path.read_bytes()[:5_000_000])
