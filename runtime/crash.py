@@ -1,6 +1,6 @@
 """What a dead model process's exit status means, in words a person can act on.
 
-On POSIX, ``multiprocessing`` reports death by signal as a negative exit code (``-11`` is
+On POSIX, ``subprocess`` reports death by signal as a negative exit code (``-11`` is
 SIGSEGV). On Windows a native crash shows as an NTSTATUS exit code (``0xC0000005``).
 """
 

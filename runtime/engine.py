@@ -25,7 +25,7 @@ from llama_cpp import llama_cpp as L
 
 from runtime import env
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.errors import ConfigError, ContextOverflowError, ModelLoadError
+from runtime.errors import ConfigError, ContextOverflowError, InputError, ModelLoadError
 from runtime.generation import Completion, TextAssembler
 from runtime.llama_native import KV_TYPES, extra_buffer_types, init_backend
 from runtime.sampling import Sampler
@@ -216,9 +216,11 @@ class Engine:
 
         The generator's return value (``StopIteration.value``) is the :class:`Completion`.
         Raises :class:`ContextOverflowError` here, before anything is decoded, if the prompt
-        does not fit.
+        does not fit, and :class:`InputError` if it has no tokens at all.
         """
         tokens = self.prompt_tokens(prompt)
+        if not tokens:  # nothing to decode means no logits to sample: llama.cpp aborts the process
+            raise InputError("the prompt is empty (it has no tokens)", hint="give the model some text to continue")
         self.check_fits(len(tokens))
         return self._generate(tokens, options)
 

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from runtime.chat_template import render_chat
-from runtime.config import GenerateOptions, LoadOptions
+from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
 from runtime.generation import Completion
 from runtime.registry import resolve_model
@@ -104,20 +104,23 @@ class Model:
     @property
     def pid(self) -> int:
         """Id of the process that holds the model (the child with ``isolate``, else this one)."""
-        return int(getattr(self._idle_engine(), "pid", os.getpid()))
+        if self._engine is None:
+            raise ConfigError("this Model is closed", hint="create a new Model")
+        return int(getattr(self._engine, "pid", os.getpid()))  # reading it must not stop a stream
 
     def _fit_context(self, options: LoadOptions) -> LoadOptions:
-        if options.kv_type not in ("f16", "q8_0"):
-            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint="use f16 or q8_0")
-        trained = self.info.context_length
-        if options.n_ctx <= 0 and trained > 0:
-            return replace(options, n_ctx=trained)
-        if trained > 0 and options.n_ctx > trained:
-            logger.info("context %d capped to the %d tokens %s was trained on", options.n_ctx, trained, self.path.name)
-            return replace(options, n_ctx=trained)
-        if options.n_ctx <= 0:
+        from runtime.memory import effective_ctx  # the rule the memory estimate and `rt info` use
+
+        if options.kv_type not in KV_TYPES:
+            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint=f"use one of {', '.join(KV_TYPES)}")
+        n_ctx = effective_ctx(self.info, options)
+        if n_ctx <= 0:
             raise ConfigError(f"--ctx must be positive, got {options.n_ctx}")
-        return options
+        if n_ctx == options.n_ctx:
+            return options
+        if options.n_ctx > 0:
+            logger.info("context %d capped to the %d tokens %s was trained on", options.n_ctx, n_ctx, self.path.name)
+        return replace(options, n_ctx=n_ctx)
 
     def _check_repack(self, options: LoadOptions) -> LoadOptions:
         from runtime.worker import probe_repack
@@ -174,7 +177,7 @@ class Model:
 
         The KV cache of the previous call is reused for the prompt's common prefix. Raises
         :class:`ContextOverflowError` (with token counts) when the prompt does not fit ``n_ctx``,
-        on the first ``next()``.
+        here, before anything is generated.
         """
         engine = self._idle_engine()
         self._active = Stream(engine.stream(prompt, options))

@@ -123,11 +123,18 @@ class Registry:
         data["models"] = [m for m in data["models"] if m["name"] != name]
         if data.get("default") == name:
             data["default"] = data["models"][0]["name"] if data["models"] else None
-        self._save(data)
         shared = any(m["file"] == entry.file for m in data["models"])
         path = self.path_of(entry)
         if delete_file and not shared and path.exists() and path.resolve().parent == self.root.resolve():
-            os.remove(path)
+            try:  # before the manifest changes: a file that stays must stay registered
+                os.remove(path)
+            except OSError as exc:  # on Windows, a model another process has loaded
+                raise RegistryError(
+                    f"cannot delete {path}: {exc.strerror or exc}; {name!r} stays registered",
+                    hint="close the programs using it (a running `rt ask`?) and try again, "
+                         "or unregister it only with --keep-file",
+                ) from exc
+        self._save(data)
         return entry
 
 

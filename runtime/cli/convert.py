@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from runtime.cli.info import human_count
 from runtime.errors import ConfigError
 from runtime.fsutil import human_bytes
 
@@ -71,7 +72,7 @@ def _render(done: Installed, as_json: bool) -> None:
     rows = [
         ("name", e.name if done.registered else f"{e.name} (not registered: written to --out)"),
         ("path", str(done.path)),
-        ("architecture", f"{e.architecture}, {e.parameters / 1e6:,.0f}M parameters"),
+        ("architecture", f"{e.architecture}, {human_count(e.parameters)} parameters"),
         ("quantization", e.quantization),
         ("size", human_bytes(e.size)),
         ("sha256", e.sha256),

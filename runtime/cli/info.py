@@ -44,7 +44,7 @@ def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type:
     data.update({f.name: getattr(info, f.name) for f in fields(info) if f.name not in ("metadata", "path")})
     data.update(n_vocab=info.n_vocab, has_chat_template=info.chat_template is not None,
                 n_ctx=effective_ctx(info, options), kv_type=options.kv_type,
-                memory={k: v for k, v in asdict(estimate).items()}, fits=estimate.fits,
+                memory=asdict(estimate), fits=estimate.fits,
                 metadata={k: _jsonable(v) for k, v in info.metadata.items() if k != "tokenizer.chat_template"})
     return data
 

@@ -7,12 +7,9 @@ from dataclasses import asdict
 
 import click
 
+from runtime.cli.info import human_count
 from runtime.fsutil import human_bytes
 from runtime.registry import Registry
-
-
-def _params(n: int) -> str:
-    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
 @click.group(invoke_without_command=True)
@@ -34,7 +31,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         return
     table = [("", "NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CREATED")]
     for e in entries:
-        table.append(("*" if e.name == default else "", e.name, e.architecture, _params(e.parameters),
+        table.append(("*" if e.name == default else "", e.name, e.architecture, human_count(e.parameters),
                       e.quantization, human_bytes(e.size), e.created[:16].replace("T", " ")))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:

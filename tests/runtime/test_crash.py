@@ -20,6 +20,11 @@ from runtime.model import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What is the capital of France?"
+# how a null read in the model process shows: a signal on POSIX, an NTSTATUS exit code on Windows
+WINDOWS = sys.platform == "win32"
+SEGV = "0xC0000005 access violation" if WINDOWS else "SIGSEGV"
+SEGV_CODE = 0xC0000005 if WINDOWS else -11
+SEGV_TRACE = "Windows fatal exception: access violation" if WINDOWS else "Fatal Python error: Segmentation fault"
 
 
 def rt(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -36,9 +41,9 @@ def rt(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]
 def test_native_crash_of_the_model_process_is_diagnosed_through_the_cli() -> None:
     result = rt("ask", "--no-rag", QUESTION, crash="segv")
     assert result.returncode == ModelCrashedError.exit_code
-    assert "rt: error: the model process died with SIGSEGV" in result.stderr
+    assert f"rt: error: the model process died with {SEGV}" in result.stderr
     assert "native crash" in result.stderr and "RT_DEBUG=1" in result.stderr
-    assert "Fatal Python error: Segmentation fault" in result.stderr  # faulthandler's trace
+    assert SEGV_TRACE in result.stderr  # faulthandler's trace
     assert "Traceback (most recent call last)" not in result.stderr
 
 
@@ -56,9 +61,9 @@ def test_crash_raises_model_crashed_error_in_the_python_api(smollm2_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RT_TEST_CRASH", "segv")
     with Model(smollm2_path, LoadOptions(n_ctx=256, threads=1)) as model:
-        with pytest.raises(ModelCrashedError, match="SIGSEGV") as caught:
+        with pytest.raises(ModelCrashedError, match=SEGV) as caught:
             model.complete("Hello")
-        assert caught.value.returncode == -11
+        assert caught.value.returncode == SEGV_CODE
         with pytest.raises(ModelCrashedError, match="no longer running"):
             model.count_tokens("again")
 
@@ -67,7 +72,7 @@ def test_repack_that_crashes_falls_back_with_a_warning() -> None:
     result = rt("ask", "--no-rag", "--repack", QUESTION, crash="probe")
     assert result.returncode == 0, result.stderr
     assert "rt: warning: --repack crashed a test load" in result.stderr
-    assert "SIGSEGV" in result.stderr and "loading without repacking" in result.stderr
+    assert SEGV in result.stderr and "loading without repacking" in result.stderr
     assert "Paris" in result.stdout
 
 

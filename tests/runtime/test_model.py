@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from runtime.chat_template import question_messages
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.errors import ContextOverflowError, UnsupportedModelError
+from runtime.errors import ContextOverflowError, InputError, UnsupportedModelError
 from runtime.model import Model
 
 FRANCE = "What is the capital of France?"
@@ -96,6 +97,15 @@ def test_an_abandoned_stream_does_not_disturb_the_next_call(model: Model) -> Non
     assert model.complete(prompt).text == expected
 
 
+def test_reading_the_pid_does_not_stop_a_stream(model: Model) -> None:
+    stream = model.stream(model.chat_prompt(question_messages(FRANCE)), GenerateOptions(max_tokens=6))
+    first = next(stream)
+    assert model.pid != os.getpid()  # the model runs in its own process
+    rest = list(stream)
+    assert stream.completion is not None and stream.completion.completion_tokens == 6
+    assert first + "".join(rest) == stream.completion.text
+
+
 def test_a_prompt_longer_than_the_context_raises_with_the_numbers(model: Model) -> None:
     with pytest.raises(ContextOverflowError) as caught:
         model.stream("word " * 1500)
@@ -103,6 +113,13 @@ def test_a_prompt_longer_than_the_context_raises_with_the_numbers(model: Model) 
     assert caught.value.tokens > 1024
     assert "1024" in str(caught.value) and "--ctx" in str(caught.value)
     assert "Paris" in ask(model, FRANCE)  # the model is still usable
+
+
+def test_an_empty_prompt_raises_instead_of_crashing_the_model(model: Model) -> None:
+    # SmolLM2 adds no BOS: "" has no tokens, and sampling without logits made llama.cpp abort
+    with pytest.raises(InputError, match="empty"):
+        model.complete("")
+    assert "Paris" in ask(model, FRANCE)  # the model process is still alive
 
 
 def test_tokenize_detokenize_round_trip(model: Model) -> None:

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner, Result
 
 from runtime.cli import cli
-from runtime.registry import Registry
+from runtime.registry import ModelEntry, Registry
 
 
 def rt(*args: str) -> Result:
@@ -62,6 +62,19 @@ def test_models_rm_deletes_the_file_and_moves_the_default() -> None:
     assert not path.exists()
     assert Registry().default_name == "second"
     assert rt("models", "rm", "first").exit_code == 1
+
+
+def test_models_rm_of_a_file_that_cannot_be_deleted_fails_and_keeps_the_entry() -> None:
+    registry = Registry()
+    registry.add(ModelEntry(name="busy", file="busy.gguf"))
+    busy = registry.root / "busy.gguf"
+    busy.mkdir()  # os.remove fails on it, as on Windows for a model another process has mapped
+    (busy / "x").write_bytes(b"x")
+    result = rt("models", "rm", "busy")
+    assert result.exit_code == 1
+    assert "rt: error: cannot delete" in result.stderr and "'busy' stays registered" in result.stderr
+    assert "--keep-file" in result.stderr and "internal error" not in result.stderr
+    assert [e.name for e in Registry().entries()] == ["busy"]
 
 
 def test_models_rm_keep_file() -> None:
