@@ -136,9 +136,24 @@ class WorkerEngine:
                 if kind == "done":
                     return value  # type: ignore[no-any-return]
                 yield value
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
         finally:
             if self._streaming and not self._closed:
                 self._idle()
+
+    def _abandon(self) -> None:
+        """Ctrl-C mid-stream: kill the child now rather than wait for it to notice a cancel.
+
+        The child sees "cancel" only between two tokens; inside a long prompt (thousands of
+        tokens on a 7B model: a minute or more) Ctrl-C would seem ignored. The model has to be
+        loaded again afterwards.
+        """
+        self._closed = True
+        self._streaming = False
+        self._process.kill()
+        self._process.wait()
 
     def close(self) -> None:
         """Ask the child to free the model and exit; kill it if it does not."""

@@ -7,6 +7,7 @@ SIGKILL itself, as the kernel's out-of-memory killer would.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,30 @@ def test_windows_and_unknown_exit_codes_are_explained() -> None:
     assert "code 7" in str(diagnose(7))
     assert "try without --repack" in str(diagnose(-11, repack=True))
     assert "SIGBUS" in str(diagnose(-7)) and "mapped model file" in str(diagnose(-7))
+
+
+INTERRUPTED_IN_PROMPT = """
+import os, signal, sys, threading
+import psutil
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.model import Model
+
+model = Model(sys.argv[1], LoadOptions(n_ctx=8192, threads=1))
+stream = model.stream("word " * 7000, GenerateOptions(max_tokens=4))
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    for _ in stream:
+        pass
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted", "child-alive" if psutil.pid_exists(model.pid) else "child-gone")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_ctrl_c_inside_a_long_prompt_stops_the_model_process_at_once(smollm2_path: Path) -> None:
+    # Without killing the child, the interrupt would wait for the whole 7000-token prompt and
+    # leave an idle model process behind.
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_PROMPT, str(smollm2_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "interrupted child-gone", (done.stdout, done.stderr[-2000:])
