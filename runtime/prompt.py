@@ -16,8 +16,9 @@ question are processed each turn.
 Budgeting counts tokens with the model's own tokenizer on the rendered prompt: prompt tokens plus
 the reserve for the answer (``max_tokens``) must fit ``n_ctx``. When they do not, the oldest chat
 turns go first (down to the last one), then the lowest-ranked sources (down to one), then the
-last turn, then the last source; what was dropped is reported. A question that does not fit even
-alone raises :class:`ContextOverflowError` with the numbers.
+last turn; what was dropped is reported. When even the best source does not fit beside the
+question (or the question alone does not fit), :class:`ContextOverflowError` gives the numbers:
+an answer "from the documents" with no source in its prompt would cite sources it never saw.
 """
 
 from __future__ import annotations
@@ -213,8 +214,9 @@ def build_prompt(
 
     ``reserve`` is the room kept for the answer (``max_tokens``); ``answer_prefix`` is text the
     answer starts with, appended after the template's generation prompt. Drops, in this order:
-    oldest turns (keeping the last), lowest-ranked sources (keeping the best), the last turn,
-    the last source. Raises :class:`ContextOverflowError` when the question alone does not fit.
+    oldest turns (keeping the last), lowest-ranked sources (keeping the best), the last turn.
+    Raises :class:`ContextOverflowError` when the question alone, or with the best source, does
+    not fit.
     """
     n_ctx = model.n_ctx
     kept_sources = list(sources)
@@ -235,6 +237,15 @@ def build_prompt(
             kept_history.pop()
         elif kept_sources:
             kept_sources.pop()
+            alone = render()[2] + BOS_MARGIN
+            if alone + reserve > n_ctx:
+                raise _question_overflow(alone, reserve, n_ctx)
+            raise ContextOverflowError(
+                f"the question with its best source needs {tokens + BOS_MARGIN} prompt tokens plus "
+                f"{reserve} reserved for the answer, but the context holds {n_ctx}",
+                tokens=tokens + BOS_MARGIN, n_ctx=n_ctx,
+                hint="raise --ctx or lower --max-tokens",
+            )
         else:
             raise _question_overflow(tokens + BOS_MARGIN, reserve, n_ctx)
         text, messages, tokens = render()

@@ -199,12 +199,11 @@ class RAG:
 
         model_path = resolve_model(model)
         started = time.perf_counter()
-        with Index.open(index) as probe:
-            folder, embedder = probe.folder, probe.embedder
-        timer = TimedEmbedder(embedder)
-        loaded_at = time.perf_counter()
-        opened = Index.open(folder, embedder=timer)
+        opened = Index.open(index)
         try:
+            timer = TimedEmbedder(opened.embedder)
+            opened.embedder = timer
+            loaded_at = time.perf_counter()
             language_model = Model(model_path, load)
         except BaseException:
             opened.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mo
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
+from runtime.index.scan import is_under
 from runtime.index.search import reciprocal_rank_fusion
 from runtime.index.store import DB_NAME, Store
 from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
@@ -146,6 +146,14 @@ class Index:
         with self._mutex:
             return self._checked_embedder()
 
+    @embedder.setter
+    def embedder(self, embedder: Embedder) -> None:
+        """Search with ``embedder`` from now on (a wrapper of the loaded one, say); it is checked
+        against the index's dimension."""
+        with self._mutex:
+            self._embedder = embedder
+            self._checked_embedder()
+
     def _checked_embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = SentenceTransformerEmbedder(
@@ -186,7 +194,7 @@ class Index:
         """Forget the files at or under ``paths`` (and stop refreshing those roots); return what went."""
         targets = [str(Path(p).expanduser().resolve()) for p in paths]
         with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
-            gone = [p for p in self.store.documents() if any(_is_under(p, t) for t in targets)]
+            gone = [p for p in self.store.documents() if any(is_under(p, t) for t in targets)]
             with self.store.transaction():
                 self.store.delete_documents(gone)
                 self.store.db.executemany("DELETE FROM roots WHERE path = ?", [(t,) for t in targets])
@@ -289,10 +297,6 @@ class Index:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-def _is_under(path: str, target: str) -> bool:
-    return path == target or path.startswith(target.rstrip(os.sep) + os.sep)
 
 
 def _open_for_writing(folder: Path, rebuild: bool) -> Store:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from runtime.index.chunking import Chunk, chunk_section
 from runtime.index.config import IndexOptions
 from runtime.index.embedder import Embedder
 from runtime.index.readers import BinaryFileError, UnreadableFileError, reader_for
-from runtime.index.scan import scan_root
+from runtime.index.scan import is_under, scan_root
 from runtime.index.store import DocumentRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -68,11 +67,6 @@ class _Pending:
     reuse: dict[str, bytes]
 
 
-def _under(path: str, root: Path) -> bool:
-    text = str(root)
-    return path == text or path.startswith(text.rstrip(os.sep) + os.sep)
-
-
 class Ingest:
     """One run of bringing ``store`` up to date with some roots (the caller holds the write lock)."""
 
@@ -97,7 +91,7 @@ class Ingest:
         files = list(dict.fromkeys(files))
         known = self.store.documents()
         seen = {str(f) for f in files}
-        vanished = [p for p in known if p not in seen and any(_under(p, r) for r, _, _ in roots)]
+        vanished = [p for p in known if p not in seen and any(is_under(p, r) for r, _, _ in roots)]
         with self.store.transaction():
             for root, include, exclude in roots:
                 self.store.set_root(str(root), "\n".join(include), "\n".join(exclude))

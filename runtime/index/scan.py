@@ -33,6 +33,12 @@ def _hidden(path: Path, entry_stat: os.stat_result | None = None) -> bool:
     return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0))
 
 
+def is_under(path: str, root: str | Path) -> bool:
+    """True if the absolute path ``path`` is ``root`` or lies inside it."""
+    text = str(root)
+    return path == text or path.startswith(text.rstrip(os.sep) + os.sep)
+
+
 def matches(relative: str, patterns: Sequence[str]) -> bool:
     """True if the relative posix path or its file name matches one of ``patterns``."""
     name = relative.rsplit("/", 1)[-1]

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import IndexCorruptError
+from runtime.errors import IndexCorruptError, InsufficientDiskError
+from runtime.fsutil import free_space, human_bytes
 from runtime.index.chunking import Chunk
 
 SCHEMA_VERSION = "1"
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named only from Python 3.11 (rt supports 3.10)
 DB_NAME = "index.sqlite"
 
 _SCHEMA = """
@@ -123,10 +125,15 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                self.db.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+                raise InsufficientDiskError(
+                    f"the disk holding {self.path} is full ({human_bytes(free_space(self.path.parent))} free)",
+                    hint="free some space and run `rt index` again; what was committed is kept") from exc
             raise
-        self.db.execute("COMMIT")
 
     # --- meta ---------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:

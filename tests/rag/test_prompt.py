@@ -191,3 +191,15 @@ def test_source_labels_are_short_paths(chatml: str, tmp_path: Path) -> None:
     assert f"[1] ({os.path.join('notes', 'a.md')}, lines 1-2)" in text
     assert f"[2] ({os.path.join('papers', 'b.pdf')}, page 4)" in text
     assert str(tmp_path) not in text
+
+
+def test_best_source_that_does_not_fit_is_an_error(chatml: str) -> None:
+    # the question fits alone, but not with even one source: an answer "from the documents"
+    # built on no source at all must not happen
+    model = TemplateModel(chatml)
+    with_best = build_prompt(model, "How is memory kept low?", PASSAGES[:1], reserve=10).prompt_tokens
+    model.n_ctx = with_best + 10 - 1
+    with pytest.raises(ContextOverflowError) as info:
+        build_prompt(model, "How is memory kept low?", PASSAGES, reserve=10)
+    assert "with its best source" in str(info.value) and "--ctx" in str(info.value)
+    assert info.value.n_ctx == model.n_ctx
