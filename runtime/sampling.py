@@ -23,7 +23,7 @@ class Sampler:
             return
         if options.top_k > 0:
             self._add(L.llama_sampler_init_top_k(options.top_k))
-        if 0 < options.top_p < 1:
+        if options.top_p < 1:  # top_p 0 keeps only the most likely token (min_keep 1)
             self._add(L.llama_sampler_init_top_p(options.top_p, 1))
         self._add(L.llama_sampler_init_temp(options.temperature))
         self._add(L.llama_sampler_init_dist(options.seed & 0xFFFFFFFF))

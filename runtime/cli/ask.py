@@ -26,7 +26,7 @@ from runtime.cli.options import (
     show_warnings,
 )
 from runtime.config import GenerateOptions
-from runtime.errors import InputError
+from runtime.errors import ConfigError, InputError
 from runtime.generation import Completion
 
 logger = logging.getLogger("runtime.cli.ask")
@@ -106,6 +106,10 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
         raise InputError("the question is empty", hint='ask something: rt ask --no-rag "..."')
     show_warnings()
     load, generate = load_options_from(params), generate_options_from(params)
+    if system is not None and not no_rag:
+        raise ConfigError("--system applies to --no-rag only",
+                          hint="with retrieval rt's own instruction asks the model to cite the sources; "
+                               "add --no-rag to use your system prompt")
     if not no_rag:
         from runtime.cli.answering import ask_with_retrieval
 

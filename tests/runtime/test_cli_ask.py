@@ -66,3 +66,9 @@ def test_option_defaults_come_from_the_dataclasses() -> None:
 def test_empty_question_is_refused() -> None:
     code, _, err = run("ask", "--no-rag", "  ")
     assert code != 0 and "rt: error: the question is empty" in err
+
+
+def test_system_prompt_without_no_rag_is_refused_not_ignored() -> None:
+    result = CliRunner().invoke(cli, ["ask", "--system", "Be terse.", "What is rt?"])
+    assert result.exit_code == 1
+    assert "--system applies to --no-rag only" in result.stderr and result.stdout == ""

@@ -51,6 +51,11 @@ def test_seeded_sampling_is_reproducible(model: Model) -> None:
     assert first == ask(model, "Write a short poem.", temperature=0.9, seed=7)
 
 
+def test_top_p_zero_is_the_strictest_setting_not_off(model: Model) -> None:
+    greedy = ask(model, "Write a short poem.")
+    assert ask(model, "Write a short poem.", temperature=1.5, top_k=0, top_p=0.0, seed=3) == greedy
+
+
 def test_streamed_pieces_join_to_the_completion_text(model: Model) -> None:
     prompt = model.chat_prompt(question_messages("Describe the sea in two sentences."))
     stream = model.stream(prompt, GenerateOptions(max_tokens=24))
