@@ -1,6 +1,6 @@
 """Indexing throughput against sentence-transformers alone, and search latency at 10k/100k chunks.
 
-Run: ``python benchmarks/bench_index.py [--docs 40] [--sizes 10000,100000] [--hnsw]``
+Run: ``python benchmarks/bench_index.py [--docs 12] [--sizes 10000,100000] [--hnsw]``
 
 1. Throughput: synthetic documents (sentences drawn from a fixed vocabulary, seeded) are indexed
    with ``Index.add`` (read, hash, chunk, embed, SQLite + FTS5, FAISS file) and the same chunk

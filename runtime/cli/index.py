@@ -47,19 +47,21 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     """
     from runtime import env
     from runtime.index import Index
+    from runtime.index.store import DB_NAME
 
     folder = index_dir or env.default_index_dir()
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist", hint="check the path given to rt index")
-    if not paths and not remove and not (folder / "index.sqlite").exists():
+    if not paths and not remove and not (folder / DB_NAME).exists():
         raise InputError("nothing to index yet", hint="give a folder or file, e.g. `rt index ~/Documents`")
     options = IndexOptions(
         chunk_tokens=chunk_tokens or _DEFAULTS.chunk_tokens,
         overlap_tokens=_DEFAULTS.overlap_tokens if overlap is None else overlap,
         vector_index=vector_index or _DEFAULTS.vector_index, batch_size=batch_size,
         embedding_model=embedding_model or _DEFAULTS.embedding_model)
-    with Index.open(folder, create=True, embedding_model=embedding_model, options=options,
+    # --remove alone never creates an index: there is nothing to remove from a missing one
+    with Index.open(folder, create=bool(paths) or not remove, embedding_model=embedding_model, options=options,
                     rebuild=rebuild, wait=wait) as idx:
         if not rebuild:
             _check_recorded(idx.options, chunk_tokens, overlap, vector_index)

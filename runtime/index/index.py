@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -110,7 +111,12 @@ class Index:
         if create or rebuild:
             with WriteLock(folder / LOCK_NAME, wait=wait):
                 store = _open_for_writing(folder, rebuild)
-                _initialise(store, folder, options, wanted or canonical_model_name(options.embedding_model), rebuild)
+                try:
+                    _initialise(store, folder, options, wanted or canonical_model_name(options.embedding_model),
+                                rebuild)
+                except BaseException:  # a full disk, say: don't leave the connection open (Windows)
+                    store.close()
+                    raise
         else:
             store = Store(folder)
         meta = store.meta()
@@ -282,10 +288,9 @@ class Index:
             documents, chunks = self.store.counts()
             meta = self.store.meta()
             roots = tuple(r[0] for r in self.store.roots())
-        size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
         return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
                           int(meta["dimension"]) if "dimension" in meta else None,
-                          meta["vector_index"], int(meta["generation"]), roots, size)
+                          meta["vector_index"], int(meta["generation"]), roots, _folder_size(self.folder))
 
     def close(self) -> None:
         """Close the database (searches after this fail)."""
@@ -297,6 +302,17 @@ class Index:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _folder_size(folder: Path) -> int:
+    """Bytes in the files of ``folder``; a file another writer deletes meanwhile (an old vectors
+    file) is skipped."""
+    total = 0
+    for path in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
 
 
 def _open_for_writing(folder: Path, rebuild: bool) -> Store:

@@ -8,6 +8,7 @@ only to make the message of the next writer useful.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -16,6 +17,8 @@ from types import TracebackType
 from typing import IO
 
 from runtime.errors import IndexLockedError
+
+logger = logging.getLogger(__name__)
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -71,11 +74,14 @@ class WriteLock:
                     hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
                 )
             time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()).encode())
-        fh.flush()
         self._fh = fh
+        try:  # the pid only makes the next writer's message useful: the lock is held without it
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()).encode())
+            fh.flush()
+        except OSError as exc:
+            logger.debug("could not write the pid into %s: %s", self.path, exc)
 
     def release(self) -> None:
         """Release the lock (a no-op when not held)."""

@@ -112,3 +112,11 @@ def test_a_corrupt_index_is_reported_and_rebuild_replaces_it(tmp_path: Path) -> 
     rebuilt = rt("index", str(docs), "--index", str(folder), "--rebuild", "--no-progress")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert rt("search", "x", "--index", str(folder), "--mode", "keyword").exit_code == 0
+
+
+def test_remove_from_a_missing_index_fails_and_creates_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "new"
+    result = rt("index", "--remove", str(tmp_path / "notes"), "--index", str(folder))
+    assert result.exit_code == 1, result.output
+    assert f"rt: error: no index at {folder}" in result.output and "run `rt index PATH`" in result.output
+    assert not folder.exists()
