@@ -108,3 +108,20 @@ def make_all(folder: Path, smollm2: Path) -> dict[str, Path]:
     """Build every bad file under ``folder``; name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     return {name: build(folder, smollm2) for name, (build, _) in BAD_FILES.items()}
+
+
+def write_hybrid_gguf(path: Path) -> Path:
+    """A 3-layer llama GGUF whose layers have 2, 0 and 1 KV heads (head size 16, Q8_0 file type),
+    as a hybrid model with an attention-free layer declares them."""
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(3)
+    writer.add_embedding_length(64)
+    writer.add_head_count(4)  # head size 16
+    writer.add_head_count_kv([2, 0, 1])  # layer 1 has no attention, so no KV cache
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_tensor("token_embd.weight", np.zeros((2, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -12,7 +12,7 @@ import pytest
 from runtime.errors import ModelFileError, ModelNotFoundError, TruncatedModelError, UnsupportedModelError
 from runtime.gguf_file import GGUFArray, inspect_gguf
 from runtime.known_archs import is_known, known_architectures, llama_library
-from tests.runtime.bad_gguf import BAD_FILES, copy_prefix, make_all, write_tiny_gguf
+from tests.runtime.bad_gguf import BAD_FILES, copy_prefix, make_all, write_hybrid_gguf, write_tiny_gguf
 
 EXPECTED_TYPE = {
     "missing": ModelNotFoundError,
@@ -195,21 +195,7 @@ def test_unreadable(tiny: Path) -> None:
 
 
 def test_per_layer_kv_heads(tmp_path: Path) -> None:
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(tmp_path / "hybrid.gguf", "llama")
-    writer.add_block_count(3)
-    writer.add_embedding_length(64)
-    writer.add_head_count(4)
-    writer.add_head_count_kv([2, 0, 1])  # e.g. a hybrid model: layer 1 has no attention
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    writer.add_tensor("token_embd.weight", np.zeros((2, 64), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    info = inspect_gguf(tmp_path / "hybrid.gguf")
+    info = inspect_gguf(write_hybrid_gguf(tmp_path / "hybrid.gguf"))
     assert info.n_head_kv == 2 and info.kv_heads_per_layer() == (2, 0, 1)
     assert info.quantization == "Q8_0" and info.head_dim_k == 16
 

@@ -17,6 +17,7 @@ from runtime.memory import (
     preflight,
     system_available_memory,
 )
+from tests.runtime.bad_gguf import write_hybrid_gguf
 
 MiB = 1 << 20
 
@@ -129,20 +130,7 @@ def test_preflight_force(smollm2: GGUFInfo, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_kv_counts_each_layers_own_heads(tmp_path: Path) -> None:
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(tmp_path / "hybrid.gguf", "llama")
-    writer.add_block_count(3)
-    writer.add_embedding_length(64)
-    writer.add_head_count(4)  # head size 16
-    writer.add_head_count_kv([2, 0, 1])  # layer 1 has no attention, so no KV cache
-    writer.add_tensor("token_embd.weight", np.zeros((2, 64), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    info = inspect_gguf(tmp_path / "hybrid.gguf")
+    info = inspect_gguf(write_hybrid_gguf(tmp_path / "hybrid.gguf"))
     assert kv_bytes_per_token(info, "f16") == (2 + 0 + 1) * 16 * 2 * 2  # heads * head size * (K, V) * f16
     # q8_0 rows are whole blocks of 32: layer 0 (32 values) and layer 2 (16) take one block each for K and V
     assert kv_bytes_per_token(info, "q8_0") == 2 * 34 + 2 * 34
