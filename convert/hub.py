@@ -19,13 +19,13 @@ import contextlib
 import fnmatch
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
 from convert.gguf_names import SPLIT_RE, pick_gguf, quant_of
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
 from runtime.fsutil import ensure_free_space, human_bytes
@@ -49,7 +49,6 @@ CHECKPOINT_PATTERNS = (
     "merges.txt",
 )
 DUPLICATE_WEIGHT_PATTERNS = ("consolidated*.safetensors",)
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def list_repo_files(repo: str, *, revision: str = "main", token: str | None = No
 
 
 def _check_repo_id(repo: str) -> None:
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+    if not looks_like_repo_id(repo):
         raise ConfigError(
             f"{repo!r} is not a hub repo id", hint="write it as OWNER/NAME, e.g. bartowski/Qwen2.5-7B-Instruct-GGUF"
         )

@@ -189,19 +189,18 @@ def install_checkpoint(
     progress: bool = False,
 ) -> Installed:
     """Convert a safetensors checkpoint (a local folder, else a hub repo id) to a ``quant`` GGUF."""
-    from convert.pipeline import QUANT_TYPES, convert_checkpoint
+    from convert.config import check_quant, looks_like_repo_id
+    from convert.pipeline import convert_checkpoint
 
     registry = registry or Registry()
-    quant = quant.upper()
-    if quant not in QUANT_TYPES:
-        raise ConfigError(f"cannot convert to {quant}", hint=f"choose one of {', '.join(QUANT_TYPES)}")
+    quant = check_quant(quant)  # before any download starts
     folder = Path(source).expanduser()
     if folder.is_dir():
         origin = f"local:{folder.resolve()}"
     else:
         from convert.hub import download_checkpoint
 
-        if Path(source).exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(source)):
+        if Path(source).exists() or not looks_like_repo_id(str(source)):
             raise ConfigError(
                 f"{source} is neither a checkpoint folder nor a hub repo id",
                 hint="give a folder with config.json and *.safetensors, or OWNER/NAME",

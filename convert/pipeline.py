@@ -23,18 +23,16 @@ import gguf
 
 from convert.arch import architecture_for
 from convert.arch.base import Architecture
-from convert.quantize import BITS_PER_WEIGHT, QUANTIZED_TYPES, quantize_gguf
+from convert.config import DEFAULT_QUANT, PICKLE_SUFFIXES, QUANT_TYPES, check_quant  # noqa: F401 (QUANT_TYPES: public here too)
+from convert.quantize import BITS_PER_WEIGHT, quantize_gguf
 from convert.safetensors import NUMPY_DTYPES, Checkpoint
 from convert.vocab import Vocab, add_vocab, load_vocab
 from convert.writer import FILE_TYPES, FLOAT_TYPES, PlannedTensor, output_type, write_gguf
 from runtime import fsutil
-from runtime.errors import ConfigError, ConvertError
+from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUANT = "Q4_K_M"
-QUANT_TYPES: tuple[str, ...] = ("F32", "F16", "BF16", *QUANTIZED_TYPES)
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Header, metadata and vocabulary of the GGUF, on top of the tensor bytes: a generous bound
 # per token for its text, type, score and merge (a 150k-token vocabulary takes about 10 MB).
 _METADATA_BASE, _METADATA_PER_TOKEN = 1_000_000, 200
@@ -67,7 +65,7 @@ def convert_checkpoint(
     shows tqdm bars on stderr. Raises ConvertError (and subclasses), InsufficientDiskError.
     """
     source, out = Path(source), Path(out)
-    quant = _check_quant(quant)
+    quant = check_quant(quant)
     config = _read_config(source)
     arch = architecture_for(config)
     checkpoint = Checkpoint.open(source)
@@ -97,13 +95,6 @@ def convert_checkpoint(
                 intermediate.unlink()
     logger.info("wrote %s (%s, %d parameters)", out, quant, n_params)
     return ConvertResult(out, arch.gguf_arch_name, n_params, quant, out.stat().st_size)
-
-
-def _check_quant(quant: str) -> str:
-    normalized = quant.upper()
-    if normalized not in QUANT_TYPES:
-        raise ConfigError(f"unknown quantization {quant!r}; choose one of {', '.join(QUANT_TYPES)}")
-    return normalized
 
 
 def _read_config(source: Path) -> Mapping[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from convert.config import DEFAULT_QUANT, QUANT_TYPES
 from runtime.cli.info import human_count
 from runtime.errors import ConfigError
 from runtime.fsutil import human_bytes
@@ -16,17 +17,15 @@ from runtime.fsutil import human_bytes
 if TYPE_CHECKING:
     from convert.install import Installed
 
-# What --from can produce (convert.pipeline.QUANT_TYPES is checked when converting); --hf takes
-# whatever quantization the repo's file names announce.
-CONVERT_QUANTS = "F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q4_K_M"
 
 
 @click.command()
 @click.option("--hf", "hf_repo", metavar="OWNER/REPO", help="Download a pre-quantized GGUF from this hub repo.")
 @click.option("--from", "from_source", metavar="PATH_OR_REPO",
               help="Convert a safetensors checkpoint: a local folder or a hub repo id.")
-@click.option("--quant", default="Q4_K_M", show_default=True,
-              help=f"Quantization: the file to pick with --hf, the output type with --from ({CONVERT_QUANTS}).")
+@click.option("--quant", default=DEFAULT_QUANT, show_default=True,
+              help=f"Quantization: the file to pick with --hf (whatever the repo's file names announce), "
+                   f"the output type with --from ({', '.join(QUANT_TYPES)}).")
 @click.option("--name", help="Registry name (default: from the repo or folder and the quantization).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the GGUF to this file instead of the registry (not registered).")

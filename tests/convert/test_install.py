@@ -35,32 +35,23 @@ def test_embedded_install_links_on_one_disk_and_is_idempotent(smollm2_path: Path
     assert [e.name for e in Registry().entries()] == ["smollm2-135m-instruct"]
 
 
+@pytest.mark.parametrize("error", [
+    OSError(errno.EXDEV, "Invalid cross-device link"),
+    # CreateHardLinkW on a FAT/exFAT drive fails with ERROR_INVALID_FUNCTION, which Python maps to EINVAL.
+    OSError(errno.EINVAL, "Incorrect function"),
+], ids=["other-disk", "windows-fat"])
 def test_copy_when_hard_links_are_impossible(
-    smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    error: OSError, smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def cross_device(src: object, dst: object) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    def refuse(src: object, dst: object) -> None:
+        raise error
 
-    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(os, "link", refuse)
     target = tmp_path / "copy" / "m.gguf"
     assert link_or_copy(smollm2_path, target) == "copy"
     assert not os.path.samefile(target, smollm2_path)
     assert sha256_file(target) == sha256_file(smollm2_path)
     assert [p.name for p in target.parent.iterdir()] == ["m.gguf"]  # no temporary left
-
-
-def test_copy_when_windows_refuses_hard_links(
-    smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """CreateHardLinkW on a FAT/exFAT drive fails with ERROR_INVALID_FUNCTION, which Python maps to EINVAL."""
-    def fat_drive(src: object, dst: object) -> None:
-        raise OSError(errno.EINVAL, "Incorrect function")
-
-    monkeypatch.setattr(os, "link", fat_drive)
-    target = tmp_path / "usb" / "m.gguf"
-    assert link_or_copy(smollm2_path, target) == "copy"
-    assert sha256_file(target) == sha256_file(smollm2_path)
-    assert [p.name for p in target.parent.iterdir()] == ["m.gguf"]
 
 
 def test_broken_gguf_is_refused_before_registering(smollm2_path: Path, tmp_path: Path) -> None:
