@@ -110,14 +110,20 @@ class BuiltPrompt:
     notices: list[str] = field(default_factory=list)
 
 
-def location_label(path: str, page: int | None, lines: tuple[int, int] | None) -> str:
-    """``docs/memory.md, lines 12-30`` or ``report.pdf, page 3`` or just the path."""
+def where_label(page: int | None, lines: tuple[int, int] | None) -> str:
+    """``page 3``, ``lines 12-30``, ``line 7``, or ``""`` when the location is unknown."""
     if page is not None:
-        return f"{path}, page {page}"
+        return f"page {page}"
     if lines is not None:
         start, end = lines
-        return f"{path}, line {start}" if start == end else f"{path}, lines {start}-{end}"
-    return path
+        return f"line {start}" if start == end else f"lines {start}-{end}"
+    return ""
+
+
+def location_label(path: str, page: int | None, lines: tuple[int, int] | None) -> str:
+    """``docs/memory.md, lines 12-30`` or ``report.pdf, page 3`` or just the path."""
+    where = where_label(page, lines)
+    return f"{path}, {where}" if where else path
 
 
 def short_paths(paths: Sequence[str]) -> list[str]:

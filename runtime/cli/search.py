@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,29 +52,18 @@ def _hit_dict(hit) -> dict:  # type: ignore[no-untyped-def]
             "score": hit.score, "similarity": hit.similarity, "chunk_id": hit.chunk_id, "text": hit.text}
 
 
-def _display_path(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if relative.startswith("..") else relative
-
-
-def _lines(lines: tuple[int, int] | None) -> str:
-    if not lines:
-        return ""
-    return f"line {lines[0]}" if lines[0] == lines[1] else f"lines {lines[0]}-{lines[1]}"
-
-
 def _print_hits(query: str, hits: Sequence, *, several: bool) -> None:  # type: ignore[type-arg]
     if several:
         click.echo(f"# {query}")
     if not hits:
         click.echo("no matches", err=True)
+    from runtime.cli.answering import display_path
+    from runtime.prompt import where_label
+
     for rank, hit in enumerate(hits, start=1):
-        where = f"page {hit.page}" if hit.page else _lines(hit.lines)
+        where = where_label(hit.page, hit.lines)
         similarity = f"  similarity {hit.similarity:.2f}" if hit.similarity is not None else ""
-        click.echo(f"{rank}. {_display_path(hit.path)}  {where}  score {hit.score:.4g}{similarity}")
+        click.echo(f"{rank}. {display_path(hit.path)}  {where}  score {hit.score:.4g}{similarity}")
         snippet = " ".join(hit.text.split())
         click.echo(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
     if several:
