@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from runtime.env import debug
+from runtime.env import child_environment, debug
 from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ BITS_PER_WEIGHT: Mapping[str, float] = {
 # Rows of one tensor llama.cpp keeps in memory at once (its default is 8 GiB).
 MAX_BUFFER_BYTES = 256 * 1024 * 1024
 _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
-_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def _child(src: str, dst: str, ftype: int, threads: int) -> int:
@@ -132,15 +131,12 @@ def quantize_gguf(
 
 
 def _child_env() -> dict[str, str]:
-    """The child must import this package even when rt runs from a source checkout.
+    """rt's child environment, with stdout in UTF-8 whatever the locale.
 
-    Its stdout is UTF-8 whatever the locale: on Windows the default (often cp1252) cannot write
-    a llama.cpp log line holding, say, a CJK folder name, and the message would be lost.
+    On Windows the default (often cp1252) cannot write a llama.cpp log line holding, say, a CJK
+    folder name, and the message would be lost.
     """
-    env = dict(os.environ)
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT, env.get("PYTHONPATH")]))
-    return env
+    return {**child_environment(), "PYTHONIOENCODING": "utf-8"}
 
 
 if __name__ == "__main__":

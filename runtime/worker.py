@@ -17,7 +17,6 @@ null-pointer read at the first generation), ``kill`` (SIGKILL itself, as the OOM
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Generator, Sequence
@@ -25,10 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import runtime
 from runtime import crash
 from runtime.channel import Channel, encode, rebuild_error
 from runtime.config import GenerateOptions, LoadOptions
+from runtime.env import child_environment
 from runtime.errors import ModelCrashedError
 from runtime.generation import Completion
 
@@ -40,11 +39,9 @@ PROBE_TIMEOUT = 300.0
 
 def _start_child() -> subprocess.Popen[bytes]:
     """``python -m runtime.worker_child`` with this checkout importable; stderr is shared with ours."""
-    environ = dict(os.environ)
-    package_root = str(Path(runtime.__file__).resolve().parent.parent)
-    environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, environ.get("PYTHONPATH")) if p)
     return subprocess.Popen(
-        [sys.executable, "-m", "runtime.worker_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environ
+        [sys.executable, "-m", "runtime.worker_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=child_environment(),
     )
 
 
