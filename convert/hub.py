@@ -29,7 +29,7 @@ from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
 from convert.gguf_names import SPLIT_RE, pick_gguf, quant_of
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
 from runtime.fsutil import ensure_free_space, human_bytes
-from runtime.registry import sha256_file
+from runtime.models.registry import sha256_file
 
 logger = logging.getLogger(__name__)
 

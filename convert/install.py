@@ -21,10 +21,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.embedded import DEFAULT_MODEL_NAME, default_model_path
+from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from runtime.errors import ConfigError
 from runtime.fsutil import atomic_path, ensure_free_space, temp_path_for
-from runtime.registry import ModelEntry, Registry, sha256_file
+from runtime.models.registry import ModelEntry, Registry, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def link_or_copy(source: Path, target: Path) -> str:
 
 def describe_gguf(path: Path, *, name: str, source: str, root: Path, sha256: str | None = None) -> ModelEntry:
     """A manifest entry for the GGUF at ``path`` (inspected; sha256 computed unless given)."""
-    from runtime.gguf_file import inspect_gguf
+    from runtime.models.gguf_file import inspect_gguf
 
     info = inspect_gguf(path)
     try:
@@ -126,7 +126,7 @@ def install_gguf(
     make_default: bool = False,
 ) -> Installed:
     """Link or copy a local GGUF into the models folder (or to ``out``) and register it."""
-    from runtime.gguf_file import inspect_gguf
+    from runtime.models.gguf_file import inspect_gguf
 
     registry = registry or Registry()
     check_name(name)

@@ -21,7 +21,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from runtime.env import child_environment, debug
+from runtime.env import debug
+from runtime.process.launch import child_environment, python_command
 from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
@@ -89,12 +90,13 @@ def quantize_gguf(
 ) -> None:
     """Quantize the F32/F16/BF16 GGUF ``src`` into ``dst`` as ``quant`` (e.g. "Q4_K_M").
 
-    Runs ``python -m convert.quantize`` (a fresh interpreter, as a spawn would be, but
-    without re-importing the caller's main script). Raises ConvertError if llama.cpp reports
+    Runs ``convert.quantize`` as ``__main__`` in a fresh interpreter started by
+    :mod:`runtime.process.launch` (as a spawn would be, but without re-importing the caller's
+    main script). Raises ConvertError if llama.cpp reports
     a failure or the child dies.
     """
-    command = [sys.executable, "-m", "convert.quantize", str(Path(src).resolve()), str(Path(dst).resolve()),
-               str(QUANTIZED_TYPES[quant]), str(threads or os.cpu_count() or 1)]
+    command = python_command("convert.quantize", str(Path(src).resolve()), str(Path(dst).resolve()),
+                             str(QUANTIZED_TYPES[quant]), str(threads or os.cpu_count() or 1))
     errors: list[str] = []
     status: int | None = None
     with tempfile.TemporaryFile() as stderr:

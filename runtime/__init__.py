@@ -12,15 +12,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Model": "runtime.model",
+    "Model": "runtime.llm.model",
     "LoadOptions": "runtime.config",
     "GenerateOptions": "runtime.config",
     "RtError": "runtime.errors",
-    "Registry": "runtime.registry",
-    "resolve_model": "runtime.registry",
-    "inspect_gguf": "runtime.gguf_file",
+    "Registry": "runtime.models.registry",
+    "resolve_model": "runtime.models.registry",
+    "inspect_gguf": "runtime.models.gguf_file",
     "Index": "runtime.index",
-    "RAG": "runtime.rag",
+    "RAG": "runtime.rag.rag",
 }
 
 

@@ -84,15 +84,3 @@ def memory_limit() -> int | None:
         return parse_size(value)
     except ValueError as exc:
         raise ConfigError(f"RT_MEMORY_LIMIT: {exc}", hint="set it to a size such as 4G, or unset it") from None
-
-
-def child_environment() -> dict[str, str]:
-    """The environment for rt's own ``python -m ...`` child processes (model, quantizer).
-
-    This process's variables, with the folder holding ``runtime/`` and ``convert/`` put first on
-    ``PYTHONPATH``, so the child imports the same code even when rt runs from a source checkout.
-    """
-    environ = dict(os.environ)
-    project_root = str(Path(__file__).resolve().parent.parent)
-    environ["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, environ.get("PYTHONPATH")) if p)
-    return environ

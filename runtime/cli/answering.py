@@ -1,6 +1,6 @@
 """The retrieval-augmented path shared by ``rt ask`` (its default) and ``rt chat``.
 
-Opening a :class:`~runtime.rag.RAG`, streaming an answer to stdout, listing its sources, the
+Opening a :class:`~runtime.rag.rag.RAG`, streaming an answer to stdout, listing its sources, the
 ``--json`` object, and the notices (what did not fit the context window) on stderr.
 """
 
@@ -16,14 +16,14 @@ import click
 from runtime.config import GenerateOptions, LoadOptions
 
 if TYPE_CHECKING:
-    from runtime.answer import Answer
-    from runtime.rag import RAG, AnswerStream
+    from runtime.rag.answer import Answer
+    from runtime.rag.rag import RAG, AnswerStream
 
 
 def open_rag(model: str | Path | None, index_dir: str | Path | None, load: LoadOptions,
              generate: GenerateOptions, k: int | None) -> RAG:
     """The model and index a command asks (missing ones raise errors that say what to do)."""
-    from runtime.rag import RAG
+    from runtime.rag.rag import RAG
 
     return RAG.open(model, index_dir, load=load, options=generate, k=k)
 
@@ -39,7 +39,7 @@ def display_path(path: str) -> str:
 
 def source_lines(answer: Answer) -> list[str]:
     """``[n] path, lines a-b  (similarity 0.66, cited)`` for each source given to the model."""
-    from runtime.prompt import location_label
+    from runtime.rag.prompt import location_label
 
     lines = []
     for source in answer.sources:

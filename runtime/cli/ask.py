@@ -1,7 +1,7 @@
 """``rt ask QUESTION``: answer a question, streaming the answer to stdout.
 
 By default the answer comes from the indexed documents, with numbered sources
-(:mod:`runtime.cli.answering`, :mod:`runtime.rag`). With ``--no-rag`` the model answers alone;
+(:mod:`runtime.cli.answering`, :mod:`runtime.rag.rag`). With ``--no-rag`` the model answers alone;
 then ``--json`` prints ``{answer, model, usage{prompt_tokens, completion_tokens,
 cached_tokens}, timings{...}, finish_reason}``.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from runtime.chat_template import DEFAULT_SYSTEM_PROMPT, plain_prompt, question_messages
+from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT, plain_prompt, question_messages
 from runtime.cli.options import (
     generate_options_from,
     load_options_from,
@@ -27,7 +27,7 @@ from runtime.cli.options import (
 )
 from runtime.config import GenerateOptions
 from runtime.errors import ConfigError, InputError
-from runtime.generation import Completion
+from runtime.llm.generation import Completion
 
 logger = logging.getLogger("runtime.cli.ask")
 
@@ -66,7 +66,7 @@ def chat_or_plain_prompt(model: Any, messages: list[dict[str, str]],
 
 
 def stream_to_stdout(stream: Any) -> None:
-    """Echo a :class:`runtime.model.Stream`'s pieces as they come, then a newline; warn on
+    """Echo a :class:`runtime.llm.model.Stream`'s pieces as they come, then a newline; warn on
     stderr when the answer was cut short."""
     for piece in stream:
         click.echo(piece, nl=False)
@@ -117,7 +117,7 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
                            answer_anyway=answer_anyway, as_json=as_json, load=load, generate=generate)
         return
 
-    from runtime.model import Model
+    from runtime.llm.model import Model
 
     started = time.perf_counter()
     with Model(params["model"], load) as model:

@@ -1,7 +1,7 @@
 """``rt chat``: ask one question per line from stdin, answered from the index, turn after turn.
 
 Every turn retrieves again. Earlier turns go into the prompt before the new sources, so the
-model's KV cache is reused for them (:class:`runtime.rag.Chat`). Reads until end of input or a
+model's KV cache is reused for them (:class:`runtime.rag.rag.Chat`). Reads until end of input or a
 line ``exit``/``quit``.
 """
 

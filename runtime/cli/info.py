@@ -1,7 +1,7 @@
 """``rt info [MODEL]``: what a GGUF holds and whether it fits, without loading it.
 
-Reads only the file's header (:func:`runtime.gguf_file.inspect_gguf`) and estimates memory
-(:func:`runtime.memory.estimate_memory`); never imports llama_cpp or torch, so it is instant
+Reads only the file's header (:func:`runtime.models.gguf_file.inspect_gguf`) and estimates memory
+(:func:`runtime.models.memory.estimate_memory`); never imports llama_cpp or torch, so it is instant
 and safe on a file that would crash llama.cpp.
 """
 
@@ -38,7 +38,7 @@ def _jsonable(value: object) -> object:
 
 
 def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    from runtime.memory import effective_ctx
+    from runtime.models.memory import effective_ctx
 
     data: dict[str, object] = {"path": str(info.path)}
     data.update({f.name: getattr(info, f.name) for f in fields(info) if f.name not in ("metadata", "path")})
@@ -50,7 +50,7 @@ def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type:
 
 
 def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[no-untyped-def]
-    from runtime.memory import effective_ctx, suggestions
+    from runtime.models.memory import effective_ctx, suggestions
 
     n_ctx = effective_ctx(info, options)
     heads = f"{info.n_head} attention heads, {info.n_head_kv} KV heads, head size {info.head_dim_k}"
@@ -91,9 +91,9 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def info(model: str | None, n_ctx: int, kv_type: str, repack: bool, as_json: bool) -> None:
     """Describe MODEL (a registry name or GGUF path; default: the default model) without loading it."""
-    from runtime.gguf_file import inspect_gguf
-    from runtime.memory import estimate_memory
-    from runtime.registry import resolve_model
+    from runtime.models.gguf_file import inspect_gguf
+    from runtime.models.memory import estimate_memory
+    from runtime.models.registry import resolve_model
 
     options = LoadOptions(n_ctx=n_ctx, kv_type=kv_type, repack=repack)
     gguf_info = inspect_gguf(resolve_model(model))

@@ -9,7 +9,7 @@ import click
 
 from runtime.cli.info import human_count
 from runtime.fsutil import human_bytes
-from runtime.registry import Registry
+from runtime.models.registry import Registry
 
 
 @click.group(invoke_without_command=True)

@@ -58,7 +58,7 @@ def _print_hits(query: str, hits: Sequence, *, several: bool) -> None:  # type: 
     if not hits:
         click.echo("no matches", err=True)
     from runtime.cli.answering import display_path
-    from runtime.prompt import where_label
+    from runtime.rag.prompt import where_label
 
     for rank, hit in enumerate(hits, start=1):
         where = where_label(hit.page, hit.lines)

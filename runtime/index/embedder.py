@@ -59,7 +59,7 @@ def canonical_model_name(spec: str | None) -> str:
     path = Path(spec).expanduser()
     if not path.exists():
         return spec
-    from runtime.embedded import default_embedding_model_path
+    from runtime.models.embedded import default_embedding_model_path
 
     try:
         if path.resolve() == default_embedding_model_path().resolve():
@@ -140,7 +140,7 @@ class SentenceTransformerEmbedder:
 
 
 def _load(name: str, device: str) -> Any:
-    from runtime.embedded import default_embedding_model_path
+    from runtime.models.embedded import default_embedding_model_path
 
     source = str(default_embedding_model_path()) if name == DEFAULT_EMBEDDING_MODEL else name
     logger.info("loading embedding model %s from %s", name, source)

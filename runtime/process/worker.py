@@ -1,9 +1,9 @@
 """The engine in a child process, so a native crash or an OOM kill is reported, not silent.
 
-:class:`WorkerEngine` starts ``python -m runtime.worker_child`` and proxies tokenize, detokenize and
-streaming to it over its stdin/stdout (length-prefixed pickles, :mod:`runtime.channel`); pieces
+:class:`WorkerEngine` starts ``python -m runtime.process.child`` and proxies tokenize, detokenize and
+streaming to it over its stdin/stdout (length-prefixed pickles, :mod:`runtime.process.channel`); pieces
 of text come back as they are generated. When the child dies, its stdout reaches EOF and the
-parent raises :class:`ModelCrashedError` saying what the exit means (:mod:`runtime.crash`).
+parent raises :class:`ModelCrashedError` saying what the exit means (:mod:`runtime.process.crash`).
 
 A plain subprocess rather than ``multiprocessing``: its "spawn" start method (the only one on
 Windows) re-runs the caller's ``__main__`` in the child, so every script using :class:`Model`
@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runtime import crash
-from runtime.channel import Channel, encode, rebuild_error
+from runtime.process import crash
+from runtime.process.launch import child_environment, python_command
+from runtime.process.channel import Channel, encode, rebuild_error
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.env import child_environment
 from runtime.errors import ModelCrashedError
-from runtime.generation import Completion
+from runtime.llm.generation import Completion
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ PROBE_TIMEOUT = 300.0
 
 
 def _start_child() -> subprocess.Popen[bytes]:
-    """``python -m runtime.worker_child`` with this checkout importable; stderr is shared with ours."""
+    """The model process (:mod:`runtime.process.child`) on rt's own import path; stderr is shared with ours."""
     return subprocess.Popen(
-        [sys.executable, "-m", "runtime.worker_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        python_command("runtime.process.child"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         env=child_environment(),
     )
 
@@ -48,7 +47,7 @@ def _start_child() -> subprocess.Popen[bytes]:
 class WorkerEngine:
     """The engine's interface (tokenize, detokenize, stream, close) backed by a child process.
 
-    ``memory`` (a :class:`runtime.memory.MemoryEstimate`) only feeds the diagnosis if the
+    ``memory`` (a :class:`runtime.models.memory.MemoryEstimate`) only feeds the diagnosis if the
     child is killed.
     """
 
@@ -119,7 +118,7 @@ class WorkerEngine:
         return dict(self._special_tokens)
 
     def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
-        """Like :meth:`runtime.engine.Engine.stream`, with the pieces coming from the child."""
+        """Like :meth:`runtime.llm.engine.Engine.stream`, with the pieces coming from the child."""
         self._idle()
         self._send(("stream", prompt, options))
         self._recv()  # "started", or the error (ContextOverflowError) raised now

@@ -61,7 +61,7 @@ from runtime import env
 from runtime.config import KV_TYPES, LoadOptions
 from runtime.errors import ConfigError, InsufficientMemoryError
 from runtime.fsutil import human_bytes
-from runtime.gguf_file import GGUFInfo
+from runtime.models.gguf_file import GGUFInfo
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class MemoryEstimate:
 def effective_ctx(info: GGUFInfo, options: LoadOptions) -> int:
     """The context size a load will use: ``options.n_ctx``, capped to the trained context (0: that).
 
-    The same rule as :class:`runtime.model.Model` applies before loading.
+    The same rule as :class:`runtime.llm.model.Model` applies before loading.
     """
     trained = info.context_length
     if trained > 0 and (options.n_ctx <= 0 or options.n_ctx > trained):
@@ -128,7 +128,7 @@ def padded_ctx(n_ctx: int) -> int:
 def compute_bytes(info: GGUFInfo, options: LoadOptions) -> int:
     """llama.cpp's CPU compute buffer plus output buffer (formula and measurements above)."""
     n_ctx = effective_ctx(info, options)
-    n_ubatch = max(1, min(options.n_batch, n_ctx))  # as runtime.engine sets it
+    n_ubatch = max(1, min(options.n_batch, n_ctx))  # as runtime.llm.engine sets it
     n_ctx = padded_ctx(n_ctx)
     widest = max(_feed_forward_length(info), info.n_head * info.head_dim_k)
     activations = n_ubatch * 4 * (3 * widest + 5 * info.n_embd)

@@ -153,7 +153,7 @@ def resolve_model(spec: str | Path | None = None, registry: Registry | None = No
     if spec is None:
         name = registry.default_name
         if name is None:
-            from runtime.embedded import default_model_path
+            from runtime.models.embedded import default_model_path
 
             return default_model_path()
         spec = name

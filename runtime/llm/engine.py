@@ -4,11 +4,11 @@ One model, one context, one sequence. The model is memory-mapped (llama.cpp's MM
 and, unless ``repack`` is asked for, loaded with ``use_extra_bufts = False``: the CPU "extra
 buffer types" copy the weights into anonymous memory (twice the RAM with mmap) and, in some
 builds, crash in their AMX kernels on the first decode. Only load with ``repack=True`` after a
-child process has shown it works (:func:`runtime.worker.probe_repack`).
+child process has shown it works (:func:`runtime.process.worker.probe_repack`).
 
 The engine remembers which tokens its KV cache holds; a new prompt that starts with the same
 tokens (the same system prompt, a growing chat) reuses them and decodes only the new tail.
-Most callers want :class:`runtime.model.Model`, which wraps this engine in a child process.
+Most callers want :class:`runtime.llm.model.Model`, which wraps this engine in a child process.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from llama_cpp import llama_cpp as L
 from runtime import env
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ConfigError, ContextOverflowError, InputError, ModelLoadError
-from runtime.generation import Completion, TextAssembler
-from runtime.llama_native import KV_TYPES, extra_buffer_types, init_backend
-from runtime.sampling import Sampler
+from runtime.llm.generation import Completion, TextAssembler
+from runtime.llm.llama_native import KV_TYPES, extra_buffer_types, init_backend
+from runtime.llm.sampling import Sampler
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Engine:
     """llama.cpp model + context for one GGUF file, in this process.
 
     Raises :class:`ModelLoadError` when llama.cpp refuses the file or the context. The GGUF
-    should have been checked first (:func:`runtime.gguf_file.inspect_gguf`): llama.cpp itself
+    should have been checked first (:func:`runtime.models.gguf_file.inspect_gguf`): llama.cpp itself
     may crash on a malformed file.
     """
 

@@ -57,7 +57,7 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 class ChatModel(Protocol):
-    """What prompt building needs from a model (``runtime.model.Model`` has all three)."""
+    """What prompt building needs from a model (``runtime.llm.model.Model`` has all three)."""
 
     n_ctx: int
 

@@ -1,8 +1,8 @@
 """Retrieval-augmented answers: a model and an index, asked together.
 
-:class:`RAG` holds a loaded :class:`~runtime.model.Model` and an open
+:class:`RAG` holds a loaded :class:`~runtime.llm.model.Model` and an open
 :class:`~runtime.index.Index`. ``ask`` retrieves the top k passages, checks that the documents
-cover the question, builds a prompt that fits the context window (:mod:`runtime.prompt`) and
+cover the question, builds a prompt that fits the context window (:mod:`runtime.rag.prompt`) and
 generates an answer that cites its sources as [1], [2]. ``stream`` does the same piece by piece.
 :class:`Chat` keeps the earlier turns of a conversation and retrieves again on every turn.
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from runtime.answer import Answer, Source, Timings, Usage
+from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.prompt import (
+from runtime.rag.prompt import (
     ANSWER_PREFIX,
     RAG_STOP,
     SYSTEM_NO_SOURCES,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from runtime.index import Hit, Index
     from runtime.index.embedder import Embedder
-    from runtime.model import Completion, Model
+    from runtime.llm.model import Completion, Model
 
 __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage", "Turn"]
 
@@ -103,10 +103,10 @@ class AnswerStream(Iterator[str]):
 
 class PlainChat:
     """A model without a chat template (a base model) seen through a ``Question:``/``Answer:``
-    layout (:func:`runtime.chat_template.plain_prompt`), so prompt building works the same."""
+    layout (:func:`runtime.llm.chat_template.plain_prompt`), so prompt building works the same."""
 
     def __init__(self, model: Model) -> None:
-        from runtime.chat_template import plain_prompt
+        from runtime.llm.chat_template import plain_prompt
 
         self.model = model
         self.n_ctx = model.n_ctx
@@ -194,8 +194,8 @@ class RAG:
         how to build an index).
         """
         from runtime.index import Index
-        from runtime.model import Model
-        from runtime.registry import resolve_model
+        from runtime.llm.model import Model
+        from runtime.models.registry import resolve_model
 
         model_path = resolve_model(model)
         started = time.perf_counter()

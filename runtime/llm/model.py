@@ -1,6 +1,6 @@
 """rt's Python API: load a GGUF once, then stream or complete many prompts.
 
-    from runtime.model import Model
+    from runtime.llm.model import Model
     from runtime.config import GenerateOptions
 
     with Model() as model:                      # the embedded SmolLM2, or a name/path
@@ -9,8 +9,8 @@
             print(piece, end="", flush=True)
         print(model.complete(prompt, GenerateOptions(max_tokens=32)).text)
 
-Loading checks the file (:func:`runtime.gguf_file.inspect_gguf`) and the memory it needs
-(:func:`runtime.memory.preflight`) before llama.cpp sees it, then runs the model in a child
+Loading checks the file (:func:`runtime.models.gguf_file.inspect_gguf`) and the memory it needs
+(:func:`runtime.models.memory.preflight`) before llama.cpp sees it, then runs the model in a child
 process (``LoadOptions.isolate``, the default) so that a native crash or an out-of-memory kill
 ends in a :class:`ModelCrashedError` with a diagnosis instead of a silent exit.
 """
@@ -25,11 +25,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runtime.chat_template import render_chat
+from runtime.llm.chat_template import render_chat
 from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
-from runtime.generation import Completion
-from runtime.registry import resolve_model
+from runtime.llm.generation import Completion
+from runtime.models.registry import resolve_model
 
 __all__ = ["Completion", "Model", "Stream"]
 
@@ -87,8 +87,8 @@ class Model:
     """
 
     def __init__(self, model: str | Path | None = None, options: LoadOptions = LoadOptions()) -> None:
-        from runtime.gguf_file import inspect_gguf
-        from runtime.memory import preflight
+        from runtime.models.gguf_file import inspect_gguf
+        from runtime.models.memory import preflight
 
         self.path: Path = resolve_model(model)
         self.info = inspect_gguf(self.path)
@@ -109,7 +109,7 @@ class Model:
         return int(getattr(self._engine, "pid", os.getpid()))  # reading it must not stop a stream
 
     def _fit_context(self, options: LoadOptions) -> LoadOptions:
-        from runtime.memory import effective_ctx  # the rule the memory estimate and `rt info` use
+        from runtime.models.memory import effective_ctx  # the rule the memory estimate and `rt info` use
 
         if options.kv_type not in KV_TYPES:
             raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint=f"use one of {', '.join(KV_TYPES)}")
@@ -123,7 +123,7 @@ class Model:
         return replace(options, n_ctx=n_ctx)
 
     def _check_repack(self, options: LoadOptions) -> LoadOptions:
-        from runtime.worker import probe_repack
+        from runtime.process.worker import probe_repack
 
         failure = probe_repack(self.path, options)
         if failure is None:
@@ -134,10 +134,10 @@ class Model:
 
     def _start_engine(self) -> Any:
         if self.options.isolate:
-            from runtime.worker import WorkerEngine
+            from runtime.process.worker import WorkerEngine
 
             return WorkerEngine(self.path, self.options, memory=self.memory)
-        from runtime.engine import Engine
+        from runtime.llm.engine import Engine
 
         return Engine(self.path, self.options)
 

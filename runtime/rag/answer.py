@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime.prompt import location_label
+from runtime.rag.prompt import location_label
 
 
 @dataclass(frozen=True)

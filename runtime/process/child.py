@@ -1,6 +1,6 @@
-"""The model process: ``python -m runtime.worker_child``, started by :mod:`runtime.worker`.
+"""The model process: ``python -m runtime.process.child``, started by :mod:`runtime.process.worker`.
 
-It reads requests from stdin and answers on stdout (:class:`runtime.channel.Channel`). Before
+It reads requests from stdin and answers on stdout (:class:`runtime.process.channel.Channel`). Before
 anything else it moves its own stdout aside, so stray output of native code lands on stderr
 and never inside the protocol. A reader thread turns stdin into a queue, so a generation can
 notice a "cancel" (or the parent's exit, EOF) between two tokens on every platform.
@@ -21,7 +21,7 @@ import types
 from typing import IO, Any
 
 from runtime import env
-from runtime.channel import Channel, error_payload
+from runtime.process.channel import Channel, error_payload
 from runtime.config import GenerateOptions, LoadOptions
 
 _EOF = ("close",)
@@ -118,7 +118,7 @@ class _Server:
 
 def _probe(path: str, options: LoadOptions) -> None:
     """Load (with --repack) and decode once; a crash here is what the parent looks for."""
-    from runtime.engine import Engine
+    from runtime.llm.engine import Engine
 
     _crash_on_purpose("probe")
     # a prompt long enough for the batched (GEMM) kernels, then single tokens (GEMV)
@@ -142,7 +142,7 @@ def main() -> None:
     if op == "probe":
         _probe(path, options)
         return
-    from runtime.engine import Engine
+    from runtime.llm.engine import Engine
 
     try:
         engine = Engine(path, options)

@@ -50,7 +50,7 @@ def _memory_note(memory: Any) -> str:
 def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False) -> ModelCrashedError:
     """A :class:`ModelCrashedError` explaining how the model process ended.
 
-    ``memory`` (a :class:`runtime.memory.MemoryEstimate`) adds the estimate to an OOM message;
+    ``memory`` (a :class:`runtime.models.memory.MemoryEstimate`) adds the estimate to an OOM message;
     ``repack`` adds "try without --repack" to a native-crash hint.
     """
     if exitcode is None:

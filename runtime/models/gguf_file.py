@@ -23,7 +23,7 @@ from pathlib import Path
 
 import gguf
 
-from runtime import known_archs
+from runtime.models import known_archs
 from runtime.errors import (
     ModelFileError,
     ModelNotFoundError,
