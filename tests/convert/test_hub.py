@@ -8,7 +8,7 @@ import pytest
 
 from convert.hub import HubFile, download_checkpoint, download_gguf, partial_path, pick_gguf, quant_of
 from runtime.errors import ChecksumError, DownloadError
-from runtime.registry import sha256_file
+from runtime.models.registry import sha256_file
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from convert.install import check_name, default_name, install_embedded, install_gguf, link_or_copy
 from runtime.errors import ConfigError, ModelFileError
-from runtime.registry import Registry, sha256_file
+from runtime.models.registry import Registry, sha256_file
 
 
 def test_embedded_install_registers_smollm2(smollm2_path: Path) -> None:

@@ -53,7 +53,7 @@ class HashingEmbedder:
 @pytest.fixture(scope="session")
 def embedder(minilm_path: Path):  # type: ignore[no-untyped-def]
     """all-MiniLM-L6-v2 from its PyPI package, loaded once (the same folder as ``minilm_path``)."""
-    from runtime.embedded import default_embedding_model_path
+    from runtime.models.embedded import default_embedding_model_path
     from runtime.index import SentenceTransformerEmbedder
 
     assert default_embedding_model_path() == minilm_path

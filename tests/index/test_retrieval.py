@@ -68,7 +68,7 @@ def test_hits_carry_sources_and_similarity(corpus_index: Path, corpus_dir: Path,
             "What is the capital of Australia?", "Who won the football world cup in 2014?",
             "Explain quantum chromodynamics on a lattice."))
         print(f"lowest similarity of an answered question {answered:.3f}, highest unrelated {unrelated:.3f}")
-        assert unrelated < 0.25 < answered  # runtime.rag.DEFAULT_THRESHOLD is 0.25
+        assert unrelated < 0.25 < answered  # runtime.rag.rag.DEFAULT_THRESHOLD is 0.25
         with pytest.raises(ConfigError, match="unknown search mode"):
             index.search("x", mode="semantic")
 

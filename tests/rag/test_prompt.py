@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 import gguf
 import pytest
 
-from runtime.chat_template import render_chat
+from runtime.llm.chat_template import render_chat
 from runtime.errors import ContextOverflowError
-from runtime.prompt import (
+from runtime.rag.prompt import (
     SYSTEM_INSTRUCTION,
     Turn,
     build_prompt,

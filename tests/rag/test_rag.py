@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.rag import ANSWERED_ANYWAY, RAG
+from runtime.rag.rag import ANSWERED_ANYWAY, RAG
 
 SHORT = GenerateOptions(max_tokens=48)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from runtime.cli import cli
-from runtime.registry import ModelEntry, Registry
+from runtime.models.registry import ModelEntry, Registry
 from tests.runtime.bad_gguf import write_tiny_gguf
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from runtime.config import LoadOptions
-from runtime.crash import diagnose
+from runtime.process.crash import diagnose
 from runtime.errors import ModelCrashedError
-from runtime.model import Model
+from runtime.llm.model import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What is the capital of France?"
@@ -98,7 +98,7 @@ INTERRUPTED_IN_PROMPT = """
 import os, signal, sys, threading
 import psutil
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.model import Model
+from runtime.llm.model import Model
 
 model = Model(sys.argv[1], LoadOptions(n_ctx=8192, threads=1))
 stream = model.stream("word " * 7000, GenerateOptions(max_tokens=4))

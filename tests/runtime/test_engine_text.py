@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.generation import TextAssembler
+from runtime.llm.generation import TextAssembler
 
 
 def test_multibyte_character_split_across_tokens_is_emitted_whole() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import ModelFileError, ModelNotFoundError, TruncatedModelError, UnsupportedModelError
-from runtime.gguf_file import GGUFArray, inspect_gguf
-from runtime.known_archs import is_known, known_architectures, llama_library
+from runtime.models.gguf_file import GGUFArray, inspect_gguf
+from runtime.models.known_archs import is_known, known_architectures, llama_library
 from tests.runtime.bad_gguf import BAD_FILES, copy_prefix, make_all, write_hybrid_gguf, write_tiny_gguf
 
 EXPECTED_TYPE = {

@@ -9,8 +9,8 @@ import pytest
 from runtime.config import LoadOptions
 from runtime.env import memory_limit, parse_size
 from runtime.errors import ConfigError, InsufficientMemoryError
-from runtime.gguf_file import GGUFInfo, inspect_gguf
-from runtime.memory import (
+from runtime.models.gguf_file import GGUFInfo, inspect_gguf
+from runtime.models.memory import (
     available_memory,
     estimate_memory,
     kv_bytes_per_token,

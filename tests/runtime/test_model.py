@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.chat_template import question_messages
+from runtime.llm.chat_template import question_messages
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ContextOverflowError, InputError, UnsupportedModelError
-from runtime.model import Model
+from runtime.llm.model import Model
 
 FRANCE = "What is the capital of France?"
 # One thread: on a shared, busy 2-core machine two OpenMP threads wait on each other at every

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.chat_template import plain_prompt, question_messages, render_chat
+from runtime.llm.chat_template import plain_prompt, question_messages, render_chat
 from runtime.errors import InputError, UnsupportedModelError
 
 GEMMA_LIKE = (

@@ -1,4 +1,4 @@
-"""runtime.registry: the manifest (add, remove, default, corruption) and resolve_model."""
+"""runtime.models.registry: the manifest (add, remove, default, corruption) and resolve_model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from runtime.errors import ModelNotFoundError, RegistryError
 from runtime.fsutil import TMP_MARK
-from runtime.registry import ModelEntry, Registry, resolve_model, sha256_file
+from runtime.models.registry import ModelEntry, Registry, resolve_model, sha256_file
 
 
 def _entry(registry: Registry, name: str, content: bytes = b"GGUF") -> ModelEntry:

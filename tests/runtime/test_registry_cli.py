@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner, Result
 
 from runtime.cli import cli
-from runtime.registry import ModelEntry, Registry
+from runtime.models.registry import ModelEntry, Registry
 
 
 def rt(*args: str) -> Result:
