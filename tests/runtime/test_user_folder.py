@@ -1,0 +1,113 @@
+"""Nothing from the user's folder runs: rt's children start on rt's own import path.
+
+Each test runs the installed ``rt`` script (as a user would) with the current directory set to
+a folder holding a module that shadows one rt's children import and writes a marker file when
+imported. With the old ``python -m runtime.process.child`` / ``python -m convert.quantize``
+start, the current directory came first on the child's ``sys.path`` and every marker was
+written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from runtime.process.launch import child_environment
+from tests.convert import tiny_models
+
+RT_SCRIPT = Path(sysconfig.get_path("scripts")) / ("rt.exe" if sys.platform == "win32" else "rt")
+
+pytestmark = pytest.mark.skipif(not RT_SCRIPT.exists(), reason="rt is not installed as a script")
+
+
+def _plant(folder: Path, files: list[str], marker: Path) -> None:
+    payload = f"open({str(marker)!r}, 'w').write(__name__)\n"
+    for name in files:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(payload, encoding="utf-8")
+
+
+def _rt(folder: Path, *args: str, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    return subprocess.run([str(RT_SCRIPT), *args], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _ask(folder: Path, **kwargs: str) -> subprocess.CompletedProcess[str]:
+    return _rt(folder, "ask", "--no-rag", "hi", "--max-tokens", "2", "--threads", "1", **kwargs)
+
+
+@pytest.fixture()
+def hostile(tmp_path: Path) -> tuple[Path, Path]:
+    folder, marker = tmp_path / "downloaded-project", tmp_path / "PWNED"
+    folder.mkdir()
+    return folder, marker
+
+
+ASK_SHADOWS = {
+    "runtime package": ["runtime/__init__.py", "runtime/worker_child.py", "runtime/process/__init__.py",
+                        "runtime/process/child.py"],
+    "llama_cpp module": ["llama_cpp.py"],
+    "llama_cpp package": ["llama_cpp/__init__.py", "llama_cpp/llama_cpp.py"],
+    "site customization": ["sitecustomize.py", "usercustomize.py"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(ASK_SHADOWS))
+def test_rt_ask_in_a_folder_with_shadowing_modules_runs_none_of_them(hostile: tuple[Path, Path],
+                                                                     case: str) -> None:
+    folder, marker = hostile
+    _plant(folder, ASK_SHADOWS[case], marker)
+    result = _ask(folder)
+    assert not marker.exists(), f"{marker.read_text()} from the current folder was imported"
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+CONVERT_SHADOWS = {
+    "convert module": ["convert.py"],
+    "convert package": ["convert/__init__.py", "convert/quantize.py"],
+    "llama_cpp module": ["llama_cpp.py"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONVERT_SHADOWS))
+def test_quantizing_rt_convert_in_a_folder_with_shadowing_modules_runs_none_of_them(
+        hostile: tuple[Path, Path], case: str) -> None:
+    folder, marker = hostile
+    tiny_checkpoint = tiny_models.llama_bpe(folder.parent / "tiny-llama")
+    _plant(folder, CONVERT_SHADOWS[case], marker)
+    out = folder.parent / "out" / "tiny.gguf"
+    result = _rt(folder, "convert", "--from", str(tiny_checkpoint), "--quant", "Q8_0", "--out", str(out))
+    assert not marker.exists(), f"{marker.read_text()} from the current folder was imported"
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("pythonpath", [":", "::", ".", "relative:"])
+def test_empty_or_relative_pythonpath_entries_do_not_reach_the_model_process(
+        hostile: tuple[Path, Path], pythonpath: str) -> None:
+    # the parent resolves these against the current folder too (the user's own setting), but the
+    # model process, which alone imports llama_cpp, never does
+    folder, marker = hostile
+    _plant(folder, ["llama_cpp.py", "relative/llama_cpp.py"], marker)
+    result = _ask(folder, pythonpath=pythonpath.replace(":", os.pathsep))
+    assert not marker.exists(), f"{marker.read_text()} from the current folder was imported"
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_child_environment_keeps_absolute_pythonpath_entries_only(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    kept = str(tmp_path / "lib")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["", ".", "rel/lib", kept, ""]))
+    entries = child_environment()["PYTHONPATH"].split(os.pathsep)
+    assert entries[1:] == [kept]
+    assert all(os.path.isabs(e) for e in entries)
