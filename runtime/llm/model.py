@@ -18,18 +18,20 @@ ends in a :class:`ModelCrashedError` with a diagnosis instead of a silent exit.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from runtime.llm.chat_template import render_chat
 from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
 from runtime.llm.generation import Completion
 from runtime.models.registry import resolve_model
+
+if TYPE_CHECKING:
+    from runtime.llm.engine import Engine
 
 __all__ = ["Completion", "Model", "Stream"]
 
@@ -98,15 +100,16 @@ class Model:
             options = self._check_repack(options)
         self.options: LoadOptions = options
         self._active: Stream | None = None
-        self._engine: Any = self._start_engine()
-        self.n_ctx: int = self._engine.n_ctx
+        engine = self._start_engine()
+        self._engine: Engine | None = engine
+        self.n_ctx: int = engine.n_ctx
 
     @property
     def pid(self) -> int:
         """Id of the process that holds the model (the child with ``isolate``, else this one)."""
         if self._engine is None:
             raise ConfigError("this Model is closed", hint="create a new Model")
-        return int(getattr(self._engine, "pid", os.getpid()))  # reading it must not stop a stream
+        return self._engine.pid  # reading it must not stop a stream
 
     def _fit_context(self, options: LoadOptions) -> LoadOptions:
         from runtime.models.memory import effective_ctx  # the rule the memory estimate and `rt info` use
@@ -132,16 +135,16 @@ class Model:
         logger.warning("--repack crashed a test load (%s); loading without repacking instead", failure.message)
         return replace(options, repack=False)
 
-    def _start_engine(self) -> Any:
+    def _start_engine(self) -> Engine:
         if self.options.isolate:
             from runtime.process.worker import WorkerEngine
 
             return WorkerEngine(self.path, self.options, memory=self.memory)
-        from runtime.llm.engine import Engine
+        from runtime.llm.llama_engine import LlamaEngine
 
-        return Engine(self.path, self.options)
+        return LlamaEngine(self.path, self.options)
 
-    def _idle_engine(self) -> Any:
+    def _idle_engine(self) -> Engine:
         """The engine, after stopping a stream the caller left unfinished."""
         if self._engine is None:
             raise ConfigError("this Model is closed", hint="create a new Model")

@@ -118,11 +118,11 @@ class _Server:
 
 def _probe(path: str, options: LoadOptions) -> None:
     """Load (with --repack) and decode once; a crash here is what the parent looks for."""
-    from runtime.llm.engine import Engine
+    from runtime.llm.llama_engine import LlamaEngine
 
     _crash_on_purpose("probe")
     # a prompt long enough for the batched (GEMM) kernels, then single tokens (GEMV)
-    with Engine(path, options) as engine:
+    with LlamaEngine(path, options) as engine:
         for _ in engine.stream("Hello, world. " * 16, GenerateOptions(max_tokens=4)):
             pass
 
@@ -142,10 +142,10 @@ def main() -> None:
     if op == "probe":
         _probe(path, options)
         return
-    from runtime.llm.engine import Engine
+    from runtime.llm.llama_engine import LlamaEngine
 
     try:
-        engine = Engine(path, options)
+        engine = LlamaEngine(path, options)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
         channel.send(("error", error_payload(exc)))
         return

@@ -1,0 +1,279 @@
+"""The llama.cpp engine: a thin in-process layer over llama.cpp's C API (llama-cpp-python's ctypes).
+
+One model, one context, one sequence. The model is memory-mapped (llama.cpp's MMAP load mode)
+and, unless ``repack`` is asked for, loaded with ``use_extra_bufts = False``: the CPU "extra
+buffer types" copy the weights into anonymous memory (twice the RAM with mmap) and, in some
+builds, crash in their AMX kernels on the first decode. Only load with ``repack=True`` after a
+child process has shown it works (:func:`runtime.process.worker.probe_repack`).
+
+The engine remembers which tokens its KV cache holds; a new prompt that starts with the same
+tokens (the same system prompt, a growing chat) reuses them and decodes only the new tail.
+Most callers want :class:`runtime.llm.model.Model`, which wraps this engine in a child process.
+It satisfies the :class:`runtime.llm.engine.Engine` protocol.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+from llama_cpp import llama_cpp as L
+
+from runtime import env
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.errors import ConfigError, ContextOverflowError, InputError, ModelLoadError
+from runtime.llm.generation import Completion, TextAssembler
+from runtime.llm.llama_native import KV_TYPES, extra_buffer_types, init_backend
+from runtime.llm.sampling import Sampler
+
+logger = logging.getLogger(__name__)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class LlamaEngine:
+    """llama.cpp model + context for one GGUF file, in this process.
+
+    Raises :class:`ModelLoadError` when llama.cpp refuses the file or the context. The GGUF
+    should have been checked first (:func:`runtime.models.gguf_file.inspect_gguf`): llama.cpp itself
+    may crash on a malformed file.
+    """
+
+    def __init__(self, path: str | Path, options: LoadOptions = LoadOptions()) -> None:
+        if options.kv_type not in KV_TYPES:
+            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint="use f16 or q8_0")
+        init_backend(echo_log=options.verbose or env.debug())
+        self.path = Path(path)
+        self.options = options
+        self._model: Any = None
+        self._ctx: Any = None
+        self._batch: Any = None
+        self._load_model()
+        self._create_context()
+        self._vocab = L.llama_model_get_vocab(self._model)
+        self._memory = L.llama_get_memory(self._ctx)
+        self._n_swa = int(L.llama_model_n_swa(self._model))
+        self.n_ctx_train = int(L.llama_model_n_ctx_train(self._model))
+        self.pid = os.getpid()
+        self._cached: list[int] = []  # the tokens the KV cache holds, in order
+
+    # --- loading ----------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        params = L.llama_model_default_params()
+        params.n_gpu_layers = 0
+        params.load_mode = L.LLAMA_LOAD_MODE_MMAP
+        params.use_extra_bufts = bool(self.options.repack)
+        if self.options.repack:
+            logger.debug("repacking weights into llama.cpp's extra buffer types: %s",
+                         ", ".join(extra_buffer_types()) or "none listed")
+        self._model = L.llama_model_load_from_file(os.fsencode(self.path), params)
+        if not self._model:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.path}",
+                hint="run `rt info` on it; RT_DEBUG=1 shows llama.cpp's log",
+            )
+
+    def _create_context(self) -> None:
+        opts = self.options
+        params = L.llama_context_default_params()
+        params.n_ctx = opts.n_ctx
+        params.n_batch = params.n_ubatch = max(1, min(opts.n_batch, opts.n_ctx))
+        params.n_seq_max = 1
+        # rt reads logits for one token per batch: reserving the output for one row instead of
+        # n_batch shrinks the compute buffer by n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB)
+        params.n_outputs_max = 1
+        params.n_threads = params.n_threads_batch = opts.n_threads
+        params.type_k = params.type_v = KV_TYPES[opts.kv_type]
+        if opts.kv_type != "f16":
+            params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED  # a quantized V cache needs it
+        params.no_perf = True
+        self._ctx = L.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            self.close()
+            raise ModelLoadError(
+                f"llama.cpp could not create a {opts.n_ctx}-token context for {self.path}",
+                hint="try a smaller --ctx; RT_DEBUG=1 shows llama.cpp's log",
+            )
+        self.n_ctx = int(L.llama_n_ctx(self._ctx))
+        self.n_batch = int(params.n_batch)
+        self._batch = L.llama_batch_init(self.n_batch, 0, 1)
+
+    # --- tokens -----------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) are parsed."""
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        for _ in range(2):
+            buf = (L.llama_token * size)()
+            n = L.llama_tokenize(self._vocab, data, len(data), buf, size, add_special, parse_special)
+            if n >= 0:
+                return list(buf[:n])
+            size = -n
+        raise ModelLoadError(f"llama.cpp could not tokenize a {len(data)}-byte text")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of ``tokens`` (special tokens rendered as written)."""
+        if not tokens:
+            return ""
+        ids = (L.llama_token * len(tokens))(*tokens)
+        size = len(tokens) * 8 + 16
+        for _ in range(2):
+            buf = ctypes.create_string_buffer(size)
+            n = L.llama_detokenize(self._vocab, ids, len(tokens), buf, size, False, True)
+            if n >= 0:
+                return buf.raw[:n].decode("utf-8", errors="replace")
+            size = -n
+        raise ModelLoadError(f"llama.cpp could not detokenize {len(tokens)} tokens")
+
+    def _piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = L.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = L.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
+
+    def special_tokens(self) -> dict[str, str]:
+        """Text of the BOS and EOS tokens (for chat templates); ``""`` when the vocab has none."""
+        out = {}
+        for name, token in (("bos_token", L.llama_vocab_bos(self._vocab)),
+                            ("eos_token", L.llama_vocab_eos(self._vocab))):
+            text = L.llama_vocab_get_text(self._vocab, token) if token >= 0 else None
+            out[name] = text.decode("utf-8", errors="replace") if text else ""
+        return out
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """Tokens of an already-templated prompt, with BOS added once if the model wants it."""
+        tokens = self.tokenize(prompt, add_special=True)
+        bos = L.llama_vocab_bos(self._vocab)
+        if len(tokens) >= 2 and tokens[0] == tokens[1] == bos:
+            tokens = tokens[1:]  # the template wrote BOS itself
+        return tokens
+
+    # --- decoding ---------------------------------------------------------------------------
+    def _decode(self, tokens: Sequence[int]) -> None:
+        """Decode ``tokens`` after those already cached, in n_batch chunks; logits for the last."""
+        batch = self._batch
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            pos0 = len(self._cached)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = pos0 + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = 0
+            batch.logits[len(chunk) - 1] = 1
+            batch.n_tokens = len(chunk)
+            rc = L.llama_decode(self._ctx, batch)
+            if rc != 0:
+                self._forget_cache()
+                raise ModelLoadError(f"llama_decode failed with code {rc} at position {pos0}",
+                                     hint="RT_DEBUG=1 shows llama.cpp's log")
+            self._cached.extend(chunk)
+
+    def _forget_cache(self) -> None:
+        L.llama_memory_clear(self._memory, True)
+        self._cached = []
+
+    def _reuse_prefix(self, tokens: Sequence[int]) -> int:
+        """Keep the cached prefix shared with ``tokens`` (at least one token left to decode)."""
+        keep = min(_common_prefix(self._cached, tokens), len(tokens) - 1)
+        if keep < len(self._cached):
+            if keep == 0 or not L.llama_memory_seq_rm(self._memory, 0, keep, -1):
+                self._forget_cache()
+                return 0
+            self._cached = self._cached[:keep]
+        if keep > 0:
+            # a sliding-window cache may have dropped the positions the tail must attend to
+            pos_min = int(L.llama_memory_seq_pos_min(self._memory, 0))
+            if pos_min < 0 or pos_min > max(0, keep - max(1, self._n_swa)):
+                self._forget_cache()
+                return 0
+        return keep
+
+    def check_fits(self, n_tokens: int) -> None:
+        """Raise :class:`ContextOverflowError` unless a prompt of ``n_tokens`` leaves room to answer."""
+        if n_tokens >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_tokens} tokens but the context window holds {self.n_ctx}",
+                tokens=n_tokens, n_ctx=self.n_ctx,
+                hint=f"shorten it or raise --ctx (this model was trained on up to {self.n_ctx_train})",
+            )
+
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
+        """Generate from an already-templated prompt, yielding text pieces as they become final.
+
+        The generator's return value (``StopIteration.value``) is the :class:`Completion`.
+        Raises :class:`ContextOverflowError` here, before anything is decoded, if the prompt
+        does not fit, and :class:`InputError` if it has no tokens at all.
+        """
+        tokens = self.prompt_tokens(prompt)
+        if not tokens:  # nothing to decode means no logits to sample: llama.cpp aborts the process
+            raise InputError("the prompt is empty (it has no tokens)", hint="give the model some text to continue")
+        self.check_fits(len(tokens))
+        return self._generate(tokens, options)
+
+    def _generate(self, tokens: list[int], options: GenerateOptions) -> Generator[str, None, Completion]:
+        started = time.perf_counter()
+        cached = self._reuse_prefix(tokens)
+        self._decode(tokens[cached:])
+        prompt_done = time.perf_counter()
+        text = TextAssembler(options.stop)
+        generated, finish = 0, "length"
+        with Sampler(options) as sampler:
+            while generated < options.max_tokens:
+                token = sampler.sample(self._ctx)
+                if L.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                generated += 1
+                piece = text.feed(self._piece(token))
+                if piece:
+                    yield piece
+                if text.stopped:
+                    finish = "stop"
+                    break
+                if len(self._cached) >= self.n_ctx or generated >= options.max_tokens:
+                    break
+                self._decode([token])
+        tail = text.finish()
+        if tail:
+            yield tail
+        return Completion(
+            text=text.text, prompt_tokens=len(tokens), completion_tokens=generated,
+            cached_tokens=cached, finish_reason=finish,
+            prompt_seconds=prompt_done - started,
+            generation_seconds=time.perf_counter() - prompt_done,
+        )
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the batch, the context and the model (idempotent)."""
+        if self._batch is not None:
+            L.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            L.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            L.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> LlamaEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
