@@ -46,12 +46,12 @@ def _raise_exception(message: str) -> None:
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
     from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from runtime.llm.template_sandbox import BoundedSandbox
 
     # the same settings as Hugging Face's apply_chat_template, which these templates are written for
-    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                                extensions=["jinja2.ext.loopcontrols"])
-    environment.filters["tojson"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent)
+    environment = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    environment.add_filter("tojson", lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent))
     environment.globals["raise_exception"] = _raise_exception
     environment.globals["strftime_now"] = lambda fmt: _dt.datetime.now().strftime(fmt)
     try:
@@ -72,7 +72,9 @@ def render_chat(
     """Render ``messages`` with a GGUF chat template into prompt text.
 
     Raises :class:`UnsupportedModelError` when the model has no template (or one that does not
-    parse), :class:`InputError` when the template rejects the messages.
+    parse, fails, or goes past the bounds of :mod:`runtime.llm.template_sandbox`: CPU time,
+    output size, huge numbers or strings), :class:`InputError` when the template rejects the
+    messages.
     """
     if not template:
         raise UnsupportedModelError(
@@ -81,12 +83,20 @@ def render_chat(
         )
     from jinja2 import TemplateError
 
+    from runtime.llm.template_sandbox import TemplateLimitError, render_bounded
+
+    context = {"messages": [dict(m) for m in messages], "add_generation_prompt": add_generation_prompt,
+               "bos_token": bos_token, "eos_token": eos_token}
     try:
-        return str(_compile(template).render(
-            messages=[dict(m) for m in messages],
-            add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token,
-            eos_token=eos_token,
-        ))
-    except TemplateError as exc:
-        raise UnsupportedModelError(f"the chat template of {model_name} failed: {exc}") from exc
+        return render_bounded(_compile(template), context)
+    except TemplateLimitError as exc:
+        raise UnsupportedModelError(f"the chat template of {model_name} was stopped: {exc}",
+                                    hint="use a GGUF from a source you trust") from None
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        if isinstance(exc, InputError):  # raise_exception() in the template
+            raise
+        raise UnsupportedModelError(f"the chat template of {model_name} failed: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise UnsupportedModelError(f"the chat template of {model_name} failed: {type(exc).__name__} "
+                                    "(it recurses without end or needs too much memory)") from None
