@@ -1,8 +1,10 @@
-"""A cross-process write lock on an index folder (fcntl on POSIX, msvcrt on Windows).
+"""A cross-process write lock on an index folder, held through ``filelock``.
 
-The operating system drops the lock when the holder dies, kill -9 included, so a crashed
-``rt index`` never leaves a stale lock behind. The holder's pid is written into the file
-only to make the message of the next writer useful.
+``filelock`` locks with ``flock`` on POSIX and ``msvcrt.locking`` on Windows, so the operating
+system drops the lock when the holder dies, kill -9 included: a crashed ``rt index`` never leaves
+a stale lock behind. The holder writes its pid into a file beside the lock (``index.lock.pid``)
+only to make the next writer's message useful; the lock file itself belongs to ``filelock``
+(some of its versions truncate it when they open it, and Windows refuses reads of a locked byte).
 """
 
 from __future__ import annotations
@@ -10,45 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import TYPE_CHECKING
 
 from runtime.errors import IndexLockedError
 
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
 logger = logging.getLogger(__name__)
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    _LOCK_OFFSET = 1 << 20  # lock a byte past the pid so other processes can still read it
-
-    def _try_lock(fh: IO[bytes]) -> bool:
-        fh.seek(_LOCK_OFFSET)
-        try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fh: IO[bytes]) -> None:
-        fh.seek(_LOCK_OFFSET)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fh: IO[bytes]) -> bool:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fh: IO[bytes]) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 class WriteLock:
@@ -57,44 +30,54 @@ class WriteLock:
     def __init__(self, path: Path, *, wait: float = 0.0) -> None:
         self.path = Path(path)
         self.wait = wait
-        self._fh: IO[bytes] | None = None
+        self._lock: BaseFileLock | None = None
+
+    @property
+    def pid_path(self) -> Path:
+        """The file where the holder records its pid (for the next writer's message only)."""
+        return self.path.with_name(self.path.name + ".pid")
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`IndexLockedError` once ``wait`` seconds have passed."""
+        from filelock import FileLock, Timeout
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
-        deadline = time.monotonic() + self.wait
-        while not _try_lock(fh):
-            if time.monotonic() >= deadline:
-                holder = _read_pid(self.path)
-                fh.close()
-                who = f"process {holder}" if holder else "another process"
-                raise IndexLockedError(
-                    f"the index at {self.path.parent} is being written by {who}",
-                    hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
-                )
-            time.sleep(0.2)
-        self._fh = fh
+        # thread_local=False: the lock belongs to this object, whichever thread releases it.
+        lock = FileLock(self.path, timeout=max(self.wait, 0.0), thread_local=False)
+        try:
+            lock.acquire(poll_interval=0.2)
+        except Timeout:
+            holder = _holder_pid(self.pid_path)
+            who = f"process {holder}" if holder else "another process"
+            raise IndexLockedError(
+                f"the index at {self.path.parent} is being written by {who}",
+                hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
+            ) from None
+        self._lock = lock
+        self._write_pid()
+
+    def _write_pid(self) -> None:
         try:  # the pid only makes the next writer's message useful: the lock is held without it
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()).encode())
-            fh.flush()
+            fh = open(self.pid_path, "wb")  # noqa: SIM115 - closed below, also when writing fails
+            try:
+                fh.write(str(os.getpid()).encode())
+            finally:
+                fh.close()
         except OSError as exc:
-            logger.debug("could not write the pid into %s: %s", self.path, exc)
+            logger.debug("could not write the pid into %s: %s", self.pid_path, exc)
 
     def release(self) -> None:
         """Release the lock (a no-op when not held)."""
-        if self._fh is None:
+        if self._lock is None:
             return
-        with contextlib.suppress(OSError):
-            _unlock(self._fh)
-        self._fh.close()
-        self._fh = None
+        with contextlib.suppress(OSError):  # before unlocking: the next holder writes its own
+            self.pid_path.unlink(missing_ok=True)
+        self._lock.release()
+        self._lock = None
 
     @property
     def held(self) -> bool:
-        return self._fh is not None
+        return self._lock is not None
 
     def __enter__(self) -> WriteLock:
         self.acquire()
@@ -106,9 +89,15 @@ class WriteLock:
         self.release()
 
 
-def _read_pid(path: Path) -> int | None:
+def _holder_pid(path: Path) -> int | None:
+    """The pid recorded by the lock's holder, if that process is alive (a holder killed with
+    kill -9 leaves its pid file behind until the next writer replaces it)."""
     try:
         text = path.read_bytes()[:32].decode("ascii", "ignore").strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    if not text.isdigit():
+        return None
+    import psutil
+
+    return int(text) if psutil.pid_exists(int(text)) else None

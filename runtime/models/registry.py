@@ -2,16 +2,20 @@
 
 The manifest (``manifest.json``) records, per model: name, file, source, architecture,
 parameter count, quantization, size, sha256 and creation time, plus which model is the
-default. It is rewritten atomically. :func:`resolve_model` turns what a person typed
+default. It is rewritten atomically (temporary file, then rename), and every read-modify-write
+holds ``manifest.json.lock`` (``filelock``), so concurrent ``rt convert``, ``rt models default``
+and ``rt models rm`` never lose each other's entries. :func:`resolve_model` turns what a person typed
 (``--model NAME|PATH`` or nothing) into a GGUF path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,9 @@ from runtime.errors import ModelNotFoundError, RegistryError
 from runtime.fsutil import atomic_write_bytes
 
 MANIFEST = "manifest.json"
+# Updates hold the lock for milliseconds (a JSON file of a few KB); only a stuck process makes
+# another wait this long.
+MANIFEST_LOCK_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,29 @@ class Registry:
                 hint="fix or delete it; the GGUF files beside it are untouched",
             ) from exc
 
-    def _save(self, data: dict) -> None:
+    @contextlib.contextmanager
+    def _updating(self) -> Iterator[dict]:
+        """The manifest, locked against other writers; saved when the block ends without error."""
+        from filelock import FileLock, Timeout
+
         self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / (MANIFEST + ".lock"), timeout=MANIFEST_LOCK_WAIT, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RegistryError(
+                f"the model manifest {self.manifest_path} stayed locked by another rt process "
+                f"for {MANIFEST_LOCK_WAIT:.0f} s",
+                hint="let the other `rt convert` or `rt models` finish, then try again",
+            ) from None
+        try:
+            data = self._load()
+            yield data
+            self._save(data)
+        finally:
+            lock.release()
+
+    def _save(self, data: dict) -> None:
         atomic_write_bytes(self.manifest_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
     def entries(self) -> list[ModelEntry]:
@@ -103,38 +131,36 @@ class Registry:
 
     def add(self, entry: ModelEntry, *, make_default: bool = False) -> ModelEntry:
         """Register (or replace) ``entry``; the first model registered becomes the default."""
-        data = self._load()
-        data["models"] = [m for m in data["models"] if m["name"] != entry.name] + [asdict(entry)]
-        if make_default or not data.get("default"):
-            data["default"] = entry.name
-        self._save(data)
+        with self._updating() as data:
+            data["models"] = [m for m in data["models"] if m["name"] != entry.name] + [asdict(entry)]
+            if make_default or not data.get("default"):
+                data["default"] = entry.name
         return entry
 
     def set_default(self, name: str) -> None:
-        self.get(name)
-        data = self._load()
-        data["default"] = name
-        self._save(data)
+        with self._updating() as data:
+            if name not in (m["name"] for m in data["models"]):
+                self.get(name)  # raises ModelNotFoundError, listing the registered names
+            data["default"] = name
 
     def remove(self, name: str, *, delete_file: bool = True) -> ModelEntry:
         """Unregister ``name`` and delete its file (unless another entry shares it)."""
-        entry = self.get(name)
-        data = self._load()
-        data["models"] = [m for m in data["models"] if m["name"] != name]
-        if data.get("default") == name:
-            data["default"] = data["models"][0]["name"] if data["models"] else None
-        shared = any(m["file"] == entry.file for m in data["models"])
-        path = self.path_of(entry)
-        if delete_file and not shared and path.exists() and path.resolve().parent == self.root.resolve():
-            try:  # before the manifest changes: a file that stays must stay registered
-                os.remove(path)
-            except OSError as exc:  # on Windows, a model another process has loaded
-                raise RegistryError(
-                    f"cannot delete {path}: {exc.strerror or exc}; {name!r} stays registered",
-                    hint="close the programs using it (a running `rt ask`?) and try again, "
-                         "or unregister it only with --keep-file",
-                ) from exc
-        self._save(data)
+        with self._updating() as data:
+            entry = self.get(name)
+            data["models"] = [m for m in data["models"] if m["name"] != name]
+            if data.get("default") == name:
+                data["default"] = data["models"][0]["name"] if data["models"] else None
+            shared = any(m["file"] == entry.file for m in data["models"])
+            path = self.path_of(entry)
+            if delete_file and not shared and path.exists() and path.resolve().parent == self.root.resolve():
+                try:  # before the manifest changes: a file that stays must stay registered
+                    os.remove(path)
+                except OSError as exc:  # on Windows, a model another process has loaded
+                    raise RegistryError(
+                        f"cannot delete {path}: {exc.strerror or exc}; {name!r} stays registered",
+                        hint="close the programs using it (a running `rt ask`?) and try again, "
+                             "or unregister it only with --keep-file",
+                    ) from exc
         return entry
 
 
