@@ -53,3 +53,35 @@ class GenerateOptions:
     top_k: int = 40
     seed: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CoverageOptions:
+    """When the documents count as covering a question (:mod:`runtime.rag.coverage`).
+
+    A question is declined when the best passage's cosine similarity is under
+    ``min_similarity``; when terms the index never mentions carry more than
+    ``max_missing_share`` of its IDF weight; when the retrieved passages hold under
+    ``min_term_coverage`` of that weight; or when both the similarity is under
+    ``min_similarity_alone`` and the term coverage under ``min_term_coverage_alone``.
+    """
+
+    min_similarity: float = 0.15
+    max_missing_share: float = 0.4
+    min_term_coverage: float = 0.3
+    min_similarity_alone: float = 0.35
+    min_term_coverage_alone: float = 0.6
+
+
+@dataclass(frozen=True)
+class EvidenceOptions:
+    """When a cited source supports a sentence of the answer (:mod:`runtime.rag.evidence`).
+
+    A source sentence supports a claim when ``lexical_weight * overlap + (1 - lexical_weight)
+    * cosine`` reaches ``min_support``; ``overlap`` is the share of the claim's content words
+    found in it, ``cosine`` the embedding similarity of the two with the index's embedder.
+    """
+
+    lexical_weight: float = 0.5
+    min_support: float = 0.5
+    max_evidence: int = 1

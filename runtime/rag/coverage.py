@@ -1,0 +1,151 @@
+"""Do the indexed documents cover a question? Decided from the evidence, not from one cosine.
+
+Four cheap signals, all computed on the CPU from what retrieval already produced plus a few
+FTS5 look-ups (:func:`measure`):
+
+- ``best_similarity``: the cosine similarity of the best retrieved passage (dense search);
+- ``term_coverage``: the share of the question's informative terms, weighted by their inverse
+  document frequency over the index, that occur in the retrieved passages. Names, numbers and
+  rare words weigh most, so "Who is the president of the Auvergne region?" scores low on an
+  index where "president" and "region" occur but "Auvergne" does not;
+- ``missing_terms``: informative question terms that occur nowhere in the index, and
+  ``missing_share`` their share of the question's IDF weight;
+- ``keyword_best``: the best FTS5 BM25 score of the question (reported; its scale depends on the
+  corpus, so the decision does not use it).
+
+:func:`decide` turns them into a :class:`Coverage` with a one-line reason, using the thresholds
+of :class:`~runtime.config.CoverageOptions`, which were fitted on a dev split (see that class).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from runtime.config import CoverageOptions
+
+if TYPE_CHECKING:
+    from runtime.index import Hit, Index
+    from runtime.index.store import Store
+
+# Words that say what kind of answer is wanted, not what it is about. They are dropped before
+# weighting: in a small index their IDF is high only because few chunks are questions.
+QUESTION_WORDS = frozenset(
+    "a about above after again against all also am an and any are as at be because been before "
+    "being below between both but by can could did do does doing done down during each either "
+    "else ever few for from further get gets got had has have having he her here hers herself "
+    "him himself his how i if in into is it its itself just kind know like long many may me "
+    "might more most much must my myself name named no nor not now of off often on once one only "
+    "or other our ours out over own per please same shall she should so some such tell than "
+    "that the their theirs them themselves then there these they this those through to too "
+    "type under until up upon us use used using very was way we well were what whatever when "
+    "where whether which while who whom whose why will with within without would yes yet you "
+    "your yours yourself".split()
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def informative_terms(question: str) -> list[str]:
+    """The question's words that could name its subject: lower-cased, question words dropped,
+    each once, in order. Single characters are kept only when they are digits."""
+    words = (w.lower() for w in _WORD.findall(question))
+    kept = (w for w in words if w not in QUESTION_WORDS and (len(w) > 1 or w.isdigit()))
+    return list(dict.fromkeys(kept))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the documents cover a question, why, and the numbers it was decided from."""
+
+    covered: bool
+    reason: str
+    signals: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"covered": self.covered, "reason": self.reason, "signals": dict(self.signals)}
+
+
+def _phrase(term: str) -> str:
+    """``term`` as an FTS5 phrase (quoted, so punctuation and keywords like OR are safe)."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def term_frequencies(store: Store, terms: Sequence[str]) -> dict[str, int]:
+    """``term -> number of chunks holding it``, with the index's own FTS5 tokenizer (porter
+    stemming, so "descaling" finds "descale")."""
+    sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
+    return {term: int(store.db.execute(sql, (_phrase(term),)).fetchone()[0]) for term in terms}
+
+
+def terms_in_chunks(store: Store, terms: Sequence[str], ids: Sequence[int]) -> set[str]:
+    """The ``terms`` that occur in at least one of the chunks ``ids``."""
+    if not ids:
+        return set()
+    sql = f"SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))}) LIMIT 1"
+    return {term for term in terms if store.db.execute(sql, (_phrase(term), *ids)).fetchone()}
+
+
+def idf(document_frequency: int, n_chunks: int) -> float:
+    """Smoothed inverse document frequency; a term found nowhere weighs the most."""
+    return math.log((n_chunks + 1) / (document_frequency + 0.5))
+
+
+def measure(question: str, hits: Sequence[Hit], index: Index) -> dict[str, Any]:
+    """The signals for ``question`` given the retrieved ``hits`` (see the module docstring)."""
+    terms = informative_terms(question)
+    store = index.store
+    _, n_chunks = store.counts()
+    frequency = term_frequencies(store, terms)
+    present = terms_in_chunks(store, terms, [h.chunk_id for h in hits])
+    weights = {t: idf(frequency.get(t, 0), n_chunks) for t in terms}
+    total = sum(weights.values())
+    missing = [t for t in terms if frequency.get(t, 0) == 0]
+    keyword = store.keyword_search(question, 1)
+    similarities = [h.similarity for h in hits if h.similarity is not None]
+    return {
+        "best_similarity": max(similarities) if similarities else None,
+        "term_coverage": sum(weights[t] for t in present) / total if total > 0 else None,
+        "terms": terms,
+        "terms_found": [t for t in terms if t in present],
+        "missing_terms": missing,
+        "missing_share": sum(weights[t] for t in missing) / total if total > 0 else 0.0,
+        "keyword_best": keyword[0][1] if keyword else None,
+        "chunks": n_chunks,
+    }
+
+
+def decide(signals: dict[str, Any], options: CoverageOptions = CoverageOptions()) -> Coverage:
+    """Covered when retrieval found passages that are both similar enough and hold enough of
+    the question's informative terms; the reason names the first test that failed."""
+    best = signals.get("best_similarity")
+    coverage = signals.get("term_coverage")
+    missing = signals.get("missing_terms") or []
+    if signals.get("chunks", 0) == 0 or (best is None and coverage is None):
+        return Coverage(False, "the index holds no passage for this question", signals)
+    if best is not None and best < options.min_similarity:
+        return Coverage(False, f"the best passage is only {best:.2f} similar to the question "
+                               f"(needs {options.min_similarity:.2f})", signals)
+    if signals.get("missing_share", 0.0) > options.max_missing_share and missing:
+        named = ", ".join(f'"{t}"' for t in missing[:3])
+        return Coverage(False, f"the documents never mention {named}", signals)
+    if coverage is not None and coverage < options.min_term_coverage:
+        return Coverage(False, f"the best passages hold {coverage:.0%} of the question's key terms "
+                               f"(needs {options.min_term_coverage:.0%})", signals)
+    if best is not None and coverage is not None and best < options.min_similarity_alone \
+            and coverage < options.min_term_coverage_alone:
+        return Coverage(False, f"the best passage is {best:.2f} similar and holds "
+                               f"{coverage:.0%} of the question's key terms: too little of both", signals)
+    found = f"{coverage:.0%} of the key terms" if coverage is not None else "no key terms to check"
+    similar = f"similarity {best:.2f}" if best is not None else "keyword match"
+    return Coverage(True, f"the passages match the question ({similar}, {found})", signals)
+
+
+def assess(question: str, hits: Sequence[Hit], index: Index,
+           options: CoverageOptions = CoverageOptions()) -> Coverage:
+    """:func:`measure` then :func:`decide`."""
+    if not hits:
+        return Coverage(False, "retrieval found no passage", {"chunks": index.store.counts()[1]})
+    return decide(measure(question, hits, index), options)
