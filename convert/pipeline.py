@@ -2,14 +2,17 @@
 
 Steps: refuse pickle checkpoints, read config.json, pick the architecture converter, read every
 safetensors header (no data), read the tokenizer, check free disk space, stream the tensors
-into a GGUF under a temporary name, quantize it (in a child process) when a quantized type was
-asked for, and rename the result to its final name. Ctrl-C or a kill leaves nothing under the
+into a GGUF under a temporary name, and rename the result to its final name. Quantized types
+are written in the same pass by ggml's own quantizers (convert/direct.py); when the installed
+libggml lacks them, a float GGUF is written first and llama.cpp's quantizer (in a child
+process) turns it into the final file. Ctrl-C or a kill leaves nothing under the
 final name, and the next run removes the temporary files an interrupted run left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -23,8 +26,11 @@ import gguf
 
 from convert.arch import architecture_for
 from convert.arch.base import Architecture
+from convert import quant_rules
 from convert.config import DEFAULT_QUANT, PICKLE_SUFFIXES, QUANT_TYPES, check_quant  # noqa: F401 (QUANT_TYPES: public here too)
-from convert.quantize import BITS_PER_WEIGHT, quantize_gguf
+from convert.direct import nbytes_of, write_direct
+from convert.ggml_quant import Ggml, GgmlUnavailableError, load_ggml
+from convert.quantize import BITS_PER_WEIGHT, QUANTIZED_TYPES, quantize_gguf
 from convert.safetensors import NUMPY_DTYPES, Checkpoint
 from convert.vocab import Vocab, add_vocab, load_vocab
 from convert.writer import FILE_TYPES, FLOAT_TYPES, PlannedTensor, output_type, write_gguf
@@ -56,19 +62,25 @@ def convert_checkpoint(
     *,
     name: str | None = None,
     progress: bool = False,
+    direct: bool = True,
 ) -> ConvertResult:
     """Convert the safetensors checkpoint folder ``source`` into the GGUF file ``out``.
 
-    ``quant`` is one of :data:`QUANT_TYPES`: F32, F16 and BF16 are written directly; the
-    others go through an intermediate F16/BF16 GGUF beside ``out`` that llama.cpp quantizes.
-    ``name`` goes into the GGUF's ``general.name`` (default: the folder's name). ``progress``
-    shows tqdm bars on stderr. Raises ConvertError (and subclasses), InsufficientDiskError.
+    ``quant`` is one of :data:`QUANT_TYPES`. All are written in one pass; quantized types
+    byte-identical to llama.cpp's quantizer run on a lossless float GGUF. ``direct=False``, or a
+    libggml without the quantizer functions, takes the two-step path: an intermediate F16/BF16
+    GGUF beside ``out`` that llama.cpp quantizes. ``name`` goes into the GGUF's
+    ``general.name`` (default: the folder's name). ``progress`` shows tqdm bars on stderr.
+    Raises ConvertError (and subclasses), InsufficientDiskError.
     """
     source, out = Path(source), Path(out)
     quant = check_quant(quant)
     config = _read_config(source)
     arch = architecture_for(config)
     checkpoint = Checkpoint.open(source)
+    ggml = _direct_quantizer() if direct and quant not in FLOAT_TYPES else None
+    if ggml is not None:
+        return _convert_direct(source, out, quant, arch, checkpoint, ggml, name or source.name, progress)
     float_type = FLOAT_TYPES[quant] if quant in FLOAT_TYPES else _intermediate_type(checkpoint)
     plan = plan_tensors(arch, checkpoint, float_type)
     vocab = load_vocab(source, _embedding_rows(plan))
@@ -94,6 +106,55 @@ def convert_checkpoint(
             with contextlib.suppress(OSError):
                 intermediate.unlink()
     logger.info("wrote %s (%s, %d parameters)", out, quant, n_params)
+    return ConvertResult(out, arch.gguf_arch_name, n_params, quant, out.stat().st_size)
+
+
+def _direct_quantizer() -> Ggml | None:
+    try:
+        return load_ggml()
+    except GgmlUnavailableError as exc:
+        logger.warning("quantizing in two steps (an intermediate float GGUF first): %s", exc)
+        return None
+
+
+def _lossless_type(checkpoint: Checkpoint) -> gguf.GGMLQuantizationType:
+    """The float type that holds the checkpoint's values exactly (its largest tensor's)."""
+    largest = max(checkpoint.tensors.values(), key=lambda ref: ref.nbytes)
+    return FLOAT_TYPES.get(largest.dtype, FLOAT_TYPES["F32"])
+
+
+def direct_plan(arch: Architecture, checkpoint: Checkpoint, quant: str) -> list[PlannedTensor]:
+    """The tensors of a ``quant`` file in llama.cpp's order, with the types its quantizer picks."""
+    stored = _lossless_type(checkpoint)
+    plan = {t.name: t for t in plan_tensors(arch, checkpoint, stored)}
+    config = arch.config
+    n_head = int(config.get("num_attention_heads") or 1)
+    facts = quant_rules.ModelFacts(arch.gguf_arch_name, int(config.get("num_hidden_layers") or 0),
+                                   n_head, int(config.get("num_key_value_heads") or n_head))
+    types = quant_rules.choose_types(quant, {n: t.shape for n, t in plan.items()}, facts, stored)
+    return [dataclasses.replace(plan[n], out_type=types[n]) for n in quant_rules.llama_order(plan)]
+
+
+def _convert_direct(source: Path, out: Path, quant: str, arch: Architecture, checkpoint: Checkpoint,
+                    ggml: Ggml, name: str, progress: bool) -> ConvertResult:
+    plan = direct_plan(arch, checkpoint, quant)
+    vocab = load_vocab(source, _embedding_rows(plan))
+    n_params = sum(math.prod(t.shape) for t in plan if t.source is not None)
+    size = sum(nbytes_of(t.out_type, t.shape) for t in plan)
+    metadata_size = _METADATA_BASE + _METADATA_PER_TOKEN * len(vocab)
+
+    _sweep_leftovers(out)
+    what = f"converting {source.name} to {quant} (about {fsutil.human_bytes(size + metadata_size)})"
+    fsutil.ensure_free_space(out.parent, size + metadata_size, what)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def metadata(writer: gguf.GGUFWriter) -> None:
+        _add_metadata(writer, arch, vocab, source, name, None, file_type=QUANTIZED_TYPES[quant])
+
+    with fsutil.atomic_path(out) as tmp, _tensor_bar(progress, quant) as on_tensor:
+        write_direct(tmp, arch.gguf_arch_name, metadata, plan, _lossless_type(checkpoint), ggml,
+                     on_tensor=on_tensor)
+    logger.info("wrote %s (%s, %d parameters, in one pass)", out, quant, n_params)
     return ConvertResult(out, arch.gguf_arch_name, n_params, quant, out.stat().st_size)
 
 
@@ -218,13 +279,40 @@ def _sweep_leftovers(out: Path) -> None:
 
 
 def _add_metadata(writer: gguf.GGUFWriter, arch: Architecture, vocab: Vocab, source: Path,
-                  name: str, float_type: gguf.GGMLQuantizationType) -> None:
+                  name: str, float_type: gguf.GGMLQuantizationType | None, *,
+                  file_type: int | None = None) -> None:
+    """The GGUF's key-value pairs. A quantized ``file_type`` (a llama_ftype number) goes last,
+    after the quantization version, where llama.cpp's quantizer puts both when it sets them."""
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name)
     arch.add_metadata(writer, len(vocab))
-    writer.add_file_type(FILE_TYPES[float_type])
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    if float_type is not None:
+        writer.add_file_type(FILE_TYPES[float_type])
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocab(writer, vocab, source)
+    if file_type is not None:
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        writer.add_file_type(file_type)
+
+
+@contextlib.contextmanager
+def _tensor_bar(enabled: bool, quant: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(unit="tensor", desc=f"converting to {quant}", leave=False)
+
+    def update(name: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 @contextlib.contextmanager

@@ -30,11 +30,11 @@ logger = logging.getLogger(__name__)
 # llama_ftype values (llama.h) and the average bits per weight of each, for size estimates.
 QUANTIZED_TYPES: Mapping[str, int] = {
     "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q5_K_S": 16, "Q4_K_M": 15, "Q4_K_S": 14,
-    "Q3_K_M": 12, "Q2_K": 10,
+    "Q4_0": 2, "Q3_K_M": 12, "Q2_K": 10,
 }
 BITS_PER_WEIGHT: Mapping[str, float] = {
     "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.7, "Q5_K_S": 5.55, "Q4_K_M": 4.9, "Q4_K_S": 4.6,
-    "Q3_K_M": 3.9, "Q2_K": 3.35,
+    "Q4_0": 4.6, "Q3_K_M": 3.9, "Q2_K": 3.35,
 }
 # Rows of one tensor llama.cpp keeps in memory at once (its default is 8 GiB).
 MAX_BUFFER_BYTES = 256 * 1024 * 1024

@@ -141,7 +141,7 @@ class _FileRange:
         out.flush()
 
 
-def _tensor_data(planned: PlannedTensor) -> Iterator[np.ndarray]:
+def tensor_data(planned: PlannedTensor) -> Iterator[np.ndarray]:
     """Yield the tensor's output bytes as one array (the source mapping lives meanwhile)."""
     if planned.data is not None:
         yield convert_array(planned.data.astype(np.float32), "F32", planned.out_type)
@@ -177,7 +177,7 @@ def write_gguf(
         writer.write_ti_data_to_file()
         bar = _progress_bar(sum(t.nbytes for t in tensors), progress)
         for planned in tensors:
-            for data in _tensor_data(planned):
+            for data in tensor_data(planned):
                 writer.write_tensor_data(data)
                 del data
             if bar is not None:

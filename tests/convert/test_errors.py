@@ -123,7 +123,7 @@ def test_checkpoint_missing_a_layer(tiny_llama: Path, tmp_path: Path) -> None:
 def test_insufficient_disk_space(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fsutil, "free_space", lambda folder: 1000)
     with pytest.raises(InsufficientDiskError) as info:
-        convert_checkpoint(tiny_llama, tmp_path / "x.gguf", "Q4_K_M")
+        convert_checkpoint(tiny_llama, tmp_path / "x.gguf", "Q4_K_M", direct=False)
     message = str(info.value)
     assert "intermediate" in message and "1.0 KB is free" in message
     assert info.value.available == 1000 and info.value.needed > 100_000

@@ -75,7 +75,7 @@ def test_ctrl_c_during_quantization_cleans_up(tiny_llama: Path, tmp_path: Path,
     monkeypatch.setattr(convert.pipeline, "quantize_gguf", interrupted)
     final = tmp_path / "models" / "tiny.gguf"
     with pytest.raises(KeyboardInterrupt):
-        convert_checkpoint(tiny_llama, final, "Q4_K_M")
+        convert_checkpoint(tiny_llama, final, "Q4_K_M", direct=False)
     assert list(final.parent.iterdir()) == []
 
 
@@ -115,5 +115,5 @@ def test_quantizer_killed_mid_write(smollm2_hf: Path, tmp_path: Path, monkeypatc
     monkeypatch.setattr(convert.pipeline, "quantize_gguf", quantize_and_die)
     final = tmp_path / "models" / "smollm2.gguf"
     with pytest.raises(ConvertError, match=r"quantizer (was killed by signal|exited with code) .* while writing Q8_0"):
-        convert_checkpoint(smollm2_hf, final, "Q8_0")
+        convert_checkpoint(smollm2_hf, final, "Q8_0", direct=False)
     assert list(final.parent.iterdir()) == []
