@@ -85,3 +85,20 @@ class EvidenceOptions:
     lexical_weight: float = 0.5
     min_support: float = 0.5
     max_evidence: int = 1
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How rt talks to an OpenAI-compatible server (``--llm-url``, ``--embed-url``).
+
+    Timeouts and retries are bounded: a refused connection, a 429 or a 502/503/504 is retried
+    ``retries`` times (waiting the server's ``Retry-After``, at most ``max_wait`` seconds), a
+    generation that sends nothing for ``read_timeout`` seconds fails. ``n_ctx`` is the context
+    window assumed when the server does not say (llama-cpp-python's server default, 2048).
+    """
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+    retries: int = 2
+    max_wait: float = 5.0
+    n_ctx: int = 2048

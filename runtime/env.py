@@ -84,3 +84,23 @@ def memory_limit() -> int | None:
         return parse_size(value)
     except ValueError as exc:
         raise ConfigError(f"RT_MEMORY_LIMIT: {exc}", hint="set it to a size such as 4G, or unset it") from None
+
+
+def llm_url() -> str | None:
+    """``RT_LLM_URL``: an OpenAI-compatible server that generates instead of the local model."""
+    return os.environ.get("RT_LLM_URL", "").strip() or None
+
+
+def embed_url() -> str | None:
+    """``RT_EMBED_URL``: an OpenAI-compatible server that embeds instead of the local model."""
+    return os.environ.get("RT_EMBED_URL", "").strip() or None
+
+
+def api_key() -> str | None:
+    """``RT_API_KEY``: the Bearer token ``rt serve`` requires of its clients."""
+    return os.environ.get("RT_API_KEY", "").strip() or None
+
+
+def remote_api_key() -> str | None:
+    """``RT_LLM_API_KEY``: the Bearer token rt sends to ``--llm-url`` and ``--embed-url`` servers."""
+    return os.environ.get("RT_LLM_API_KEY", "").strip() or None

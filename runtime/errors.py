@@ -118,6 +118,15 @@ class DownloadError(RtError, ConnectionError):
     """A download from the hub failed."""
 
 
+class RemoteBackendError(RtError, ConnectionError):
+    """An OpenAI-compatible server rt sends generation or embedding to failed or refused."""
+
+    def __init__(self, message: str, *, url: str = "", status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.status = status
+
+
 class ChecksumError(DownloadError):
     """A downloaded file's size or sha256 differs from what the hub reports."""
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "convert": "runtime.cli.convert:convert",
     "index": "runtime.cli.index:index",
     "search": "runtime.cli.search:search",
+    "serve": "runtime.cli.serve:serve",
 }
 
 

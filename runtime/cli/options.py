@@ -63,6 +63,19 @@ def sampling_options(f: F) -> F:
     ])
 
 
+def remote_options(f: F) -> F:
+    """``--llm-url --llm-model --llm-api-key``: generate on an OpenAI-compatible server instead."""
+    return _apply(f, [
+        click.option("--llm-url", default=None, metavar="URL",
+                     help="Generate with this OpenAI-compatible server (llama-server, vLLM, Ollama, rt serve) "
+                          "instead of a local model [default: RT_LLM_URL]."),
+        click.option("--llm-model", default=None, metavar="NAME",
+                     help="Model name on the --llm-url server [default: the first it lists]."),
+        click.option("--llm-api-key", default=None, metavar="KEY",
+                     help="Bearer token for the --llm-url server [default: RT_LLM_API_KEY]."),
+    ])
+
+
 def load_options_from(params: Mapping[str, Any]) -> LoadOptions:
     """The :class:`LoadOptions` of a command's parsed :func:`model_options`."""
     return LoadOptions(

@@ -1,0 +1,69 @@
+"""``rt serve``: the OpenAI-compatible HTTP server (:mod:`runtime.serve`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime import env
+from runtime.errors import ConfigError
+from runtime.cli.options import load_options_from, model_options, remote_options, show_warnings
+from runtime.index.store import DB_NAME
+from runtime.serve.config import ServeOptions
+
+_SERVE = ServeOptions()
+
+
+@click.command()
+@click.option("--host", default=_SERVE.host, show_default=True,
+              help="Address to listen on (anything but loopback should have --api-key).")
+@click.option("--port", type=click.IntRange(1, 65535), default=_SERVE.port, show_default=True)
+@click.option("--index", "indexes", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Index folder a request's \"rag\" may use (repeatable; the first is the default) "
+                   "[default: RT_INDEX or RT_HOME/index, if built].")
+@click.option("--api-key", default=None, metavar="KEY",
+              help="Require 'Authorization: Bearer KEY' [default: RT_API_KEY].")
+@click.option("--max-queue", type=click.IntRange(min=0), default=_SERVE.max_queue, show_default=True,
+              help="Requests that may wait for the model; more are answered 429 with Retry-After.")
+@model_options
+@remote_options
+def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, max_queue: int,
+          **params: Any) -> None:
+    """Serve the model over an OpenAI-compatible HTTP API (chat, completions, embeddings, RAG)."""
+    _require_serve_extra()
+    from runtime.serve.host import ModelHost
+    from runtime.serve.loading import model_loader
+    from runtime.serve.server import run_server
+
+    show_warnings()
+    options = ServeOptions(host=host, port=port, api_key=api_key or env.api_key(), max_queue=max_queue)
+    if not options.loopback and not options.api_key:
+        click.echo(f"rt: warning: listening on {host} without --api-key: anyone who can reach this "
+                   "machine can use the model", err=True)
+    folders = [p.expanduser().resolve() for p in indexes]
+    if not folders and (env.default_index_dir() / DB_NAME).exists():
+        folders = [env.default_index_dir().resolve()]
+    load = load_options_from(params)
+    loader, model_id = model_loader(params["model"], load, llm_url=params["llm_url"] or env.llm_url(),
+                                    llm_model=params["llm_model"],
+                                    llm_api_key=params["llm_api_key"] or env.remote_api_key())
+    model_host = ModelHost(loader, model_id=model_id, indexes=folders, load=load)
+    _ = model_host.model  # load now: a missing or broken model is an error before listening
+    where = f"http://{host}:{port}/v1"
+
+    def ready() -> None:
+        served = ", ".join(str(f) for f in folders) or "none"
+        click.echo(f"rt: serving {model_id} at {where} (indexes: {served}); Ctrl-C stops", err=True)
+
+    run_server(model_host, options, on_ready=ready)
+
+
+def _require_serve_extra() -> None:
+    import importlib.util
+
+    missing = [name for name in ("starlette", "uvicorn", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"rt serve needs {', '.join(missing)}, which are not installed",
+                          hint="pip install 'rt[serve]'")

@@ -1,0 +1,382 @@
+"""Generation on someone else's engine: any OpenAI-compatible server (llama-server, vLLM, Ollama,
+LM Studio, llama-cpp-python's server, ``rt serve``).
+
+:class:`RemoteClient` is the HTTP side: one ``httpx`` client with bounded timeouts and retries,
+whose every failure is one :class:`~runtime.errors.RemoteBackendError` naming the URL and what
+to check. :class:`RemoteModel` stands where a local :class:`~runtime.llm.model.Model` stands for
+prompt building and generation, so retrieval, coverage and citations stay in rt:
+
+- ``chat_prompt`` renders messages as plain role-tagged text for counting tokens, and
+  remembers them, so that ``stream`` of that text sends the messages themselves to
+  ``/v1/chat/completions`` (the server applies its own chat template). Text after the
+  rendered messages (rt's answer prefix) goes as a trailing assistant message, which servers
+  that support prefill continue. Any other text goes to ``/v1/completions`` as is.
+- ``count_tokens`` uses the server's tokenizer endpoint where it has one (``/tokenize`` of
+  llama-server and ``rt serve``, ``/extras/tokenize`` of llama-cpp-python), else a
+  conservative estimate (one token per 3 bytes); :attr:`RemoteModel.token_counting` says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.config import GenerateOptions, RemoteOptions
+from runtime.errors import RemoteBackendError
+from runtime.llm.generation import Completion
+from runtime.llm.model import Stream
+
+__all__ = ["RemoteClient", "RemoteModel"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 502, 503, 504)
+BYTES_PER_TOKEN_ESTIMATE = 3  # English averages ~4 bytes per token; 3 errs on the side of fitting
+REMEMBERED_PROMPTS = 32
+
+
+def api_base(url: str) -> tuple[str, str]:
+    """``(root, root/v1)`` for a server URL given with or without ``/v1``."""
+    root = url.strip().rstrip("/")
+    if root.endswith("/v1"):
+        root = root[:-3]
+    if not root.startswith(("http://", "https://")):
+        raise RemoteBackendError(f"{url!r} is not an http:// or https:// URL", url=url,
+                                 hint="give the server's address, e.g. http://127.0.0.1:8080/v1")
+    return root, root + "/v1"
+
+
+class RemoteClient:
+    """JSON over HTTP to an OpenAI-compatible server, failing with one-line rt errors."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, options: RemoteOptions = RemoteOptions(),
+                 what: str = "--llm-url") -> None:
+        import httpx
+
+        self.root, self.base = api_base(url)
+        self.options = options
+        self.what = what
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(
+            options.read_timeout, connect=options.connect_timeout))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str) -> Any:
+        """``GET base+path`` as JSON."""
+        with contextlib.closing(self._open("GET", path)) as response:
+            return self._json(response)
+
+    def get_root(self, path: str) -> Any:
+        """``GET root+path`` as JSON (llama-server's ``/props`` lies outside ``/v1``)."""
+        with contextlib.closing(self._open("GET", path, root=True)) as response:
+            return self._json(response)
+
+    def post(self, path: str, body: Mapping[str, Any], *, root: bool = False) -> Any:
+        """``POST`` JSON to ``base+path`` (``root+path`` with ``root``), answer as JSON."""
+        with contextlib.closing(self._open("POST", path, body, root=root)) as response:
+            return self._json(response)
+
+    def events(self, path: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The server-sent events of a streamed ``POST``; closing the iterator closes the
+        connection, which tells the server to stop generating."""
+        with contextlib.closing(self._open("POST", path, body)) as response:
+            for line in self._lines(response):
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                event = self._decode(data)
+                if isinstance(event, dict) and event.get("error"):
+                    raise self._error_from(event, response.status_code)
+                yield event
+
+    def _lines(self, response: Any) -> Iterator[str]:
+        import httpx
+
+        try:
+            yield from response.iter_lines()
+        except httpx.TimeoutException:
+            raise self._timed_out() from None
+        except httpx.TransportError as exc:
+            raise RemoteBackendError(f"{self.base} broke off the answer ({type(exc).__name__}: {exc})",
+                                     url=self.base, hint="check the server's log") from None
+
+    def _open(self, method: str, path: str, body: Mapping[str, Any] | None = None, *, root: bool = False) -> Any:
+        """A streamed response with a 2xx status, after bounded retries; the caller closes it."""
+        import httpx
+
+        url = (self.root if root else self.base) + path
+        for attempt in range(self.options.retries + 1):
+            last = attempt == self.options.retries
+            try:
+                request = self._client.build_request(method, url, json=body)
+                response = self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                if last:
+                    raise RemoteBackendError(
+                        f"cannot connect to {self.base} ({_reason(exc)})", url=self.base,
+                        hint=f"check that the server is running and that {self.what} is right") from None
+                time.sleep(min(0.5 * 2 ** attempt, self.options.max_wait))
+                continue
+            except httpx.TimeoutException:
+                raise self._timed_out() from None
+            except httpx.HTTPError as exc:
+                raise RemoteBackendError(f"request to {url} failed ({type(exc).__name__}: {exc})",
+                                         url=self.base) from None
+            if response.status_code < 300:
+                return response
+            response.read()
+            response.close()
+            if response.status_code in RETRY_STATUSES and not last:
+                time.sleep(self._wait(response, attempt))
+                continue
+            raise self._status_error(response, url)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, response: Any, attempt: int) -> float:
+        try:
+            seconds = float(response.headers.get("retry-after", ""))
+        except ValueError:
+            seconds = 0.5 * 2 ** attempt
+        return max(0.0, min(seconds, self.options.max_wait))
+
+    def _timed_out(self) -> RemoteBackendError:
+        return RemoteBackendError(
+            f"{self.base} did not answer within {self.options.read_timeout:.0f} s", url=self.base,
+            hint="the server may be overloaded or the model too slow; check it, or lower --max-tokens")
+
+    def _status_error(self, response: Any, url: str) -> RemoteBackendError:
+        status = response.status_code
+        detail = _server_message(response)
+        if status in (401, 403):
+            return RemoteBackendError(f"{self.base} refused the request: HTTP {status} ({detail})", url=self.base,
+                                      status=status, hint="check --llm-api-key or RT_LLM_API_KEY")
+        if status == 404:
+            return RemoteBackendError(f"{url} answered HTTP 404 ({detail})", url=self.base, status=status,
+                                      hint="check the model name and that the URL is the server's /v1 address")
+        if status >= 500:
+            return RemoteBackendError(f"{self.base} failed: HTTP {status} ({detail})", url=self.base, status=status,
+                                      hint="check the server's log; rt retried "
+                                           f"{self.options.retries} times where that could help")
+        return RemoteBackendError(f"{url} refused the request: HTTP {status} ({detail})", url=self.base,
+                                  status=status)
+
+    def _error_from(self, event: Mapping[str, Any], status: int) -> RemoteBackendError:
+        error = event.get("error")
+        message = error.get("message") if isinstance(error, Mapping) else str(error)
+        return RemoteBackendError(f"{self.base} failed mid-answer: {_one_line(str(message))}", url=self.base,
+                                  status=status, hint="check the server's log")
+
+    def _json(self, response: Any) -> Any:
+        response.read()
+        return self._decode(response.text)
+
+    def _decode(self, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise RemoteBackendError(f"{self.base} answered something that is not JSON: {_one_line(text)[:120]!r}",
+                                     url=self.base, hint="is this an OpenAI-compatible server's /v1 address?") \
+                from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return "connection refused" if "refused" in text.lower() or "111" in text else _one_line(text) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _server_message(response: Any) -> str:
+    try:
+        data = json.loads(response.text)
+    except (json.JSONDecodeError, ValueError):
+        return _one_line(response.text) or response.reason_phrase
+    error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
+    if isinstance(error, Mapping):
+        error = error.get("message", error)
+    return _one_line(str(error))
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    """What rt knows about a served model (in place of a GGUF's metadata)."""
+
+    name: str
+    url: str
+    chat_template: str = "the server's"
+
+
+class RemoteModel:
+    """A model served over the OpenAI API, usable wherever rt builds prompts and streams answers.
+
+    ``model`` is the server's model id (``None``: the first it lists); an id it does not list
+    is an error that names the ones it has. Raises :class:`RemoteBackendError` when the server
+    cannot be reached or refuses.
+    """
+
+    def __init__(self, url: str, model: str | None = None, *, api_key: str | None = None,
+                 options: RemoteOptions = RemoteOptions()) -> None:
+        self.client = RemoteClient(url, api_key=api_key, options=options)
+        self.url = self.client.base
+        try:
+            entry = self._pick(self.client.get("/models"), model)
+            self.model_id: str = str(entry["id"])
+            self.n_ctx, self.n_ctx_source = self._context(entry, options.n_ctx)
+            self._tokenizer = self._find_tokenizer()
+        except BaseException:
+            self.client.close()
+            raise
+        self.info = RemoteInfo(self.model_id, self.url)
+        self.path = Path(self.model_id)
+        self.token_counting = (f"the server's tokenizer ({self.client.root}{self._tokenizer[0]})" if self._tokenizer
+                               else f"an estimate (1 token per {BYTES_PER_TOKEN_ESTIMATE} bytes; "
+                                    "the server has no tokenizer endpoint)")
+        logger.info("%s at %s: context %d tokens (%s); prompts counted with %s", self.model_id, self.url,
+                    self.n_ctx, self.n_ctx_source, self.token_counting)
+        if not self._tokenizer:
+            logger.warning("%s has no tokenizer endpoint; the context budget uses %s", self.url,
+                           self.token_counting)
+        self._rendered: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
+
+    def _pick(self, listing: Any, model: str | None) -> Mapping[str, Any]:
+        entries = [e for e in (listing.get("data") or []) if isinstance(e, Mapping) and "id" in e] \
+            if isinstance(listing, Mapping) else []
+        entries = [e for e in entries if e.get("type") != "embedding"] or entries
+        if not entries:
+            raise RemoteBackendError(f"{self.client.base}/models lists no model", url=self.client.base,
+                                     hint="load a model on the server")
+        if model is None:
+            return entries[0]
+        for entry in entries:
+            if entry["id"] == model:
+                return entry
+        names = ", ".join(str(e["id"]) for e in entries[:10])
+        raise RemoteBackendError(f"{self.client.base} has no model {model!r} (it has: {names})",
+                                 url=self.client.base, hint="pass one of those with --llm-model")
+
+    def _context(self, entry: Mapping[str, Any], fallback: int) -> tuple[int, str]:
+        meta = entry.get("meta") if isinstance(entry.get("meta"), Mapping) else {}
+        for key, value in (("context_length", entry.get("context_length")),
+                           ("max_model_len", entry.get("max_model_len")), ("n_ctx", entry.get("n_ctx")),
+                           ("meta.n_ctx_train", meta.get("n_ctx_train"))):  # type: ignore[union-attr]
+            if isinstance(value, int) and value > 0:
+                return value, f"from /v1/models {key}"
+        try:
+            props = self.client.get_root("/props")  # llama-server
+        except RemoteBackendError:  # not there: /v1/models answered, so the server is reachable
+            props = None
+        settings = props.get("default_generation_settings") if isinstance(props, Mapping) else None
+        n_ctx = settings.get("n_ctx") if isinstance(settings, Mapping) else None
+        if isinstance(n_ctx, int) and n_ctx > 0:
+            return n_ctx, "from /props"
+        return fallback, "assumed: the server does not say"
+
+    def _find_tokenizer(self) -> tuple[str, str] | None:
+        for path, field in (("/tokenize", "content"), ("/extras/tokenize", "input")):
+            try:
+                answer = self.client.post(path, {field: "rt"}, root=True)
+            except RemoteBackendError:
+                continue
+            if isinstance(answer, Mapping) and isinstance(answer.get("tokens"), list):
+                return path, field
+        return None
+
+    # --- what prompt building needs --------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the server's tokenizer, or a conservative estimate."""
+        if self._tokenizer is None:
+            return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN_ESTIMATE)
+        path, field = self._tokenizer
+        return len(self.client.post(path, {field: text}, root=True)["tokens"])
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+        """Role-tagged text of ``messages`` (for counting); :meth:`stream` sends the messages."""
+        kept = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+        text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in kept)
+        if add_generation_prompt:
+            text += "<|assistant|>\n"
+        self._rendered[text] = kept
+        self._rendered.move_to_end(text)
+        while len(self._rendered) > REMEMBERED_PROMPTS:
+            self._rendered.popitem(last=False)
+        return text
+
+    # --- generation ------------------------------------------------------------------------
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream:
+        """Generate on the server, yielding text pieces; ``.completion`` is set at the end."""
+        return Stream(self._generate(prompt, options))
+
+    def complete(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Completion:
+        stream = self.stream(prompt, options)
+        for _ in stream:
+            pass
+        assert stream.completion is not None
+        return stream.completion
+
+    def _request(self, prompt: str, options: GenerateOptions) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self.model_id, "stream": True, "max_tokens": options.max_tokens,
+            "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed,
+            "stream_options": {"include_usage": True},
+        }
+        if options.stop:
+            body["stop"] = list(options.stop)
+        for rendered in sorted(self._rendered, key=len, reverse=True):
+            if prompt.startswith(rendered):
+                messages = list(self._rendered[rendered])
+                prefill = prompt[len(rendered):]
+                if prefill:
+                    messages.append({"role": "assistant", "content": prefill})
+                return "/chat/completions", body | {"messages": messages}
+        return "/completions", body | {"prompt": prompt}
+
+    def _generate(self, prompt: str, options: GenerateOptions) -> Generator[str, None, Completion]:
+        path, body = self._request(prompt, options)
+        started = time.perf_counter()
+        first: float | None = None
+        pieces: list[str] = []
+        finish, usage = "stop", None
+        events = self.client.events(path, body)
+        try:
+            for event in events:
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    finish = choice.get("finish_reason") or finish
+                    if text:
+                        first = first or time.perf_counter()
+                        pieces.append(text)
+                        yield text
+        finally:
+            events.close()  # type: ignore[attr-defined]
+        ended = time.perf_counter()
+        first = first or ended
+        prompt_tokens = int((usage or {}).get("prompt_tokens") or 0)
+        completion_tokens = int((usage or {}).get("completion_tokens") or len(pieces))
+        return Completion(text="".join(pieces), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          cached_tokens=0, finish_reason="length" if finish == "length" else "stop",
+                          prompt_seconds=first - started, generation_seconds=ended - first)
+
+    def close(self) -> None:
+        """Close the HTTP connections. Idempotent."""
+        self.client.close()
+
+    def __enter__(self) -> RemoteModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,220 @@
+"""The loaded model, the indexes and the embedder behind ``rt serve``, used from one thread.
+
+The model is loaded once and stays loaded (in rt's model process, :mod:`runtime.process.worker`).
+Every call that touches it runs in one worker thread, so generations never interleave; the
+event loop only moves text pieces from that thread to the HTTP responses. A generation stops
+between two tokens when its client goes away (:meth:`ModelHost.run` is told so by ``cancel``).
+When the model process crashes, the request it served gets rt's diagnosis and the next request
+loads the model again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runtime.config import LoadOptions
+from runtime.errors import IndexNotFoundError, ModelCrashedError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from runtime.index.embedder import Embedder
+    from runtime.rag.rag import RAG
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str], None]
+Job = Callable[[Any, Emit, threading.Event], Any]
+
+
+class ServedModel(Protocol):
+    """What the server needs from a model: a local :class:`~runtime.llm.model.Model` or a
+    :class:`~runtime.llm.remote.RemoteModel`."""
+
+    n_ctx: int
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]], *, add_generation_prompt: bool = True) -> str: ...
+
+    def stream(self, prompt: str, options: Any = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Counters:
+    """What ``GET /health`` reports about the generations served so far."""
+
+    completed: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    crashes: int = 0
+    loads: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class ModelHost:
+    """Owns the model (loading it again after a crash), the served indexes and the embedder.
+
+    ``load_model`` makes a new model (called at start and after a crash); ``indexes`` are the
+    index folders a request may name, the first being the default.
+    """
+
+    def __init__(self, load_model: Callable[[], ServedModel], *, model_id: str,
+                 indexes: Sequence[Path] = (), load: LoadOptions = LoadOptions()) -> None:
+        self.model_id = model_id
+        self.load = load
+        self.indexes = [Path(p) for p in indexes]
+        self.counters = Counters()
+        self._load_model = load_model
+        self._model: ServedModel | None = None
+        self._rags: dict[Path, RAG] = {}
+        self._embedder: Embedder | None = None
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-model")
+        self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-embed")
+
+    # --- in the model thread ------------------------------------------------------------
+    @property
+    def model(self) -> ServedModel:
+        """The loaded model (loaded again if the last one crashed)."""
+        if self._model is None:
+            self._model = self._load_model()
+            self.counters.loads += 1
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def pid(self) -> int | None:
+        model = self._model
+        return int(getattr(model, "pid", 0)) or None if model is not None else None
+
+    def rag(self, index: str | None) -> RAG:
+        """The RAG session over ``index`` (a served folder, by path or name; None: the default)."""
+        from runtime.index import Index
+        from runtime.rag.rag import RAG
+
+        folder = self.index_folder(index)
+        session = self._rags.get(folder)
+        if session is None:
+            opened = Index.open(folder)
+            session = RAG(self.model, opened)  # type: ignore[arg-type]
+            self._rags[folder] = session
+        return session
+
+    def index_folder(self, name: str | None) -> Path:
+        """The served index folder ``name`` means; :class:`IndexNotFoundError` if none."""
+        if not self.indexes:
+            raise IndexNotFoundError("this server has no index", hint="start it with `rt serve --index DIR`")
+        if name is None:
+            return self.indexes[0]
+        for folder in self.indexes:
+            if name in (folder.name, str(folder)):
+                return folder
+        served = ", ".join(folder.name for folder in self.indexes)
+        raise IndexNotFoundError(f"index {name!r} is not served here (served: {served})",
+                                 hint="name one of those, or start the server with another --index")
+
+    def _forget_model(self) -> None:
+        """After a crash: close what is left, so that the next request loads the model again."""
+        model, self._model = self._model, None
+        for session in self._rags.values():
+            session.index.close()
+        self._rags.clear()
+        if model is not None:
+            try:
+                model.close()
+            except Exception:  # noqa: BLE001 - the process is already gone
+                logger.debug("closing the crashed model", exc_info=True)
+
+    def _run_job(self, job: Job, emit: Emit, cancel: threading.Event) -> Any:
+        try:
+            return job(self, emit, cancel)
+        except ModelCrashedError:
+            self.counters.crashes += 1
+            self._forget_model()
+            raise
+
+    # --- from the event loop -----------------------------------------------------------
+    async def call(self, job: Callable[[ModelHost], Any]) -> Any:
+        """Run ``job(host)`` in the model thread (tokenize, load) and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, self._run_job,
+                                          lambda host, _emit, _cancel: job(host), None, threading.Event())
+
+    async def stream(self, job: Job) -> AsyncIterator[tuple[str, Any]]:
+        """Run ``job(host, emit, cancel)`` in the model thread; yield ``("piece", text)`` for
+        each emitted piece, then ``("done", result)``. Leaving early sets ``cancel`` and waits
+        until the job has stopped the model."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(text: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, ("piece", text))
+
+        future = loop.run_in_executor(self._model_thread, self._run_job, job, emit, cancel)
+        future.add_done_callback(lambda _f: pieces.put_nowait(("end", None)))
+        finished = False
+        try:
+            while True:
+                kind, value = await pieces.get()
+                if kind == "end":
+                    break
+                yield kind, value
+            result = await future
+            finished = True
+            self.counters.completed += 1
+            yield "done", result
+        except BaseException:
+            if not finished and not future.done():
+                cancel.set()
+                self.counters.cancelled += 1
+            elif not finished:
+                self.counters.failed += 1
+            raise
+        finally:
+            if not future.done():
+                cancel.set()
+                await asyncio.shield(future)  # the model is idle again before the next turn
+
+    async def embed(self, texts: list[str]) -> tuple[str, np.ndarray]:
+        """The embedding model's name and the normalised vectors of ``texts``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._embed_thread, self._embed, texts)
+
+    def _embed(self, texts: list[str]) -> tuple[str, np.ndarray]:
+        embedder = self.embedder()
+        return embedder.name, embedder.embed(texts)
+
+    def embedder(self) -> Embedder:
+        """The default index's embedding model, else the embedded all-MiniLM-L6-v2."""
+        if self._embedder is None:
+            from runtime.index import Index
+            from runtime.index.embedder import SentenceTransformerEmbedder
+
+            if self.indexes:
+                with Index.open(self.indexes[0]) as index:
+                    self._embedder = SentenceTransformerEmbedder(index.embedding_model)
+            else:
+                self._embedder = SentenceTransformerEmbedder(None)
+        return self._embedder
+
+    def close(self) -> None:
+        """Stop the threads, free the model and close the indexes."""
+        self._model_thread.shutdown(wait=True, cancel_futures=True)
+        self._embed_thread.shutdown(wait=True, cancel_futures=True)
+        for session in self._rags.values():
+            session.index.close()
+        self._rags.clear()
+        if self._model is not None:
+            self._model.close()
+            self._model = None

@@ -1,0 +1,130 @@
+"""Servers on loopback for the serve tests: `rt serve` and llama-cpp-python's own server, started
+as real subprocesses on free ports, with a small indexed corpus."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_SECONDS = 120
+
+CORPUS = {
+    "lease.md": "# Flat lease\n\nThe lease of the flat at 12 Harbour Street renews on 1 March 2027. "
+                "The monthly rent is 950 euros, due on the first day of each month.\n",
+    "boiler.md": "# Boiler\n\nThe boiler was serviced by Acme Heating on 14 October 2025. "
+                 "The next service is due in October 2026; the warranty runs until 2028.\n",
+    "garden.md": "# Garden\n\nThe tomatoes are planted in the south bed. They are watered every "
+                 "evening in July and August.\n",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server subprocess; ``url`` is its ``/v1`` address."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+        self.root = f"http://127.0.0.1:{port}"
+        self.url = self.root + "/v1"
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited {self.process.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.root + path, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {STARTUP_SECONDS} s: {self.log.read_text()[-3000:]}")
+
+    def health(self) -> dict:
+        return httpx.get(self.root + "/health", timeout=10).json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(args: Sequence[str], *, cwd: Path, env: dict[str, str], ready: str, port: int) -> Server:
+    log = cwd / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, port, log)
+    try:
+        server.wait_ready(ready)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def rt_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RT_")}
+    return env | {"RT_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"} | extra
+
+
+def start_rt_serve(tmp: Path, *options: str, **env: str) -> Server:
+    """``rt serve`` on a free loopback port, from ``tmp`` (its own RT_HOME there)."""
+    port = free_port()
+    command = [sys.executable, "-c", "from runtime.cli import main; main()", "serve", "--port", str(port),
+               "--ctx", "2048", "--threads", "2", *options]
+    return start(command, cwd=tmp, env=rt_env(tmp / "rt-home", **env), ready="/health", port=port)
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three-file corpus, indexed once with the real MiniLM."""
+    from runtime.index import Index
+
+    root = tmp_path_factory.mktemp("serve-corpus")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in CORPUS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    folder = root / "notes"
+    with Index.open(folder, create=True) as index:
+        index.add([docs])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rt_server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iterator[Server]:
+    """One `rt serve` with SmolLM2 and the corpus index, for the tests that only read from it."""
+    server = start_rt_serve(tmp_path_factory.mktemp("rt-serve"), "--index", str(corpus_index))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[Server]:
+    """llama-cpp-python's own OpenAI-compatible server with SmolLM2, started from an empty
+    folder (``python -m`` puts the working folder first on sys.path)."""
+    pytest.importorskip("llama_cpp.server")
+    port = free_port()
+    cwd = tmp_path_factory.mktemp("llama-cpp-server")
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+    server = start(command, cwd=cwd, env=dict(os.environ), ready="/v1/models", port=port)
+    yield server
+    server.stop()
