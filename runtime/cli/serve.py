@@ -58,6 +58,7 @@ def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, 
         click.echo(f"rt: serving {model_id} at {where} (indexes: {served}); Ctrl-C stops", err=True)
 
     run_server(model_host, options, on_ready=ready)
+    click.echo("rt: stopped; the model process has ended", err=True)
 
 
 def _require_serve_extra() -> None:
