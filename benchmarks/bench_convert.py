@@ -1,4 +1,4 @@
-"""Benchmark: stream-convert a Mistral-7B-shaped bf16 checkpoint, against a plain copy.
+"""Benchmark: convert a Mistral-7B-shaped bf16 checkpoint: a plain copy, BF16, and Q4_K_M two ways.
 
 Writes a checkpoint with Mistral-7B's exact shapes (hidden 4096, 32 layers, intermediate
 14336, 32 heads, 8 KV heads, vocab 32000) in bf16, 3 shards, random values (streamed to disk,
@@ -7,11 +7,14 @@ never built in memory), plus a tiny byte-level tokenizer.json (the vocabulary is
 
 * ``cp`` of the three shards (the baseline: the least any conversion must cost),
 * the conversion step alone (to BF16, the intermediate that quantization starts from),
-* the whole ``rt convert`` equivalent to Q4_K_M (conversion + llama.cpp quantization),
+* the two-step path to Q4_K_M (a BF16 intermediate GGUF, then llama.cpp's quantizer),
+* the direct path to Q4_K_M (``rt convert``'s default: quantized in the same pass),
 
-each in a child process whose peak resident memory (the process and its own children,
-sampled every 50 ms) is recorded. It prints the figures and the targets (peak RSS below
-1.5 GB; conversion within 1.5x the copy). It asserts nothing.
+each in a child process whose peak resident memory (the process and its own children) and
+peak extra disk (the bytes of every file in the output folder, temporary ones included) are
+sampled every 50 ms. It prints the figures and the targets (conversion within 1.5x the copy;
+direct path: extra disk <= 1.05x its output, peak RSS <= 1 GB, wall time <= 0.85x the two-step
+path), and checks that both paths wrote the same bytes. It asserts nothing.
 
     python benchmarks/bench_convert.py               # full size: ~14.5 GB checkpoint
     python benchmarks/bench_convert.py --layers 2    # a quick, scaled-down run
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -134,12 +138,37 @@ def write_checkpoint(folder: Path, n_layers: int) -> int:
     return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
 
 
-def measure(command: list[str]) -> tuple[float, int, int]:
-    """Run ``command``; return (seconds, peak RSS, peak anon RSS) over it and its children."""
+def _folder_bytes(folder: Path | None) -> int:
+    if folder is None:
+        return 0
+    total = 0
+    for path in folder.iterdir():
+        try:
+            total += path.stat().st_size
+        except OSError:  # renamed or removed meanwhile
+            pass
+    return total
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (and theirs), where the OS says."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(command: list[str], out_dir: Path | None = None) -> tuple[float, float, int, int, int]:
+    """Run ``command``; return (seconds, CPU seconds, peak RSS, peak anon RSS, peak bytes in
+    ``out_dir``), CPU and RSS summed over it and its children."""
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     process = psutil.Popen(command, cwd=ROOT)
-    peak_rss = peak_anon = 0
+    peak_rss = peak_anon = peak_disk = 0
     while process.poll() is None:
+        peak_disk = max(peak_disk, _folder_bytes(out_dir))
         rss = anon = 0
         try:
             for proc in [process, *process.children(recursive=True)]:
@@ -153,13 +182,14 @@ def measure(command: list[str]) -> tuple[float, int, int]:
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"{command[:3]} failed with exit code {process.returncode}")
-    return seconds, peak_rss, peak_anon
+    cpu = _children_cpu() - cpu_before
+    return seconds, cpu, peak_rss, peak_anon, max(peak_disk, _folder_bytes(out_dir))
 
 
-def convert_command(source: Path, out: Path, quant: str) -> list[str]:
+def convert_command(source: Path, out: Path, quant: str, direct: bool = True) -> list[str]:
     code = ("import sys; from pathlib import Path; from convert.pipeline import convert_checkpoint; "
-            "convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])")
-    return [sys.executable, "-c", code, str(source), str(out), quant]
+            "convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], direct=sys.argv[4] == '1')")
+    return [sys.executable, "-c", code, str(source), str(out), quant, "1" if direct else "0"]
 
 
 def main() -> None:
@@ -190,23 +220,51 @@ def run(work: Path, n_layers: int, quant: str) -> None:
     copy_dir = work / "copy"
     copy_dir.mkdir()
     shards = [str(p) for p in sorted(source.glob("*.safetensors"))]
-    cp_s, cp_rss, _ = measure(["cp", *shards, str(copy_dir)])
+    cp_s, cp_cpu, cp_rss, _, _ = measure(["cp", *shards, str(copy_dir)])
     shutil.rmtree(copy_dir)
 
-    conv_s, conv_rss, conv_anon = measure(convert_command(source, work / "model-BF16.gguf", "BF16"))
-    (work / "model-BF16.gguf").unlink()
+    runs = {}
+    for label, quant_, direct in (("conversion alone (bf16 -> BF16)", "BF16", True),
+                                  (f"two-step to {quant}", quant, False),
+                                  (f"direct to {quant}", quant, True)):
+        out_dir = work / ("direct" if direct else "two-step")
+        out_dir.mkdir(exist_ok=True)
+        out = out_dir / f"model-{quant_}.gguf"
+        runs[label] = (*measure(convert_command(source, out, quant_, direct), out_dir), out.stat().st_size)
+        if quant_ == "BF16":
+            out.unlink()
+    two_step_out, direct_out = (work / d / f"model-{quant}.gguf" for d in ("two-step", "direct"))
+    identical = _same_bytes(two_step_out, direct_out)
 
-    full_s, full_rss, full_anon = measure(convert_command(source, work / f"model-{quant}.gguf", quant))
-    out_size = (work / f"model-{quant}.gguf").stat().st_size
+    print(f"\n{'step':34} {'wall s':>8} {'CPU s':>8} {'peak RSS':>10} {'anon RSS':>10} "
+          f"{'extra disk':>11} {'output':>9}")
+    print(f"{'cp of the 3 shards':34} {cp_s:8.1f} {cp_cpu:8.1f} {cp_rss / GB:9.2f}G {'':>10} {size / GB:10.2f}G")
+    for label, (wall, cpu, rss, anon, disk, out_size) in runs.items():
+        print(f"{label:34} {wall:8.1f} {cpu:8.1f} {rss / GB:9.2f}G {anon / GB:9.2f}G {disk / GB:10.2f}G "
+              f"{out_size / GB:8.2f}G")
+    conv_s = runs["conversion alone (bf16 -> BF16)"][0]
+    two_s, two_cpu = runs[f"two-step to {quant}"][:2]
+    d_s, d_cpu, d_rss, d_anon, d_disk, d_size = runs[f"direct to {quant}"]
+    print(f"\nconversion / cp time: {conv_s / cp_s:.2f}x   (target <= 1.5x)")
+    print(f"direct path, extra disk / output: {d_disk / d_size:.3f}x   (target <= 1.05x)")
+    print(f"direct path, peak RSS: {d_rss / GB:.2f} GB, anon {d_anon / GB:.2f} GB   (target <= 1 GB)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"direct / two-step wall time: {d_s / two_s:.2f}x   (target <= 0.85x); "
+          f"CPU time: {d_cpu / two_cpu:.2f}x   ({os.cpu_count()} cores, load average "
+          f"{load:.1f} at the end)")
+    print(f"direct and two-step files byte-identical: {identical}")
 
-    print(f"\n{'step':34} {'wall s':>8} {'peak RSS':>10} {'anon RSS':>10}")
-    print(f"{'cp of the 3 shards':34} {cp_s:8.1f} {cp_rss / GB:9.2f}G {'':>10}")
-    print(f"{'conversion alone (bf16 -> BF16)':34} {conv_s:8.1f} {conv_rss / GB:9.2f}G {conv_anon / GB:9.2f}G")
-    print(f"{'rt convert to ' + quant:34} {full_s:8.1f} {full_rss / GB:9.2f}G {full_anon / GB:9.2f}G")
-    print(f"\n{quant} file: {out_size / GB:.2f} GB")
-    print(f"conversion / cp time: {conv_s / cp_s:.2f}x   (target <= 1.5x)")
-    print(f"peak RSS of the whole {quant} run: {full_rss / GB:.2f} GB   (target < 1.5 GB)")
-    print(f"peak anon RSS of the whole {quant} run: {full_anon / GB:.2f} GB")
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(CHUNK), fb.read(CHUNK)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 if __name__ == "__main__":

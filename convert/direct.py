@@ -8,7 +8,10 @@ bytes, which is then appended to the GGUF. The tensor types follow llama.cpp's m
 quantization version and file type, as ``llama_model_quantize`` writes them: the file is the
 one the two-step path (float GGUF, then llama.cpp's quantizer) would produce.
 
-Memory: the quantized bytes of one tensor (a 7B's largest, output.weight in Q6_K: 107 MB),
+The quantized bytes of a tensor are written by a second thread while the next tensor is
+quantized, so the cores do not wait for the disk.
+
+Memory: the quantized bytes of two tensors (a 7B's largest, output.weight in Q6_K: 107 MB),
 plus one chunk of float32 rows per thread (``CHUNK_BYTES`` each), plus the mapped pages of the
 tensor being read (at most its size in the checkpoint: 262 MB for a 7B's embeddings in bf16;
 a q/k tensor that is permuted is copied once in its source dtype, 32 MB for a 7B).
@@ -20,7 +23,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 import gguf
 import numpy as np
@@ -119,6 +122,8 @@ def write_direct(
         ggml.prepare(ggml_type)
     writer = gguf.GGUFWriter(path, arch_name)
     quantizer = _Quantizer(ggml, threads or os.cpu_count() or 1)
+    disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rt-write")
+    pending: Future[None] | None = None
     try:
         add_metadata(writer)
         for planned in tensors:
@@ -129,11 +134,20 @@ def write_direct(
         writer.write_ti_data_to_file()
         for done, planned in enumerate(tensors, 1):
             for data in _tensor_bytes(planned, stored_type, quantizer):
-                writer.write_tensor_data(data)
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if planned.out_type in FLOAT_TYPES.values():  # may view the source mapping
+                    writer.write_tensor_data(data)
+                else:  # a buffer of its own: written while the next tensor is quantized
+                    pending = disk.submit(writer.write_tensor_data, data)
                 del data
             logger.debug("[%d/%d] %s -> %s", done, len(tensors), planned.name, planned.out_type.name)
             if on_tensor is not None:
                 on_tensor(planned.name, done, len(tensors))
+        if pending is not None:
+            pending.result()
     finally:
         quantizer.close()
+        disk.shutdown(wait=True)
         writer.close()

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import gguf
@@ -146,6 +150,29 @@ def test_direct_matches_llamacpp_smollm2_tied_embeddings(smollm2_hf: Path, tmp_p
     _check(smollm2_hf, tmp_path, "Q4_K_M")
 
 
+@pytest.fixture(scope="module")
+def mistral_7b_2_layers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Mistral-7B's shapes (hidden 4096, FFN 14336, 32 heads over 8, vocab 32000), 2 layers: 1.4 GB."""
+    from benchmarks.bench_convert import write_checkpoint
+
+    folder = tmp_path_factory.mktemp("mistral-7b-2-layers") / "checkpoint"
+    write_checkpoint(folder, 2)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quant", REQUIRED)
+def test_direct_matches_llamacpp_mistral_7b_shape(mistral_7b_2_layers: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                  quant: str) -> None:
+    """About a minute per type on 2 free cores (the two-step reference takes most of it)."""
+    work = mistral_7b_2_layers.parent
+    try:
+        _check(mistral_7b_2_layers, work, quant)
+    finally:
+        for leftover in work.glob("*-Q*.gguf"):
+            leftover.unlink()
+
+
 def test_q4_k_m_mixture_follows_the_layer_pattern(shaped: Path, tmp_path: Path) -> None:
     reader = gguf.GGUFReader(convert_checkpoint(shaped, tmp_path / "q.gguf", "Q4_K_M").path)
     types = {t.name: t.tensor_type.name for t in reader.tensors}
@@ -212,3 +239,55 @@ def test_nan_or_inf_weights_are_a_clear_error_and_leave_no_file(tmp_path: Path, 
     with pytest.raises(ConvertError, match=r"blk\.1\.ffn_up\.weight: the weights hold NaN or inf values"):
         convert_checkpoint(folder, out, "Q4_K_M")
     assert list(out.parent.iterdir()) == []
+
+
+# Converts in a child process that waits, after the first quantized tensor is written, for the
+# test to signal it, so the signal lands mid-file.
+_CHILD = """
+import sys, time
+from pathlib import Path
+import convert.direct
+from convert.pipeline import convert_checkpoint
+
+original = convert.direct._Quantizer.quantize
+calls = []
+def quantize_then_wait(self, *args, **kwargs):
+    if len(calls) == 2:
+        Path(sys.argv[3]).touch()
+        time.sleep(600)
+    calls.append(1)
+    return original(self, *args, **kwargs)
+convert.direct._Quantizer.quantize = quantize_then_wait
+convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), "Q4_K_M")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT and SIGKILL are POSIX signals")
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGKILL])
+def test_ctrl_c_or_kill_mid_file_leaves_no_final_file(shaped: Path, tmp_path: Path, signal_number: int) -> None:
+    out_dir, ready = tmp_path / "models", tmp_path / "ready"
+    final = out_dir / "shaped.gguf"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(shaped), str(final), str(ready)],
+                             cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            assert time.monotonic() < deadline, "the converting child never started quantizing"
+            time.sleep(0.05)
+        assert [p.stat().st_size > 0 for p in out_dir.glob(f"{fsutil.TMP_MARK}*")] == [True]
+        child.send_signal(signal_number)
+        child.wait(timeout=60)  # no thread keeps it alive
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0 and not final.exists()
+    leftovers = list(out_dir.glob(f"{fsutil.TMP_MARK}*"))
+    if signal_number == signal.SIGINT:
+        assert leftovers == []  # Ctrl-C cleans up at once ...
+        assert b"KeyboardInterrupt" in child.stderr.read()  # type: ignore[union-attr]
+    else:
+        assert len(leftovers) == 1  # ... a kill cannot; the next run does
+        convert_checkpoint(shaped, final, "Q4_K_M")
+        assert final.exists() and list(out_dir.glob(f"{fsutil.TMP_MARK}*")) == []
