@@ -1,12 +1,14 @@
-"""The retrieval-augmented path shared by ``rt ask`` (its default) and ``rt chat``.
+"""Answering shared by ``rt ask`` (with and without ``--no-rag``) and ``rt chat``.
 
 Opening a :class:`~runtime.rag.rag.RAG`, streaming an answer to stdout, listing its sources, the
-``--json`` object, and the notices (what did not fit the context window) on stderr.
+``--json`` object (one shape for every answer, see docs/asking.md), and the notices (what did
+not fit the context window) on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +18,11 @@ import click
 from runtime.config import GenerateOptions, LoadOptions
 
 if TYPE_CHECKING:
+    from runtime.llm.model import Model
     from runtime.rag.answer import Answer
-    from runtime.rag.rag import RAG, AnswerStream
+    from runtime.rag.rag import RAG, AnswerStream, LoadTimings
+
+logger = logging.getLogger("runtime.cli.answering")
 
 
 def open_rag(model: str | Path | None, index_dir: str | Path | None, load: LoadOptions,
@@ -59,14 +64,21 @@ def show_notices(notices: list[str]) -> None:
 
 
 def stream_answer(stream: AnswerStream) -> Answer:
-    """Stream the answer's text to stdout, then list its sources; return the :class:`Answer`."""
+    """Stream the answer's text to stdout, then list its sources; return the :class:`Answer`.
+
+    Warns on stderr when the answer was cut short by ``--max-tokens`` or a full context.
+    """
     show_notices(stream.notices)
     for piece in stream:
         click.echo(piece, nl=False)
         sys.stdout.flush()
     click.echo()
+    sys.stdout.flush()
     answer = stream.answer
     assert answer is not None
+    if answer.finish_reason == "length":
+        logger.warning("the answer was cut at %d tokens (raise --max-tokens, or --ctx if the context is full)",
+                       answer.usage.completion_tokens)
     if answer.sources:
         click.echo("\nSources:")
         for line in source_lines(answer):
@@ -74,17 +86,38 @@ def stream_answer(stream: AnswerStream) -> Answer:
     return answer
 
 
-def answer_json(answer: Answer, rag: RAG) -> dict[str, Any]:
-    """The ``--json`` object: the answer's fields, the model, and the load timings."""
+def answer_json(answer: Answer, model: Model, index: Path | None, load: LoadTimings) -> dict[str, Any]:
+    """The ``--json`` object: the answer's fields, the model, the index (``None`` without
+    retrieval) and the load timings; the same keys for every answer (docs/asking.md)."""
     data = answer.to_dict()
-    data["model"] = rag.model.info.name or rag.model.path.stem
-    data["model_path"] = str(rag.model.path)
-    data["index"] = str(rag.index.folder)
+    data["model"] = model.path.stem
+    data["model_path"] = str(model.path)
+    data["index"] = str(index) if index is not None else None
     data["timings"] |= {
-        "model_load": rag.load_timings.model_load,
-        "embedding_model_load": rag.load_timings.embedding_model_load,
+        "model_load": load.model_load,
+        "embedding_model_load": load.embedding_model_load,
     }
     return data
+
+
+def ask_without_retrieval(question: str, *, model: str | None, system: str | None, as_json: bool,
+                          load: LoadOptions, generate: GenerateOptions) -> None:
+    """``rt ask --no-rag``: the model's own answer, printed as :func:`ask_with_retrieval` prints it."""
+    import time
+
+    from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT
+    from runtime.llm.model import Model
+    from runtime.rag.direct import ask_model
+    from runtime.rag.rag import LoadTimings
+
+    started = time.perf_counter()
+    with Model(model, load) as loaded:
+        timings = LoadTimings(model_load=time.perf_counter() - started)
+        stream = ask_model(loaded, question, system=system or DEFAULT_SYSTEM_PROMPT, options=generate)
+        if as_json:
+            click.echo(json.dumps(answer_json(stream.collect(), loaded, None, timings), ensure_ascii=False))
+        else:
+            stream_answer(stream)
 
 
 def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | None, k: int | None,
@@ -95,6 +128,7 @@ def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | Non
         stream = rag.stream(question, answer_anyway=answer_anyway)
         if as_json:
             show_notices(stream.notices)
-            click.echo(json.dumps(answer_json(stream.collect(), rag), ensure_ascii=False))
+            data = answer_json(stream.collect(), rag.model, rag.index.folder, rag.load_timings)
+            click.echo(json.dumps(data, ensure_ascii=False))
         else:
             stream_answer(stream)

@@ -60,7 +60,8 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
                 continue
             if as_json:
                 show_notices(stream.notices)
-                click.echo(json.dumps(answer_json(stream.collect(), rag), ensure_ascii=False))
+                data = answer_json(stream.collect(), rag.model, rag.index.folder, rag.load_timings)
+                click.echo(json.dumps(data, ensure_ascii=False))
             else:
                 stream_answer(stream)
                 click.echo()

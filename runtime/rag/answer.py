@@ -77,19 +77,21 @@ class Answer:
     ``answer`` says so, unless it was answered anyway (``from_documents`` false, no sources).
     ``sources`` are exactly the passages given to the model, numbered as cited; ``citations``
     the numbers the answer cites; ``dropped`` counts retrieved passages left out because they
-    did not fit the context window, ``dropped_turns`` earlier chat turns left out.
+    did not fit the context window, ``dropped_turns`` earlier chat turns left out. An answer from the model alone
+    (:mod:`runtime.rag.direct`, ``rt ask --no-rag``) has the same fields: no sources, and
+    ``covered``, ``best_similarity`` and ``threshold`` ``None`` (nothing was retrieved).
     """
 
     question: str
     answer: str
-    covered: bool
+    covered: bool | None
     from_documents: bool
     sources: list[Source]
     citations: list[int]
     dropped: int
     dropped_turns: int
     best_similarity: float | None
-    threshold: float
+    threshold: float | None
     usage: Usage
     timings: Timings
     finish_reason: str

@@ -26,9 +26,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from runtime.errors import ContextOverflowError
+from runtime.llm.chat_view import ChatModel
 
 SYSTEM_INSTRUCTION = (
     "You answer questions using only the numbered sources given with each question. "
@@ -54,18 +55,6 @@ RAG_STOP = ("\nQuestion:", "\nSources:", "\n\n[", "\n\nSource [")
 BOS_MARGIN = 1
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-class ChatModel(Protocol):
-    """What prompt building needs from a model (``runtime.llm.model.Model`` has all three)."""
-
-    n_ctx: int
-
-    def chat_prompt(
-        self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True
-    ) -> str: ...
-
-    def count_tokens(self, text: str) -> int: ...
 
 
 class SourceLike(Protocol):

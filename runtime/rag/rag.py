@@ -22,16 +22,16 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.config import GenerateOptions, LoadOptions
+from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
     ANSWER_PREFIX,
     RAG_STOP,
     SYSTEM_NO_SOURCES,
     BuiltPrompt,
-    ChatModel,
     Turn,
     build_prompt,
     parse_citations,
@@ -101,34 +101,6 @@ class AnswerStream(Iterator[str]):
         return self.answer
 
 
-class PlainChat:
-    """A model without a chat template (a base model) seen through a ``Question:``/``Answer:``
-    layout (:func:`runtime.llm.chat_template.plain_prompt`), so prompt building works the same."""
-
-    def __init__(self, model: Model) -> None:
-        from runtime.llm.chat_template import plain_prompt
-
-        self.model = model
-        self.n_ctx = model.n_ctx
-        self.stop = plain_prompt([])[1]
-        self._render = plain_prompt
-
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        return self._render(messages)[0] + " "
-
-    def count_tokens(self, text: str) -> int:
-        return self.model.count_tokens(text)
-
-
-def prompt_model(model: Model) -> ChatModel:
-    """``model`` itself, or a :class:`PlainChat` view of it when its GGUF has no chat template."""
-    if getattr(getattr(model, "info", None), "chat_template", True):
-        return model
-    logger.warning("%s has no chat template (a base model?); using a plain Question/Answer prompt",
-                   model.path.name)
-    return PlainChat(model)
-
-
 class TimedEmbedder:
     """Wraps an :class:`Embedder` and adds up the seconds spent embedding queries."""
 
@@ -181,14 +153,17 @@ class RAG:
         self.options = options
         self.load_timings = load_timings
         self._timer = timer
-        self._renderer = prompt_model(model)
+        self._renderer = chat_view(model)
 
     @classmethod
     def open(cls, model: str | Path | None = None, index: str | Path | None = None, *,
-             load: LoadOptions = LoadOptions(), **kwargs: Any) -> RAG:
+             load: LoadOptions = LoadOptions(), k: int | None = None,
+             threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions()) -> RAG:
         """Open the index, load its embedding model, then load the language model.
 
-        ``model`` is a registry name, a GGUF path or ``None`` (the default). The cheap checks
+        ``model`` is a registry name, a GGUF path or ``None`` (the default); ``index`` a folder
+        or ``None`` (``RT_INDEX``, else the default index); ``load`` says how the model is
+        loaded; ``k``, ``threshold`` and ``options`` are as for :class:`RAG`. The cheap checks
         come first: a missing model file or a missing index is reported before anything heavy
         is loaded (:class:`ModelNotFoundError` says how to get a model, :class:`IndexNotFoundError`
         how to build an index).
@@ -210,7 +185,8 @@ class RAG:
             raise
         timings = LoadTimings(embedding_model_load=loaded_at - started,
                               model_load=time.perf_counter() - loaded_at)
-        return cls(language_model, opened, timer=timer, load_timings=timings, **kwargs)
+        return cls(language_model, opened, k=k, threshold=threshold, options=options,
+                   timer=timer, load_timings=timings)
 
     def close(self) -> None:
         """Free the model and close the index."""
@@ -229,9 +205,11 @@ class RAG:
         """The top ``k`` passages for ``question``, best first."""
         return self.index.search(question, k or self.k or self.index.default_k)
 
-    def ask(self, question: str, **kwargs: Any) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, options: GenerateOptions | None = None,
+            answer_anyway: bool = False, history: Sequence[Turn] = ()) -> Answer:
         """Answer ``question`` from the documents (see :meth:`stream` for the options)."""
-        return self.stream(question, **kwargs).collect()
+        return self.stream(question, k=k, options=options, answer_anyway=answer_anyway,
+                           history=history).collect()
 
     def stream(self, question: str, *, k: int | None = None, options: GenerateOptions | None = None,
                answer_anyway: bool = False, history: Sequence[Turn] = ()) -> AnswerStream:
@@ -260,11 +238,12 @@ class RAG:
 
         building = time.perf_counter()
         renderer = self._renderer
-        if isinstance(renderer, PlainChat):
-            options = replace(options, stop=tuple(options.stop) + renderer.stop)
+        options = with_chat_stops(renderer, options)
         if covered:
+            # the plain layout of a base model ends in "Answer:", the prefix goes after a space
+            prefix = (" " if isinstance(renderer, PlainChat) else "") + ANSWER_PREFIX
             built = build_prompt(renderer, question, hits, reserve=options.max_tokens,
-                                 history=history, answer_prefix=ANSWER_PREFIX)
+                                 history=history, answer_prefix=prefix)
             options = replace(options, stop=tuple(options.stop) + RAG_STOP)
             lead = ANSWER_PREFIX
         else:
@@ -316,9 +295,10 @@ class RAG:
             notices=list(built.notices) if built is not None else [],
         )
 
-    def chat(self, **ask_options: Any) -> Chat:
+    def chat(self, *, k: int | None = None, options: GenerateOptions | None = None,
+             answer_anyway: bool = False) -> Chat:
         """A multi-turn conversation over this model and index (options as for :meth:`stream`)."""
-        return Chat(self, **ask_options)
+        return Chat(self, k=k, options=options, answer_anyway=answer_anyway)
 
 
 class Chat:
@@ -329,14 +309,18 @@ class Chat:
     that no longer fit the context window are forgotten, oldest first.
     """
 
-    def __init__(self, rag: RAG, **ask_options: Any) -> None:
+    def __init__(self, rag: RAG, *, k: int | None = None, options: GenerateOptions | None = None,
+                 answer_anyway: bool = False) -> None:
         self.rag = rag
-        self.ask_options = ask_options
+        self.k = k
+        self.options = options
+        self.answer_anyway = answer_anyway
         self.history: list[Turn] = []
 
     def stream(self, question: str) -> AnswerStream:
         """Stream one turn's answer; the turn joins the history when the stream ends."""
-        inner = self.rag.stream(question, history=self.history, **self.ask_options)
+        inner = self.rag.stream(question, k=self.k, options=self.options, answer_anyway=self.answer_anyway,
+                                history=self.history)
 
         def finish() -> Answer:
             answer = inner.collect()
