@@ -66,8 +66,9 @@ def convert_checkpoint(
 ) -> ConvertResult:
     """Convert the safetensors checkpoint folder ``source`` into the GGUF file ``out``.
 
-    ``quant`` is one of :data:`QUANT_TYPES`. All are written in one pass; quantized types
-    byte-identical to llama.cpp's quantizer run on a lossless float GGUF. ``direct=False``, or a
+    ``quant`` is one of :data:`QUANT_TYPES`. All are written in one pass, the quantized types
+    (those quant_rules has rules for) byte-identical to llama.cpp's quantizer run on a
+    lossless float GGUF. ``direct=False``, or a
     libggml without the quantizer functions, takes the two-step path: an intermediate F16/BF16
     GGUF beside ``out`` that llama.cpp quantizes. ``name`` goes into the GGUF's
     ``general.name`` (default: the folder's name). ``progress`` shows tqdm bars on stderr.
@@ -78,7 +79,7 @@ def convert_checkpoint(
     config = _read_config(source)
     arch = architecture_for(config)
     checkpoint = Checkpoint.open(source)
-    ggml = _direct_quantizer() if direct and quant not in FLOAT_TYPES else None
+    ggml = _direct_quantizer() if direct and quant in quant_rules.DEFAULT_TYPES else None
     if ggml is not None:
         return _convert_direct(source, out, quant, arch, checkpoint, ggml, name or source.name, progress)
     float_type = FLOAT_TYPES[quant] if quant in FLOAT_TYPES else _intermediate_type(checkpoint)
@@ -267,15 +268,9 @@ def _preflight(source: Path, out: Path, plan: Sequence[PlannedTensor], quant: st
 
 
 def _sweep_leftovers(out: Path) -> None:
-    """Remove temporary files of earlier interrupted conversions to ``out`` (only those)."""
-    if not out.parent.is_dir():
-        return
-    patterns = (f"{fsutil.TMP_MARK}*-{out.name}", f"{fsutil.TMP_MARK}*-{out.stem}.intermediate.gguf")
-    for pattern in patterns:
-        for leftover in out.parent.glob(pattern):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-                logger.info("removed %s, left by an interrupted conversion", leftover.name)
+    """Remove temporary files that dead processes left beside ``out`` (never a live run's)."""
+    for leftover in fsutil.sweep_temp_files(out.parent):
+        logger.info("removed %s, left by an interrupted run", leftover.name)
 
 
 def _add_metadata(writer: gguf.GGUFWriter, arch: Architecture, vocab: Vocab, source: Path,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from runtime.env import debug
 from runtime.process.launch import child_environment, python_command
+from runtime.process.lifeline import watch_parent
 from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
 
 def _child(src: str, dst: str, ftype: int, threads: int) -> int:
     """Child process body: quantize ``src`` into ``dst``; progress and errors go to stdout."""
+    watch_parent()  # a killed `rt convert` must not leave a quantizer running for minutes
     from llama_cpp import llama_cpp as L
 
     echo = debug()

@@ -2,13 +2,15 @@
 
 Write to a temporary name in the target folder, fsync, then rename over the final name: an
 interrupted run (Ctrl-C, kill -9, power loss) never leaves a half file under the final name.
-Temporary names carry ``TMP_MARK`` so a later run can sweep leftovers.
+Temporary names carry ``TMP_MARK`` and the writing process's pid, so a later run sweeps the
+leftovers of dead writers and never a file another live process is still writing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -29,8 +31,33 @@ def human_bytes(n: float) -> str:
 
 
 def temp_path_for(final: Path) -> Path:
-    """A unique temporary name beside ``final`` (same folder, so the rename is atomic)."""
-    return final.with_name(f"{TMP_MARK}{uuid.uuid4().hex[:8]}-{final.name}")
+    """A unique temporary name beside ``final`` (same folder, so the rename is atomic).
+
+    ``.rt-tmp-PID-RANDOM-NAME``: the pid tells :func:`sweep_temp_files` whether its writer lives.
+    """
+    return final.with_name(f"{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{final.name}")
+
+
+_TEMP_OWNER = re.compile(rf"{re.escape(TMP_MARK)}(\d+)-[0-9a-f]{{8}}-")
+
+
+def temp_owner_alive(path: Path) -> bool:
+    """Whether the process that named the temporary file ``path`` still runs.
+
+    A name without a pid (written by an older rt) has no known owner and counts as dead. A pid
+    reused by an unrelated process keeps the file until that process ends: never a wrong delete.
+    """
+    match = _TEMP_OWNER.match(path.name)
+    if match is None:
+        return False
+    import psutil
+
+    try:
+        return bool(psutil.Process(int(match.group(1))).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # AccessDenied: it exists
+        return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -72,10 +99,15 @@ def atomic_write_bytes(final: Path | str, data: bytes) -> None:
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:
-    """Remove leftovers of interrupted writes in ``folder``; return what was removed."""
+    """Remove leftovers of interrupted writes in ``folder`` whose writer is dead; return them.
+
+    Temporary files of live processes (another ``rt convert`` into the same folder) are kept.
+    """
     removed: list[Path] = []
     if folder.is_dir():
         for leftover in folder.glob(f"{TMP_MARK}*"):
+            if temp_owner_alive(leftover):
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
                 removed.append(leftover)

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from runtime import env
 from runtime.process.channel import Channel, error_payload
+from runtime.process.lifeline import watch_parent
 from runtime.config import GenerateOptions, LoadOptions
 
 _EOF = ("close",)
@@ -129,6 +130,7 @@ def _probe(path: str, options: LoadOptions) -> None:
 
 def main() -> None:
     """Serve one model until the parent says "close" or goes away."""
+    watch_parent()
     requests, answers = _take_stdio()
     channel = Channel(requests, answers)
     op, path, options = channel.recv()

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from runtime.process.lifeline import PARENT_PID_VARIABLE
+
 # The folder that holds rt's ``runtime/`` and ``convert/`` packages.
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -35,8 +37,11 @@ def child_environment() -> dict[str, str]:
 
     rt's package folder goes first, and entries that would resolve against the child's current
     directory (empty or relative ones, as ``PYTHONPATH=:/opt/lib`` has) are dropped.
+    ``RT_PARENT_PID`` names this process, so the child ends with it
+    (:func:`runtime.process.lifeline.watch_parent`).
     """
     environ = dict(os.environ)
+    environ[PARENT_PID_VARIABLE] = str(os.getpid())
     kept = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isabs(p)]
     environ["PYTHONPATH"] = os.pathsep.join([PROJECT_ROOT, *(p for p in kept if p != PROJECT_ROOT)])
     return environ

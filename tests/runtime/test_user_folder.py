@@ -20,6 +20,7 @@ import pytest
 from runtime.process.launch import child_environment
 from tests.convert import tiny_models
 
+ROOT = Path(__file__).resolve().parents[2]
 RT_SCRIPT = Path(sysconfig.get_path("scripts")) / ("rt.exe" if sys.platform == "win32" else "rt")
 
 pytestmark = pytest.mark.skipif(not RT_SCRIPT.exists(), reason="rt is not installed as a script")
@@ -79,14 +80,28 @@ CONVERT_SHADOWS = {
 }
 
 
+# The two-step path (a float GGUF, then llama.cpp's quantizer in a child process), which rt
+# convert takes when libggml lacks the direct quantizers; the parent itself starts on rt's path.
+_TWO_STEP = (
+    "import sys; sys.path[0] = sys.argv[1]; from pathlib import Path; "
+    "from convert.pipeline import convert_checkpoint; "
+    "convert_checkpoint(Path(sys.argv[2]), Path(sys.argv[3]), 'Q8_0', direct=False)"
+)
+
+
+@pytest.mark.parametrize("how", ["rt convert", "two-step"])
 @pytest.mark.parametrize("case", sorted(CONVERT_SHADOWS))
 def test_quantizing_rt_convert_in_a_folder_with_shadowing_modules_runs_none_of_them(
-        hostile: tuple[Path, Path], case: str) -> None:
+        hostile: tuple[Path, Path], case: str, how: str) -> None:
     folder, marker = hostile
     tiny_checkpoint = tiny_models.llama_bpe(folder.parent / "tiny-llama")
     _plant(folder, CONVERT_SHADOWS[case], marker)
     out = folder.parent / "out" / "tiny.gguf"
-    result = _rt(folder, "convert", "--from", str(tiny_checkpoint), "--quant", "Q8_0", "--out", str(out))
+    if how == "rt convert":
+        result = _rt(folder, "convert", "--from", str(tiny_checkpoint), "--quant", "Q8_0", "--out", str(out))
+    else:
+        result = subprocess.run([sys.executable, "-c", _TWO_STEP, str(ROOT), str(tiny_checkpoint), str(out)],
+                                cwd=folder, capture_output=True, text=True, timeout=300)
     assert not marker.exists(), f"{marker.read_text()} from the current folder was imported"
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.stat().st_size > 0
