@@ -66,8 +66,9 @@ def convert_checkpoint(
 ) -> ConvertResult:
     """Convert the safetensors checkpoint folder ``source`` into the GGUF file ``out``.
 
-    ``quant`` is one of :data:`QUANT_TYPES`. All are written in one pass; quantized types
-    byte-identical to llama.cpp's quantizer run on a lossless float GGUF. ``direct=False``, or a
+    ``quant`` is one of :data:`QUANT_TYPES`. All are written in one pass, the quantized types
+    (those quant_rules has rules for) byte-identical to llama.cpp's quantizer run on a
+    lossless float GGUF. ``direct=False``, or a
     libggml without the quantizer functions, takes the two-step path: an intermediate F16/BF16
     GGUF beside ``out`` that llama.cpp quantizes. ``name`` goes into the GGUF's
     ``general.name`` (default: the folder's name). ``progress`` shows tqdm bars on stderr.
@@ -78,7 +79,7 @@ def convert_checkpoint(
     config = _read_config(source)
     arch = architecture_for(config)
     checkpoint = Checkpoint.open(source)
-    ggml = _direct_quantizer() if direct and quant not in FLOAT_TYPES else None
+    ggml = _direct_quantizer() if direct and quant in quant_rules.DEFAULT_TYPES else None
     if ggml is not None:
         return _convert_direct(source, out, quant, arch, checkpoint, ggml, name or source.name, progress)
     float_type = FLOAT_TYPES[quant] if quant in FLOAT_TYPES else _intermediate_type(checkpoint)

@@ -21,11 +21,10 @@ import gguf
 
 Q = gguf.GGMLQuantizationType
 
-# rt's name -> (the default ggml type of llama.cpp's file type, its llama_ftype number).
-FILE_TYPES: Mapping[str, tuple[gguf.GGMLQuantizationType, int]] = {
-    "Q8_0": (Q.Q8_0, 7), "Q6_K": (Q.Q6_K, 18), "Q5_K_M": (Q.Q5_K, 17), "Q5_K_S": (Q.Q5_K, 16),
-    "Q4_K_M": (Q.Q4_K, 15), "Q4_K_S": (Q.Q4_K, 14), "Q4_0": (Q.Q4_0, 2), "Q3_K_M": (Q.Q3_K, 12),
-    "Q2_K": (Q.Q2_K, 10),
+# The default ggml type of each file type (its llama_ftype number: convert/quantize.py).
+DEFAULT_TYPES: Mapping[str, gguf.GGMLQuantizationType] = {
+    "Q8_0": Q.Q8_0, "Q6_K": Q.Q6_K, "Q5_K_M": Q.Q5_K, "Q5_K_S": Q.Q5_K, "Q4_K_M": Q.Q4_K,
+    "Q4_K_S": Q.Q4_K, "Q4_0": Q.Q4_0, "Q3_K_M": Q.Q3_K, "Q2_K": Q.Q2_K,
 }
 
 # Tensor categories, first match wins: (how the name is matched, text, category).
@@ -179,7 +178,7 @@ def choose_types(
     Tensors the quantizer leaves alone get F32 when 1-D, else ``stored_type`` (the float type
     the two-step path's intermediate file holds them in).
     """
-    default = FILE_TYPES[quant][0]
+    default = DEFAULT_TYPES[quant]
     tied = "output.weight" not in tensors
     counters = {"attn_v": 0, "ffn_down": 0}
     totals = {"attn_v": sum(category(n) == "attn_v" for n in tensors), "ffn_down": facts.n_layer}

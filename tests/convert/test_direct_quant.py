@@ -25,16 +25,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from convert import ggml_quant, quant_rules
+from convert import ggml_quant
 from convert.pipeline import convert_checkpoint
-from convert.quantize import quantize_gguf
+from convert.quantize import QUANTIZED_TYPES, quantize_gguf
 from runtime import fsutil
 from runtime.cli import cli
 from runtime.errors import ConvertError, InsufficientDiskError
 from tests.convert import tiny_models
 
 REQUIRED = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"]
-ALL = list(quant_rules.FILE_TYPES)
+ALL = list(QUANTIZED_TYPES)
 LOSSLESS = {"BF16": "BF16", "F16": "F16", "F32": "F32"}
 
 
@@ -125,7 +125,7 @@ def _check(folder: Path, tmp_path: Path, quant: str) -> gguf.GGUFReader:
 def test_direct_matches_llamacpp_on_k_quant_rows(shaped: Path, tmp_path: Path, quant: str) -> None:
     reader = _check(shaped, tmp_path, quant)
     field = reader.fields["general.file_type"]
-    assert int(field.parts[field.data[0]][0]) == quant_rules.FILE_TYPES[quant][1]
+    assert int(field.parts[field.data[0]][0]) == QUANTIZED_TYPES[quant]
 
 
 @pytest.mark.parametrize("quant", REQUIRED)
