@@ -28,11 +28,12 @@ _DEFAULTS = IndexOptions()
 def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_model: str | None,
            as_json: bool) -> None:
     """Search the index for QUERY; `-` reads one query per line from stdin."""
+    from runtime.cli.text_input import repair_text, stdin_lines
     from runtime.index import Index
 
     if k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
-    queries = (line.strip() for line in sys.stdin) if query == "-" else iter([query])
+    queries = (line.strip() for line in stdin_lines()) if query == "-" else iter([repair_text(query)])
     with Index.open(index_dir, embedding_model=embedding_model) as idx:
         for text in queries:
             if not text:

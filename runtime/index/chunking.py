@@ -104,7 +104,8 @@ def chunk_section(
         lines = None
         if section.line_anchors:
             lines = (section.line_at(start) or 1, section.line_at(end - 1) or 1)
-        chunks.append(Chunk(text[start:end], section.page, lines, (start, end), tokens.count(start, end)))
+        chars = (section.offset + start, section.offset + end)
+        chunks.append(Chunk(text[start:end], section.page, lines, chars, tokens.count(start, end)))
         if j >= len(units):
             break
         i = _overlap_start(units, i, j, tokens, overlap)

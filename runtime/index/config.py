@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from runtime.errors import ConfigError
 
 MODES = ("hybrid", "dense", "keyword")
+FUSIONS = ("weighted", "rrf")
 VECTOR_INDEXES = ("flat", "hnsw")
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
@@ -21,7 +22,13 @@ class IndexOptions:
     a killed run loses at most one batch. ``vector_index``: ``flat`` is exact inner-product
     search, ``hnsw`` an approximate graph for large collections. ``rrf_k`` is the constant of
     reciprocal rank fusion (60, as in Cormack et al. 2009); ``candidates`` is how many hits each
-    retriever brings to the fusion. ``max_file_bytes`` skips larger files.
+    retriever brings to the fusion. ``fusion``: ``weighted`` scores each candidate
+    ``dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25`` (weight fitted on the dev
+    split of benchmarks/eval_data.py), ``rrf`` is plain reciprocal rank fusion. ``max_file_bytes``
+    skips larger files. ``section_chars`` and
+    ``read_block_bytes`` bound the memory one file takes however it is shaped: files are read
+    ``read_block_bytes`` at a time and chunked ``section_chars`` characters at a time (a chunk
+    never crosses such a cut; it falls at a blank line, a newline or a space where there is one).
     """
 
     chunk_tokens: int = 200
@@ -34,10 +41,18 @@ class IndexOptions:
     vector_index: str = "flat"
     rrf_k: int = 60
     candidates: int = 50
+    fusion: str = "weighted"
+    dense_weight: float = 0.4
     max_file_bytes: int = 100_000_000
+    section_chars: int = 65_536
+    read_block_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}", hint=f"choose one of: {', '.join(FUSIONS)}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"dense weight {self.dense_weight} must be between 0 and 1")
         if self.vector_index not in VECTOR_INDEXES:
             raise ConfigError(
                 f"unknown vector index {self.vector_index!r}",
@@ -51,6 +66,8 @@ class IndexOptions:
                 f"({self.chunk_tokens // 2})",
                 hint="lower --overlap",
             )
+        if self.section_chars < 1024 or self.read_block_bytes < 4096:
+            raise ConfigError("section_chars must be at least 1024 and read_block_bytes at least 4096")
         if self.k < 1 or self.batch_size < 1 or self.commit_chunks < 1:
             raise ConfigError("k, batch size and commit size must be positive")
 

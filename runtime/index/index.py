@@ -26,7 +26,7 @@ from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canoni
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
 from runtime.index.scan import is_under
-from runtime.index.search import reciprocal_rank_fusion
+from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
 from runtime.index.store import DB_NAME, Store
 from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
 
@@ -38,7 +38,8 @@ LOCK_NAME = "index.lock"
 class Hit:
     """One search result, best first.
 
-    ``score`` ranks hits within one search: the fused reciprocal-rank score in ``hybrid`` mode,
+    ``score`` ranks hits within one search: the fused score in ``hybrid`` mode (see
+    :func:`~runtime.index.search.weighted_fusion`),
     the cosine similarity in ``dense`` mode, BM25 in ``keyword`` mode. ``similarity`` is the
     cosine similarity between the query and this chunk (in every mode that embeds the query,
     ``None`` in ``keyword``): the number to threshold on when asking "does anything answer this?".
@@ -211,18 +212,25 @@ class Index:
     def _writer_embedder(self) -> Embedder:
         embedder = self.embedder
         if "dimension" not in self.store.meta():
-            with self.store.transaction():
+            if self.store.db.in_transaction:  # the ingest's open batch: commits with it
                 self.store.set_meta(dimension=embedder.dimension)
+            else:
+                with self.store.transaction():
+                    self.store.set_meta(dimension=embedder.dimension)
         return embedder
 
     def _save_vectors(self) -> None:
         """Write the FAISS cache of the current generation (the writer lock is held)."""
         generation = self.store.generation()
         dimension = self.store.meta().get("dimension")
-        if dimension is None or generation in saved_generation_files(self.folder):
+        if dimension is None:
             return
-        ids, matrix = self.store.all_vectors(int(dimension))
-        vectors = VectorIndex.build(ids, matrix, self.options.vector_index)
+        saved = saved_generation_files(self.folder).get(generation)
+        if saved is not None and self._checked_file(saved, int(dimension)) is not None:
+            return
+        vectors = VectorIndex.empty(int(dimension), self.options.vector_index)
+        for ids, matrix in self.store.vector_blocks(int(dimension)):  # one block in memory at a time
+            vectors.add(ids, matrix)
         vectors.save(vectors_file(self.folder, generation))
         remove_stale_files(self.folder, generation)
         if self._vectors_generation != generation:
@@ -232,6 +240,7 @@ class Index:
     def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
         """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword)."""
         mode = check_mode(mode or self.options.mode)
+        query = repair_text(query)
         k = k or self.default_k
         wanted = max(self.options.candidates, k)
         query_vector = embed_query(self.embedder, query) if mode != "keyword" else None
@@ -240,12 +249,25 @@ class Index:
             if query_vector is not None:
                 dense = self._vectors_now().search(query_vector, wanted)
             keyword = self.store.keyword_search(query, wanted) if mode != "dense" else []
-            if mode == "hybrid":
+            if mode == "hybrid" and self.options.fusion == "weighted" and query_vector is not None:
+                ranked = weighted_fusion(self._cosines(dense, keyword, query_vector), keyword,
+                                         self.options.dense_weight)
+            elif mode == "hybrid":
                 ranked = reciprocal_rank_fusion([dense, keyword],
                                                 self.options.rrf_k)
             else:
                 ranked = dense or keyword
             return self._hits(ranked[:k], query_vector)
+
+    def _cosines(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
+                 query_vector: np.ndarray) -> dict[int, float]:
+        """Cosine similarity of every candidate: FAISS's for the dense ones, computed from the
+        stored vectors for those only the keyword search found."""
+        cosines = dict(dense)
+        missing = [i for i, _ in keyword if i not in cosines]
+        for chunk_id, vector in self.store.vectors_for(missing, query_vector.shape[0]).items():
+            cosines[chunk_id] = float(np.dot(vector, query_vector))
+        return cosines
 
     def _hits(self, ranked: list[tuple[int, float]], query_vector: np.ndarray | None) -> list[Hit]:
         ids = [i for i, _ in ranked]
@@ -274,13 +296,27 @@ class Index:
     def _load_vectors(self, generation: int, dimension: int) -> VectorIndex:
         """The saved FAISS file of ``generation``, else an exact index built from this snapshot."""
         saved = saved_generation_files(self.folder).get(generation)
-        if saved is not None:
-            try:
-                return VectorIndex.load(saved, self.options.vector_index)
-            except (OSError, RuntimeError) as exc:  # removed by a writer meanwhile, or unreadable
-                logger.info("vectors file %s unusable (%s); using SQLite", saved, exc)
-        ids, matrix = self.store.all_vectors(dimension)
-        return VectorIndex.build(ids, matrix, "flat")
+        if saved is not None and (vectors := self._checked_file(saved, dimension)) is not None:
+            return vectors
+        vectors = VectorIndex.empty(dimension, "flat")
+        for ids, matrix in self.store.vector_blocks(dimension):
+            vectors.add(ids, matrix)
+        return vectors
+
+    def _checked_file(self, saved: Path, dimension: int) -> VectorIndex | None:
+        """The saved FAISS file if it holds exactly this snapshot's vectors, else ``None``: a
+        cache of the wrong dimension or a stale one is rebuilt from SQLite, never searched."""
+        try:
+            vectors = VectorIndex.load(saved, self.options.vector_index)
+        except (OSError, RuntimeError) as exc:  # removed by a writer meanwhile, or unreadable
+            logger.info("vectors file %s unusable (%s); using SQLite", saved, exc)
+            return None
+        why = vectors.mismatch(dimension, self.store.vector_ids(), self.store.vector_blobs)
+        if why is not None:
+            logger.warning("vectors file %s does not match the database (%s); rebuilding it from SQLite",
+                           saved, why)
+            return None
+        return vectors
 
     def stats(self) -> IndexStats:
         """Counts, the embedding model and the size of the index folder."""

@@ -6,6 +6,7 @@ or the bare file name, so ``*.md``, ``drafts/*`` and ``notes/**/*.txt`` all do w
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import stat
@@ -20,10 +21,31 @@ from runtime.index.readers import BINARY_SUFFIXES
 
 @dataclass
 class ScanResult:
-    """Files to read, keyed by absolute path, and counts of what was skipped and why."""
+    """Files to read, counts of what was skipped and why, and folders that could not be listed
+    (``(path, reason)``: too long a path, no permission)."""
 
     files: list[Path] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def path_key(path: str | Path) -> str:
+    """``path`` as the index stores and shows it: itself, or with undecodable bytes escaped.
+
+    A POSIX file name may hold bytes that are not UTF-8 (``bad\\xff.txt``); Python keeps them as
+    lone surrogates, which SQLite, the terminal and JSON all refuse. They are written as
+    ``\\xff`` escapes: the file is indexed and shown, under a name a person can read.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no byte made (a Windows name, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _hidden(path: Path, entry_stat: os.stat_result | None = None) -> bool:
@@ -58,7 +80,19 @@ def scan_root(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = 
     if root.is_file():
         _consider(root, root.name, include, exclude, result, explicit=True)
         return result
-    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+    if not root.is_dir():
+        raise InputError(f"{path_key(root)} is {_kind(root)}, not a file or folder",
+                         hint="give rt index a folder or a regular file")
+
+    def unlisted(error: OSError) -> None:
+        where = path_key(error.filename or root)
+        why = error.strerror or str(error)
+        if error.errno == errno.ENAMETOOLONG:
+            why += f" ({len(os.fsencode(error.filename or ''))} bytes; the system allows fewer)"
+        result.problems.append((where, f"cannot list this folder: {why}"))
+        result.skipped["unreadable"] += 1
+
+    for folder, dirnames, filenames in os.walk(root, onerror=unlisted, followlinks=False):
         here = Path(folder)
         keep = []
         for d in sorted(dirnames):
@@ -72,6 +106,17 @@ def scan_root(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = 
             path = here / name
             _consider(path, path.relative_to(root).as_posix(), include, exclude, result)
     return result
+
+
+def _kind(path: Path) -> str:
+    mode = _stat(path)
+    if mode is None:
+        return "unreadable"
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode.st_mode):
+            return name
+    return "not a regular file"
 
 
 def _stat(path: Path) -> os.stat_result | None:

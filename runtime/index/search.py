@@ -1,8 +1,8 @@
-"""Ranking helpers: reciprocal rank fusion of the dense and keyword candidate lists."""
+"""Ranking helpers: fusing the dense and keyword candidate lists (weighted scores or reciprocal ranks)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def reciprocal_rank_fusion(
@@ -24,3 +24,41 @@ def reciprocal_rank_fusion(
             relative[chunk_id] = relative.get(chunk_id, 0.0) + (score / best if best > 0 else 0.0)
     order = sorted(fused, key=lambda i: (-round(fused[i], 12), -relative[i]))
     return [(chunk_id, fused[chunk_id]) for chunk_id in order]
+
+
+def weighted_fusion(dense: Mapping[int, float], keyword: Sequence[tuple[int, float]],
+                    dense_weight: float) -> list[tuple[int, float]]:
+    """Fuse by score: ``dense_weight * cosine + (1 - dense_weight) * bm25 / best bm25``, best first.
+
+    ``dense`` maps every candidate (those of both retrievers) to its cosine similarity with the
+    query; ``keyword`` is the BM25 list, best first (a candidate absent from it scores 0 there).
+    Unlike reciprocal ranks, scores keep how much better the first hit is than the second: on
+    the SQuAD dev articles of benchmarks/eval_data.py this put the answering passage first for
+    83% of dev questions against 75% with RRF (k=60), weight fitted on dev
+    (benchmarks/bench_retrieval.py, docs/retrieval.md).
+    """
+    best = max((score for _, score in keyword), default=0.0)
+    bm25 = {chunk_id: score / best for chunk_id, score in keyword} if best > 0 else {}
+    fused = {chunk_id: dense_weight * cosine + (1.0 - dense_weight) * bm25.get(chunk_id, 0.0)
+             for chunk_id, cosine in dense.items()}
+    order = sorted(fused, key=lambda i: (-fused[i], i))
+    return [(chunk_id, fused[chunk_id]) for chunk_id in order]
+
+
+def repair_text(text: str) -> str:
+    """``text`` with what is not valid Unicode (bytes that were not UTF-8 in a command-line
+    argument, which Python keeps as lone surrogates) replaced by U+FFFD.
+
+    Such text cannot be tokenized, stored or printed; a query with one bad byte should still
+    find what its other words match.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte made
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")

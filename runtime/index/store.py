@@ -10,6 +10,7 @@ while a writer commits (WAL).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -82,6 +83,11 @@ class DocumentRecord:
     mtime: float
     kind: str
     encoding: str | None
+
+
+def text_digest(text: str) -> bytes:
+    """A 16-byte digest of a chunk's text (to recognise unchanged chunks)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def keyword_query(text: str) -> str:
@@ -163,35 +169,53 @@ class Store:
         rows = self.db.execute("SELECT path, id, sha256 FROM documents").fetchall()
         return {path: (doc_id, sha) for path, doc_id, sha in rows}
 
-    def old_vectors(self, document_id: int) -> dict[str, bytes]:
-        """``chunk text -> vector BLOB`` of a document, to reuse for unchanged chunks."""
-        rows = self.db.execute(
-            "SELECT c.text, v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id "
-            "WHERE c.document_id = ?", (document_id,)).fetchall()
-        return dict(rows)
+    def old_chunk_ids(self, document_id: int) -> dict[bytes, int]:
+        """``digest of chunk text -> chunk id`` of a document, to reuse the vectors of unchanged
+        chunks; digests keep this small for a file of any size."""
+        rows = self.db.execute("SELECT text, id FROM chunks WHERE document_id = ?", (document_id,))
+        return {text_digest(text): chunk_id for text, chunk_id in rows}
+
+    def vector_blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """``chunk id -> vector BLOB``."""
+        return dict(self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids))
 
     def delete_documents(self, paths: Iterable[str]) -> None:
         """Drop documents with their chunks, vectors and keyword entries (inside a transaction)."""
         self.db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
 
+    def begin_document(self, record: DocumentRecord, path: str, now: float) -> int:
+        """Insert ``record`` under ``path`` (a temporary name while an older version is still
+        there) with no chunks yet; return its id (inside a transaction)."""
+        cursor = self.db.execute(
+            "INSERT INTO documents (path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+            (path, record.sha256, record.size, record.mtime, record.kind, record.encoding, now))
+        return int(cursor.lastrowid or 0)
+
+    def add_chunk(self, document_id: int, ordinal: int, chunk: Chunk, vector: bytes) -> None:
+        """Insert one chunk of a begun document with its vector (inside a transaction)."""
+        lines = chunk.lines or (None, None)
+        cursor = self.db.execute(
+            "INSERT INTO chunks (document_id, ordinal, text, page, line_start, line_end, "
+            "char_start, char_end, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document_id, ordinal, chunk.text, chunk.page, lines[0], lines[1], *chunk.chars,
+             chunk.n_tokens))
+        self.db.execute("INSERT INTO vectors VALUES (?, ?)", (cursor.lastrowid, vector))
+
+    def finish_document(self, document_id: int, path: str, n_chunks: int) -> None:
+        """Make a begun document the one at ``path``, replacing an older version (inside a
+        transaction)."""
+        self.db.execute("DELETE FROM documents WHERE path = ? AND id != ?", (path, document_id))
+        self.db.execute("UPDATE documents SET path = ?, n_chunks = ? WHERE id = ?",
+                        (path, n_chunks, document_id))
+
     def put_document(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
                      now: float) -> None:
         """Insert or replace one document with its chunks and their vectors (inside a transaction)."""
-        self.db.execute("DELETE FROM documents WHERE path = ?", (record.path,))
-        cursor = self.db.execute(
-            "INSERT INTO documents (path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.path, record.sha256, record.size, record.mtime, record.kind, record.encoding,
-             len(chunks), now))
-        document_id = cursor.lastrowid
+        document_id = self.begin_document(record, record.path + "\x00new", now)
         for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors)):
-            lines = chunk.lines or (None, None)
-            cursor = self.db.execute(
-                "INSERT INTO chunks (document_id, ordinal, text, page, line_start, line_end, "
-                "char_start, char_end, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (document_id, ordinal, chunk.text, chunk.page, lines[0], lines[1], *chunk.chars,
-                 chunk.n_tokens))
-            self.db.execute("INSERT INTO vectors VALUES (?, ?)", (cursor.lastrowid, vector))
+            self.add_chunk(document_id, ordinal, chunk, vector)
+        self.finish_document(document_id, record.path, len(chunks))
 
     def clear(self) -> None:
         """Remove every document and root (inside a transaction)."""
@@ -199,15 +223,21 @@ class Store:
         self.db.execute("DELETE FROM roots")
 
     # --- reading --------------------------------------------------------------------------
-    def all_vectors(self, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids int64, vectors float32 (n, dimension))`` of every chunk."""
-        rows = self.db.execute("SELECT chunk_id, vector FROM vectors ORDER BY chunk_id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        if matrix.size != len(rows) * dimension:
-            raise IndexCorruptError(f"{self.path}: vectors do not have {dimension} dimensions",
-                                    hint="run `rt index PATH --rebuild`")
-        return ids, matrix.reshape(len(rows), dimension)
+    def vector_blocks(self, dimension: int, rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, vectors)`` of every chunk in id order, ``rows`` at a time."""
+        cursor = self.db.execute("SELECT chunk_id, vector FROM vectors ORDER BY chunk_id")
+        while batch := cursor.fetchmany(rows):
+            ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
+            if any(len(r[1]) != dimension * 4 for r in batch):
+                raise IndexCorruptError(f"{self.path}: vectors do not have {dimension} dimensions",
+                                        hint="run `rt index PATH --rebuild`")
+            matrix = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32)
+            yield ids, matrix.reshape(len(batch), dimension)
+
+    def vector_ids(self) -> np.ndarray:
+        """The chunk ids that have a vector, ascending (int64)."""
+        rows = self.db.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def vectors_for(self, ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
         rows = self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids)

@@ -9,14 +9,17 @@ that disagree with the chunk table. FAISS is imported only when vectors are need
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.fsutil import atomic_write_bytes
+from runtime.errors import InsufficientDiskError
+from runtime.fsutil import atomic_path, free_space, human_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +41,38 @@ class VectorIndex:
         self.kind = kind
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "flat") -> VectorIndex:
-        """Index ``vectors`` (float32, unit rows) under ``ids`` (int64)."""
+    def empty(cls, dimension: int, kind: str = "flat") -> VectorIndex:
+        """An index of ``dimension``-dimensional vectors with nothing in it yet."""
         import faiss
 
-        dimension = vectors.shape[1]
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             inner.hnsw.efSearch = HNSW_EF_SEARCH
-            index = faiss.IndexIDMap(inner)
-        else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            return cls(faiss.IndexIDMap(inner), kind)
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), kind)
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "flat") -> VectorIndex:
+        """Index ``vectors`` (float32, unit rows) under ``ids`` (int64)."""
+        index = cls.empty(vectors.shape[1], kind)
+        index.add(ids, vectors)
+        return index
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add ``vectors`` under ``ids`` (a block at a time keeps a large index's build small)."""
         if len(ids):
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
-                               np.ascontiguousarray(ids, dtype=np.int64))
-        return cls(index, kind)
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                    np.ascontiguousarray(ids, dtype=np.int64))
 
     @classmethod
     def load(cls, path: Path, kind: str) -> VectorIndex:
-        """Read a saved index (through bytes: FAISS's own file API cannot open non-ASCII Windows paths)."""
+        """Read a saved index through a Python file (FAISS's own file API cannot open non-ASCII
+        Windows paths), without a second copy of it in memory."""
         import faiss
 
-        index: Any = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+        with open(path, "rb") as fh:
+            index: Any = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
         if kind == "hnsw":
             inner: Any = faiss.downcast_index(index.index)
             with contextlib.suppress(AttributeError):
@@ -71,11 +83,48 @@ class VectorIndex:
         """Write atomically: a crash leaves either the old file set or the complete new file."""
         import faiss
 
-        atomic_write_bytes(path, faiss.serialize_index(self.index).tobytes())
+        try:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    faiss.write_index(self.index, faiss.PyCallbackIOWriter(fh.write))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            raise InsufficientDiskError(
+                f"no room to write {path.name} in {path.parent}: {exc.strerror} "
+                f"({human_bytes(free_space(path.parent))} free)",
+                hint="free some space and run `rt index` again; the documents are committed") from exc
 
     @property
     def size(self) -> int:
         return int(self.index.ntotal)
+
+    def mismatch(self, dimension: int, ids: np.ndarray, stored: Callable[[list[int]], dict[int, bytes]]) -> str | None:
+        """Why this index does not hold the vectors of a snapshot (``None`` if it does).
+
+        Checked against SQLite: the dimension, the count, the set of chunk ids, and the vectors
+        of a few of them (``stored(ids)`` gives their BLOBs); a file left from another index, an
+        older database or a restored backup fails one of these.
+        """
+        import faiss
+
+        if int(self.index.d) != dimension:
+            return f"{self.index.d} dimensions, the index has {dimension}"
+        if self.size != len(ids):
+            return f"{self.size} vectors, the database has {len(ids)}"
+        mapped = faiss.vector_to_array(self.index.id_map)
+        if not np.array_equal(np.sort(mapped), ids):
+            return "its chunk ids differ from the database's"
+        if len(ids):
+            picks = sorted({int(ids[i]) for i in np.linspace(0, len(ids) - 1, min(8, len(ids))).astype(int)})
+            positions = {int(chunk_id): pos for pos, chunk_id in enumerate(mapped) if int(chunk_id) in picks}
+            inner: Any = faiss.downcast_index(self.index.index)
+            blobs = stored(picks)
+            for chunk_id in picks:
+                saved = np.frombuffer(blobs.get(chunk_id, b""), dtype=np.float32)
+                if saved.shape != (dimension,) or not np.array_equal(inner.reconstruct(positions[chunk_id]), saved):
+                    return f"the vector of chunk {chunk_id} differs from the database's"
+        return None
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """``(chunk id, inner product)`` of the ``k`` nearest vectors, best first."""
