@@ -38,12 +38,12 @@ ALL = list(QUANTIZED_TYPES)
 LOSSLESS = {"BF16": "BF16", "F16": "F16", "F32": "F32"}
 
 
-def shaped_llama(folder: Path, n_layer: int = 16, dtype: str = "BF16") -> Path:
+def shaped_llama(folder: Path, n_layer: int = 16, dtype: str = "BF16", ffn: int = 768) -> Path:
     """A bf16 Llama whose rows K-quants take: hidden 256, FFN 768, 8 heads over 2 KV heads."""
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_models.train_byte_level_bpe(tiny_models.LLAMA3_REGEX, vocab_size=300)
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
-    n_vocab, hidden, ffn, kv = len(tokenizer["model"]["vocab"]), 256, 768, 64
+    n_vocab, hidden, kv = len(tokenizer["model"]["vocab"]), 256, 64
     rng = np.random.default_rng(7)
     shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (n_vocab, hidden),
                                           "model.norm.weight": (hidden,), "lm_head.weight": (n_vocab, hidden)}
@@ -171,6 +171,13 @@ def test_direct_matches_llamacpp_mistral_7b_shape(mistral_7b_2_layers: Path, tmp
     finally:
         for leftover in work.glob("*-Q*.gguf"):
             leftover.unlink()
+
+
+def test_direct_matches_llamacpp_on_a_70b_layer_count(tmp_path: Path) -> None:
+    """80 layers with grouped KV heads is a "70B" to llama.cpp: attn_v goes up to Q5_K."""
+    folder = shaped_llama(tmp_path / "llama-80-layers", n_layer=80, ffn=256)
+    reader = _check(folder, tmp_path, "Q4_K_S")
+    assert {t.tensor_type.name for t in reader.tensors if "attn_v" in t.name} == {"Q5_K"}
 
 
 def test_q4_k_m_mixture_follows_the_layer_pattern(shaped: Path, tmp_path: Path) -> None:
