@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from runtime.errors import DownloadError
 
-if TYPE_CHECKING:
-    from convert.hub import HubFile
-
 SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file of a hub repo, as the hub describes it (:func:`convert.hub.list_repo_files`)."""
+
+    path: str
+    size: int | None
+    sha256: str | None  # only LFS files carry one
 
 
 @functools.lru_cache(maxsize=1)

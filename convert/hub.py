@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
-from convert.gguf_names import SPLIT_RE, pick_gguf, quant_of
+from convert.gguf_names import SPLIT_RE, HubFile, pick_gguf, quant_of
+from convert.link import link_or_copy
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
 from runtime.fsutil import ensure_free_space, human_bytes
 from runtime.models.registry import sha256_file
@@ -49,15 +50,6 @@ CHECKPOINT_PATTERNS = (
     "merges.txt",
 )
 DUPLICATE_WEIGHT_PATTERNS = ("consolidated*.safetensors",)
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """One file of a hub repo, as the hub describes it."""
-
-    path: str
-    size: int | None
-    sha256: str | None  # only LFS files carry one
 
 
 @dataclass(frozen=True)
@@ -253,8 +245,6 @@ def _fetch_verified(repo: str, commit: str, part: HubFile, final: Path, *, token
 def _reuse_hub_cache(repo: str, commit: str, part: HubFile, partial: Path) -> bool:
     """Link (or copy) the file from the hub cache when another tool already downloaded it."""
     from huggingface_hub import try_to_load_from_cache
-
-    from convert.install import link_or_copy
 
     cached = try_to_load_from_cache(repo, part.path, cache_dir=hub_cache_dir(), revision=commit)
     if not isinstance(cached, str) or (part.size is not None and os.path.getsize(cached) != part.size):

@@ -12,18 +12,14 @@ there instead and not registered.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from convert.link import link_or_copy
 from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from runtime.errors import ConfigError
-from runtime.fsutil import atomic_path, ensure_free_space, temp_path_for
 from runtime.models.registry import ModelEntry, Registry, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -56,35 +52,6 @@ def default_name(source: str, quant: str | None = None) -> str:
     base = re.sub(r"[-_.]gguf$", "", Path(source.rstrip("/\\")).name, flags=re.IGNORECASE)
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "model"
     return (f"{base}-{quant}" if quant else base).lower()
-
-
-def link_or_copy(source: Path, target: Path) -> str:
-    """Hard-link ``source`` to ``target`` if they share a disk, else copy it atomically.
-
-    Returns ``"link"`` or ``"copy"``. ``target`` is replaced if it exists; a failed copy
-    leaves nothing under ``target``'s name.
-    """
-    source = source.resolve()  # a hard link to a symlink (the hub cache's snapshots) would dangle
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and os.path.samefile(source, target):
-        return "link"
-    tmp = temp_path_for(target)
-    try:
-        os.link(source, tmp)
-        os.replace(tmp, target)  # no fsync: the linked file may be read-only, and its data is on disk
-        return "link"
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        # EXDEV: another disk; EPERM/EACCES/ENOTSUP/EMLINK: no hard links here (FAT, some shares).
-        # EINVAL: Windows on FAT/exFAT (ERROR_INVALID_FUNCTION) and shares (ERROR_NOT_SUPPORTED).
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK, errno.EINVAL):
-            raise
-        logger.debug("cannot hard-link %s (%s); copying", source, exc)
-    ensure_free_space(target.parent, source.stat().st_size, f"copying {source.name}")
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-    return "copy"
 
 
 def describe_gguf(path: Path, *, name: str, source: str, root: Path, sha256: str | None = None) -> ModelEntry:

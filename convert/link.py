@@ -1,0 +1,47 @@
+"""Put a file at a path without a second copy when the disk allows: a hard link, else a copy.
+
+The registry (:mod:`convert.install`) and the hub's download cache (:mod:`convert.hub`) both
+place multi-GB GGUF files this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from runtime.fsutil import atomic_path, ensure_free_space, temp_path_for
+
+logger = logging.getLogger(__name__)
+
+
+def link_or_copy(source: Path, target: Path) -> str:
+    """Hard-link ``source`` to ``target`` if they share a disk, else copy it atomically.
+
+    Returns ``"link"`` or ``"copy"``. ``target`` is replaced if it exists; a failed copy
+    leaves nothing under ``target``'s name.
+    """
+    source = source.resolve()  # a hard link to a symlink (the hub cache's snapshots) would dangle
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and os.path.samefile(source, target):
+        return "link"
+    tmp = temp_path_for(target)
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)  # no fsync: the linked file may be read-only, and its data is on disk
+        return "link"
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        # EXDEV: another disk; EPERM/EACCES/ENOTSUP/EMLINK: no hard links here (FAT, some shares).
+        # EINVAL: Windows on FAT/exFAT (ERROR_INVALID_FUNCTION) and shares (ERROR_NOT_SUPPORTED).
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK, errno.EINVAL):
+            raise
+        logger.debug("cannot hard-link %s (%s); copying", source, exc)
+    ensure_free_space(target.parent, source.stat().st_size, f"copying {source.name}")
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return "copy"
