@@ -7,6 +7,7 @@ Real processes started with ``subprocess`` (no fork), released together by a sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -81,16 +82,19 @@ def _rt(*args: str) -> subprocess.Popen[str]:
     return _spawn("from runtime.cli import main; main()", *args, stdout=subprocess.PIPE)
 
 
-def test_parallel_rt_convert_and_rt_models_default_keep_every_entry() -> None:
+def test_parallel_rt_convert_rt_models_default_and_rm_keep_every_entry() -> None:
     first = _rt("convert", "--name", "base")
     _, err = first.communicate(timeout=240)
     assert first.returncode == 0, err
+    registry = Registry()
+    (registry.root / "old.gguf").write_bytes(b"GGUF")
+    registry.add(dataclasses.replace(registry.get("base"), name="old", file="old.gguf"))
     names = [f"m{i}" for i in range(4)]
-    runs = [_rt("convert", "--name", name) for name in names] + [_rt("models", "default", "base") for _ in names]
+    runs = ([_rt("convert", "--name", name) for name in names] + [_rt("models", "default", "base") for _ in names]
+            + [_rt("models", "rm", "old")])
     for run in runs:
         _, err = run.communicate(timeout=240)
         assert run.returncode == 0, err
-    registry = Registry()
     data = json.loads(registry.manifest_path.read_text(encoding="utf-8"))
     assert sorted(m["name"] for m in data["models"]) == ["base", *names]
     assert data["default"] == "base"
