@@ -45,12 +45,17 @@ def _runtime_requirements() -> list[str]:
     return list(_project()["dependencies"])
 
 
-def _declared_for_code() -> set[str]:
-    """What rt's own code may import: the dependencies and every extra but the tests' own."""
+def _code_requirements() -> list[str]:
+    """What rt's own code may import: the dependencies and every extra but the tests' own
+    (``serve``'s packages are imported only by ``rt serve``)."""
     project = _project()
     extras = [req for name, reqs in project.get("optional-dependencies", {}).items() if name != "test"
               for req in reqs]
-    return {_requirement_name(r) for r in [*project["dependencies"], *extras]}
+    return [*project["dependencies"], *extras]
+
+
+def _declared_for_code() -> set[str]:
+    return {_requirement_name(r) for r in _code_requirements()}
 
 
 def _python_files() -> Iterator[Path]:
@@ -123,15 +128,15 @@ def test_every_third_party_import_is_declared() -> None:
     assert not undeclared, "imported but not declared in pyproject.toml:\n" + "\n".join(undeclared)
 
 
-def test_every_runtime_dependency_is_used() -> None:
+def test_every_dependency_of_rt_itself_is_used() -> None:
     modules_of: dict[str, set[str]] = {}
     for module, dists in _distributions().items():
         for dist in dists:
             modules_of.setdefault(dist, set()).add(module)
     used = set(_third_party_imports()) | _string_constants()
-    unused = [req for req in _runtime_requirements()
+    unused = [req for req in _code_requirements()
               if not modules_of.get(_requirement_name(req), set()) & used]
-    assert not unused, f"declared in pyproject.toml's dependencies but never imported by rt: {unused}"
+    assert not unused, f"declared in pyproject.toml (dependencies or a non-test extra) but never imported: {unused}"
 
 
 @pytest.mark.parametrize("requirement", _runtime_requirements())
