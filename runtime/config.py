@@ -5,7 +5,33 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-KV_TYPES = ("f16", "q8_0")
+from runtime.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class KVCacheType:
+    """An element type for llama.cpp's KV cache (``--kv-type``): ggml stores ``block`` values in
+    ``block_bytes`` bytes, and llama.cpp knows it as ``GGML_TYPE_<NAME>``."""
+
+    name: str
+    block: int
+    block_bytes: int
+
+
+# The KV cache types rt offers. q8_0 halves the cache; llama.cpp needs flash attention for a
+# quantized V cache, which the engine turns on for it.
+KV_CACHE_TYPES: dict[str, KVCacheType] = {
+    kv.name: kv for kv in (KVCacheType("f16", 1, 2), KVCacheType("q8_0", 32, 34))
+}
+KV_TYPES = tuple(KV_CACHE_TYPES)
+
+
+def kv_cache_type(name: str) -> KVCacheType:
+    """The KV cache type called ``name``; :class:`ConfigError` naming the known ones otherwise."""
+    try:
+        return KV_CACHE_TYPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown KV cache type {name!r}", hint=f"use one of {', '.join(KV_TYPES)}") from None
 
 
 def default_threads() -> int:
@@ -37,6 +63,9 @@ class LoadOptions:
     force: bool = False
     isolate: bool = True
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        kv_cache_type(self.kv_type)  # checked once, here, for the CLI, the library and the engine
 
     @property
     def n_threads(self) -> int:

@@ -101,6 +101,10 @@ class ModelLoadError(RtError, RuntimeError):
     """llama.cpp refused to load the model or create its context."""
 
 
+class GenerationError(RtError, RuntimeError):
+    """llama.cpp failed to tokenize, decode or detokenize with a loaded model."""
+
+
 # --- models registry, conversion, downloads ------------------------------------------------
 class RegistryError(RtError, ValueError):
     """The model registry (manifest) is unreadable or an entry is inconsistent."""

@@ -26,9 +26,9 @@ from llama_cpp import llama_cpp as L
 
 from runtime import env
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.errors import ConfigError, ContextOverflowError, InputError, ModelLoadError
+from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
 from runtime.llm.generation import Completion, TextAssembler
-from runtime.llm.llama_native import KV_TYPES, extra_buffer_types, init_backend
+from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm.sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -46,14 +46,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class LlamaEngine:
     """llama.cpp model + context for one GGUF file, in this process.
 
-    Raises :class:`ModelLoadError` when llama.cpp refuses the file or the context. The GGUF
+    Raises :class:`ModelLoadError` when llama.cpp refuses the file or the context, and
+    :class:`GenerationError` when it fails to tokenize or decode afterwards. The GGUF
     should have been checked first (:func:`runtime.models.gguf_file.inspect_gguf`): llama.cpp itself
     may crash on a malformed file.
     """
 
     def __init__(self, path: str | Path, options: LoadOptions = LoadOptions()) -> None:
-        if options.kv_type not in KV_TYPES:
-            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint="use f16 or q8_0")
         init_backend(echo_log=options.verbose or env.debug())
         self.path = Path(path)
         self.options = options
@@ -95,7 +94,7 @@ class LlamaEngine:
         # n_batch shrinks the compute buffer by n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB)
         params.n_outputs_max = 1
         params.n_threads = params.n_threads_batch = opts.n_threads
-        params.type_k = params.type_v = KV_TYPES[opts.kv_type]
+        params.type_k = params.type_v = ggml_kv_type(opts.kv_type)
         if opts.kv_type != "f16":
             params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED  # a quantized V cache needs it
         params.no_perf = True
@@ -121,7 +120,7 @@ class LlamaEngine:
             if n >= 0:
                 return list(buf[:n])
             size = -n
-        raise ModelLoadError(f"llama.cpp could not tokenize a {len(data)}-byte text")
+        raise GenerationError(f"llama.cpp could not tokenize a {len(data)}-byte text")
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """The text of ``tokens`` (special tokens rendered as written)."""
@@ -135,7 +134,7 @@ class LlamaEngine:
             if n >= 0:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             size = -n
-        raise ModelLoadError(f"llama.cpp could not detokenize {len(tokens)} tokens")
+        raise GenerationError(f"llama.cpp could not detokenize {len(tokens)} tokens")
 
     def _piece(self, token: int) -> bytes:
         buf = ctypes.create_string_buffer(64)
@@ -180,8 +179,8 @@ class LlamaEngine:
             rc = L.llama_decode(self._ctx, batch)
             if rc != 0:
                 self._forget_cache()
-                raise ModelLoadError(f"llama_decode failed with code {rc} at position {pos0}",
-                                     hint="RT_DEBUG=1 shows llama.cpp's log")
+                raise GenerationError(f"llama_decode failed with code {rc} at position {pos0}",
+                                      hint="RT_DEBUG=1 shows llama.cpp's log")
             self._cached.extend(chunk)
 
     def _forget_cache(self) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from llama_cpp import llama_cpp as L
 
-logger = logging.getLogger("runtime.llama")
+from runtime.config import kv_cache_type
 
-KV_TYPES = {"f16": L.GGML_TYPE_F16, "q8_0": L.GGML_TYPE_Q8_0}
+logger = logging.getLogger("runtime.llama")
 
 _state: dict[str, Any] = {"backend": False, "echo": False, "callback": None}
 
@@ -47,6 +47,11 @@ def init_backend(*, echo_log: bool = False) -> None:
     if not _state["backend"]:
         L.llama_backend_init()
         _state["backend"] = True
+
+
+def ggml_kv_type(name: str) -> int:
+    """llama.cpp's ggml type number for the KV cache type ``name`` (:data:`runtime.config.KV_CACHE_TYPES`)."""
+    return int(getattr(L, f"GGML_TYPE_{kv_cache_type(name).name.upper()}"))
 
 
 def _ggml_library(name: str) -> ctypes.CDLL:

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from runtime.llm.chat_template import render_chat
-from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
+from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
 from runtime.llm.generation import Completion
 from runtime.models.registry import resolve_model
@@ -114,8 +114,6 @@ class Model:
     def _fit_context(self, options: LoadOptions) -> LoadOptions:
         from runtime.models.memory import effective_ctx  # the rule the memory estimate and `rt info` use
 
-        if options.kv_type not in KV_TYPES:
-            raise ConfigError(f"unknown KV cache type {options.kv_type!r}", hint=f"use one of {', '.join(KV_TYPES)}")
         n_ctx = effective_ctx(self.info, options)
         if n_ctx <= 0:
             raise ConfigError(f"--ctx must be positive, got {options.n_ctx}")

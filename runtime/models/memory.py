@@ -58,18 +58,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import env
-from runtime.config import KV_TYPES, LoadOptions
-from runtime.errors import ConfigError, InsufficientMemoryError
+from runtime.config import LoadOptions, kv_cache_type
+from runtime.errors import InsufficientMemoryError
 from runtime.fsutil import human_bytes
 from runtime.models.gguf_file import GGUFInfo
 
 log = logging.getLogger(__name__)
-
-# Bytes per KV element: (block size, bytes per block), as ggml stores them.
-KV_TYPE_SIZES: dict[str, tuple[int, int]] = {
-    "f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18),
-}
-
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -101,9 +95,8 @@ def effective_ctx(info: GGUFInfo, options: LoadOptions) -> int:
 
 def kv_bytes_per_token(info: GGUFInfo, kv_type: str) -> int:
     """KV cache bytes one token of context costs, summed over layers."""
-    if kv_type not in KV_TYPE_SIZES:
-        raise ConfigError(f"unknown KV cache type {kv_type!r}", hint=f"use one of {', '.join(KV_TYPES)}")
-    block, block_bytes = KV_TYPE_SIZES[kv_type]
+    kv = kv_cache_type(kv_type)
+    block, block_bytes = kv.block, kv.block_bytes
 
     def row_bytes(n_values: int) -> int:  # one layer's K (or V) row per token, in whole blocks
         return -(-n_values // block) * block_bytes
@@ -128,7 +121,7 @@ def padded_ctx(n_ctx: int) -> int:
 def compute_bytes(info: GGUFInfo, options: LoadOptions) -> int:
     """llama.cpp's CPU compute buffer plus output buffer (formula and measurements above)."""
     n_ctx = effective_ctx(info, options)
-    n_ubatch = max(1, min(options.n_batch, n_ctx))  # as runtime.llm.engine sets it
+    n_ubatch = max(1, min(options.n_batch, n_ctx))  # as runtime.llm.llama_engine sets it
     n_ctx = padded_ctx(n_ctx)
     widest = max(_feed_forward_length(info), info.n_head * info.head_dim_k)
     activations = n_ubatch * 4 * (3 * widest + 5 * info.n_embd)
