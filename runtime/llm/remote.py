@@ -300,8 +300,16 @@ class RemoteModel:
         """Tokens of ``text`` by the server's tokenizer, or a conservative estimate."""
         if self._tokenizer is None:
             return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN_ESTIMATE)
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        """Token ids by the server's tokenizer (:class:`RemoteBackendError` if it has none)."""
+        if self._tokenizer is None:
+            raise RemoteBackendError(f"{self.client.root} has no tokenizer endpoint", url=self.url,
+                                     hint="token counts are estimated for this server")
         path, field = self._tokenizer
-        return len(self.client.post(path, {field: text}, root=True)["tokens"])
+        answer = self.client.post(path, {field: text, "add_special": add_special}, root=True)
+        return [int(t) for t in answer["tokens"]]
 
     def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
         """Role-tagged text of ``messages`` (for counting); :meth:`stream` sends the messages."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runtime.config import LoadOptions
+from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import IndexNotFoundError, ModelCrashedError
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ Emit = Callable[[str], None]
 Job = Callable[[Any, Emit, threading.Event], Any]
 
 
+def _ignore(_text: str) -> None:
+    """The ``emit`` of a job that streams nothing."""
+
+
 class ServedModel(Protocol):
     """What the server needs from a model: a local :class:`~runtime.llm.model.Model` or a
     :class:`~runtime.llm.remote.RemoteModel`."""
@@ -45,6 +49,29 @@ class ServedModel(Protocol):
     def stream(self, prompt: str, options: Any = ...) -> Any: ...
 
     def close(self) -> None: ...
+
+
+class _TrackedModel:
+    """The host's model as RAG sessions see it: always the loaded one (so a session outlives a
+    reload after a crash), and every stream it starts is remembered, so that a cancelled answer
+    can stop its generation (an answer stream itself has no ``close``)."""
+
+    def __init__(self, host: ModelHost) -> None:
+        self._host = host
+        self.active: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host.model, name)
+
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Any:
+        self.active = self._host.model.stream(prompt, options)
+        return self.active
+
+    def stop(self) -> None:
+        """Stop the generation a stream left unfinished."""
+        active, self.active = self.active, None
+        if active is not None:
+            active.close()
 
 
 @dataclass
@@ -75,6 +102,7 @@ class ModelHost:
         self._load_model = load_model
         self._model: ServedModel | None = None
         self._rags: dict[Path, RAG] = {}
+        self._tracked = _TrackedModel(self)
         self._embedder: Embedder | None = None
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-model")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-embed")
@@ -106,7 +134,7 @@ class ModelHost:
         session = self._rags.get(folder)
         if session is None:
             opened = Index.open(folder)
-            session = RAG(self.model, opened)  # type: ignore[arg-type]
+            session = RAG(self._tracked, opened)  # type: ignore[arg-type]
             self._rags[folder] = session
         return session
 
@@ -123,12 +151,14 @@ class ModelHost:
         raise IndexNotFoundError(f"index {name!r} is not served here (served: {served})",
                                  hint="name one of those, or start the server with another --index")
 
+    def stop_generation(self) -> None:
+        """Stop the generation a RAG answer left unfinished (its client went away)."""
+        self._tracked.stop()
+
     def _forget_model(self) -> None:
         """After a crash: close what is left, so that the next request loads the model again."""
         model, self._model = self._model, None
-        for session in self._rags.values():
-            session.index.close()
-        self._rags.clear()
+        self._tracked.active = None
         if model is not None:
             try:
                 model.close()
@@ -148,9 +178,9 @@ class ModelHost:
         """Run ``job(host)`` in the model thread (tokenize, load) and return its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._model_thread, self._run_job,
-                                          lambda host, _emit, _cancel: job(host), None, threading.Event())
+                                          lambda host, _emit, _cancel: job(host), _ignore, threading.Event())
 
-    async def stream(self, job: Job) -> AsyncIterator[tuple[str, Any]]:
+    async def stream(self, job: Job) -> AsyncGenerator[tuple[str, Any], None]:
         """Run ``job(host, emit, cancel)`` in the model thread; yield ``("piece", text)`` for
         each emitted piece, then ``("done", result)``. Leaving early sets ``cancel`` and waits
         until the job has stopped the model."""

@@ -96,9 +96,7 @@ def ask(messages: Sequence[dict[str, str]], options: GenerateOptions, *, index: 
         rag = host.rag(index)
         stream = rag.stream(question, k=k, options=options, answer_anyway=answer_anyway, history=history)
         if not _drain(stream, emit, cancel):
-            # The answer stream has no close(); any call on an idle Model stops the generation
-            # the caller left unfinished (Model._idle_engine), here before the next turn.
-            host.model.tokenize("")  # type: ignore[attr-defined]
+            host.stop_generation()
             return None
         answer = stream.answer
         assert answer is not None

@@ -140,3 +140,26 @@ def test_rt_serve_embeddings_build_an_index_the_local_model_can_search(rt_server
     other.name = "nomic-embed-text"  # what another server's model would be called
     with pytest.raises(IndexMismatchError, match="built with embedding model all-MiniLM-L6-v2"):
         Index.open(corpus_index, embedder=other)
+
+
+def test_rt_serve_in_front_of_llama_cpp_python_server_keeps_retrieval_in_rt(
+        llama_cpp_server: Server, corpus_index: Path, tmp_path: Path) -> None:
+    import openai
+
+    from tests.serve.conftest import start_rt_serve
+
+    server = start_rt_serve(tmp_path, "--llm-url", llama_cpp_server.url, "--index", str(corpus_index))
+    try:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
+        [model] = [m.id for m in client.models.list().data if m.id.endswith(".gguf")]
+        plain = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Say hi."}],
+                                               max_tokens=6)
+        assert plain.choices[0].message.content
+        answer = client.chat.completions.create(
+            model=model, max_tokens=16, extra_body={"rag": {"k": 2}},
+            messages=[{"role": "user", "content": "When was the boiler serviced?"}])
+        assert answer.model_extra["sources"][0]["path"].endswith("boiler.md")
+        assert answer.model_extra["coverage"]["covered"] is True
+        assert server.health()["model_pid"] is None  # no local model process
+    finally:
+        server.stop()
