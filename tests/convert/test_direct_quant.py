@@ -298,3 +298,19 @@ def test_ctrl_c_or_kill_mid_file_leaves_no_final_file(shaped: Path, tmp_path: Pa
         assert len(leftovers) == 1  # ... a kill cannot; the next run does
         convert_checkpoint(shaped, final, "Q4_K_M")
         assert final.exists() and list(out_dir.glob(f"{fsutil.TMP_MARK}*")) == []
+
+
+def test_progress_is_reported_per_tensor_in_writing_order(llama_bf16: Path, tmp_path: Path) -> None:
+    from convert.arch import architecture_for
+    from convert.direct import write_direct
+    from convert.pipeline import direct_plan
+    from convert.safetensors import Checkpoint
+
+    arch = architecture_for(json.loads((llama_bf16 / "config.json").read_text()))
+    plan = direct_plan(arch, Checkpoint.open(llama_bf16), "Q4_K_M")
+    seen: list[tuple[str, int, int]] = []
+    write_direct(tmp_path / "p.gguf", arch.gguf_arch_name, lambda writer: None, plan,
+                 gguf.GGMLQuantizationType.BF16, ggml_quant.load_ggml(), threads=3,
+                 on_tensor=lambda name, done, total: seen.append((name, done, total)))
+    assert seen == [(t.name, i, len(plan)) for i, t in enumerate(plan, 1)]
+    assert [t.name for t in gguf.GGUFReader(tmp_path / "p.gguf").tensors] == [t.name for t in plan]
