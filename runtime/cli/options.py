@@ -64,7 +64,7 @@ def sampling_options(f: F) -> F:
 
 
 def remote_options(f: F) -> F:
-    """``--llm-url --llm-model --llm-api-key``: generate on an OpenAI-compatible server instead."""
+    """``--llm-url --llm-model --llm-api-key --embed-url``: generate or embed on OpenAI-compatible servers."""
     return _apply(f, [
         click.option("--llm-url", default=None, metavar="URL",
                      help="Generate with this OpenAI-compatible server (llama-server, vLLM, Ollama, rt serve) "
@@ -72,8 +72,20 @@ def remote_options(f: F) -> F:
         click.option("--llm-model", default=None, metavar="NAME",
                      help="Model name on the --llm-url server [default: the first it lists]."),
         click.option("--llm-api-key", default=None, metavar="KEY",
-                     help="Bearer token for the --llm-url server [default: RT_LLM_API_KEY]."),
+                     help="Bearer token for the --llm-url and --embed-url servers [default: RT_LLM_API_KEY]."),
+        click.option("--embed-url", default=None, metavar="URL",
+                     help="Embed queries with this OpenAI-compatible /v1/embeddings server; it must serve the "
+                          "model the index was built with [default: RT_EMBED_URL]."),
     ])
+
+
+def remote_from(params: Mapping[str, Any]) -> Any:
+    """The :class:`~runtime.llm.remote.RemoteEndpoints` of a command's :func:`remote_options`
+    (``None``: everything local)."""
+    from runtime.llm.remote import RemoteEndpoints
+
+    return RemoteEndpoints.from_options(params["llm_url"], params["llm_model"], params["embed_url"],
+                                        params["llm_api_key"])
 
 
 def load_options_from(params: Mapping[str, Any]) -> LoadOptions:

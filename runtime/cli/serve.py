@@ -9,7 +9,7 @@ import click
 
 from runtime import env
 from runtime.errors import ConfigError
-from runtime.cli.options import load_options_from, model_options, remote_options, show_warnings
+from runtime.cli.options import load_options_from, model_options, remote_from, remote_options, show_warnings
 from runtime.index.store import DB_NAME
 from runtime.serve.config import ServeOptions
 
@@ -46,10 +46,10 @@ def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, 
     if not folders and (env.default_index_dir() / DB_NAME).exists():
         folders = [env.default_index_dir().resolve()]
     load = load_options_from(params)
-    loader, model_id = model_loader(params["model"], load, llm_url=params["llm_url"] or env.llm_url(),
-                                    llm_model=params["llm_model"],
-                                    llm_api_key=params["llm_api_key"] or env.remote_api_key())
-    model_host = ModelHost(loader, model_id=model_id, indexes=folders, load=load)
+    remote = remote_from(params)
+    loader, model_id = model_loader(params["model"], load, remote)
+    embedder = remote.embedder if remote is not None and remote.embed_url else None
+    model_host = ModelHost(loader, model_id=model_id, indexes=folders, load=load, make_embedder=embedder)
     _ = model_host.model  # load now: a missing or broken model is an error before listening
     where = f"http://{host}:{port}/v1"
 

@@ -388,3 +388,43 @@ class RemoteModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class RemoteEndpoints:
+    """Where generation and embedding go instead of local models (``--llm-url``, ``--embed-url``).
+
+    ``None`` URLs keep the local model. ``api_key`` is sent to both servers.
+    """
+
+    llm_url: str | None = None
+    llm_model: str | None = None
+    embed_url: str | None = None
+    embed_model: str | None = None
+    api_key: str | None = None
+    options: RemoteOptions = RemoteOptions()
+
+    @classmethod
+    def from_options(cls, llm_url: str | None = None, llm_model: str | None = None, embed_url: str | None = None,
+                     api_key: str | None = None) -> RemoteEndpoints | None:
+        """The endpoints given, with ``RT_LLM_URL``, ``RT_EMBED_URL`` and ``RT_LLM_API_KEY`` for
+        those not given; ``None`` when neither URL is set."""
+        from runtime import env
+
+        llm_url, embed_url = llm_url or env.llm_url(), embed_url or env.embed_url()
+        if not llm_url and not embed_url:
+            return None
+        return cls(llm_url=llm_url, llm_model=llm_model, embed_url=embed_url,
+                   api_key=api_key or env.remote_api_key())
+
+    def model(self) -> RemoteModel:
+        """The remote language model (:class:`RemoteBackendError` when unreachable)."""
+        assert self.llm_url is not None
+        return RemoteModel(self.llm_url, self.llm_model, api_key=self.api_key, options=self.options)
+
+    def embedder(self) -> Any:
+        """The remote :class:`~runtime.index.remote_embedder.RemoteEmbedder`."""
+        from runtime.index.remote_embedder import RemoteEmbedder
+
+        assert self.embed_url is not None
+        return RemoteEmbedder(self.embed_url, self.embed_model, api_key=self.api_key, options=self.options)

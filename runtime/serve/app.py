@@ -169,10 +169,7 @@ class _Api:
         return {self.host.model_id, "default"}
 
     def _embedding_id(self) -> str:
-        from runtime.index.config import DEFAULT_EMBEDDING_MODEL
-
-        embedder = getattr(self.host, "_embedder", None)
-        return embedder.name if embedder is not None else DEFAULT_EMBEDDING_MODEL
+        return self.host.embedding_model_id
 
     # --- endpoints -----------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -192,7 +189,7 @@ class _Api:
 
     async def models(self, request: Request) -> Response:
         created = int(time.time())
-        n_ctx = getattr(self.host._model, "n_ctx", None)
+        n_ctx = self.host.n_ctx
         data = [
             {"id": self.host.model_id, "object": "model", "created": created, "owned_by": "rt",
              "context_length": n_ctx},
@@ -216,8 +213,8 @@ class _Api:
                              param="input")
         if any(not text.strip() for text in texts):
             raise BadRequest("input holds an empty text", param="input")
-        name, vectors = await self.host.embed(texts)
         self._check_model(body.model, embeddings=True)
+        name, vectors = await self.host.embed(texts)
         data = []
         for i, vector in enumerate(vectors):
             value: Any = (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
@@ -247,7 +244,7 @@ class _Api:
         return await self._respond(request, body.stream, job, _ChatShape(self.host.model_id, body.include_usage))
 
     def _n_ctx(self) -> int:
-        return int(getattr(self.host._model, "n_ctx", 0) or self.host.load.n_ctx)
+        return self.host.n_ctx
 
     async def _respond(self, request: Request, stream: bool, job: Any, shape: _Shape) -> Response:
         if stream:

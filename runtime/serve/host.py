@@ -90,11 +90,13 @@ class ModelHost:
     """Owns the model (loading it again after a crash), the served indexes and the embedder.
 
     ``load_model`` makes a new model (called at start and after a crash); ``indexes`` are the
-    index folders a request may name, the first being the default.
+    index folders a request may name, the first being the default. ``make_embedder`` (a remote
+    one, say) replaces the index's own embedding model for retrieval and ``/v1/embeddings``.
     """
 
     def __init__(self, load_model: Callable[[], ServedModel], *, model_id: str,
-                 indexes: Sequence[Path] = (), load: LoadOptions = LoadOptions()) -> None:
+                 indexes: Sequence[Path] = (), load: LoadOptions = LoadOptions(),
+                 make_embedder: Callable[[], Embedder] | None = None) -> None:
         self.model_id = model_id
         self.load = load
         self.indexes = [Path(p) for p in indexes]
@@ -104,6 +106,7 @@ class ModelHost:
         self._rags: dict[Path, RAG] = {}
         self._tracked = _TrackedModel(self)
         self._embedder: Embedder | None = None
+        self._make_embedder = make_embedder
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-model")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-embed")
 
@@ -115,6 +118,25 @@ class ModelHost:
             self._model = self._load_model()
             self.counters.loads += 1
         return self._model
+
+    @property
+    def n_ctx(self) -> int:
+        """The loaded model's context window (the requested one until it is loaded)."""
+        return int(getattr(self._model, "n_ctx", 0) or self.load.n_ctx)
+
+    @property
+    def embedding_model_id(self) -> str:
+        """The name of the model ``/v1/embeddings`` uses (known before it is loaded)."""
+        if self._embedder is not None:
+            return self._embedder.name
+        if self.indexes:
+            from runtime.index import Index
+
+            with Index.open(self.indexes[0]) as index:
+                return index.embedding_model
+        from runtime.index.config import DEFAULT_EMBEDDING_MODEL
+
+        return DEFAULT_EMBEDDING_MODEL
 
     @property
     def loaded(self) -> bool:
@@ -133,7 +155,7 @@ class ModelHost:
         folder = self.index_folder(index)
         session = self._rags.get(folder)
         if session is None:
-            opened = Index.open(folder)
+            opened = Index.open(folder, embedder=self.embedder() if self._make_embedder else None)
             session = RAG(self._tracked, opened)  # type: ignore[arg-type]
             self._rags[folder] = session
         return session
@@ -226,12 +248,15 @@ class ModelHost:
         return embedder.name, embedder.embed(texts)
 
     def embedder(self) -> Embedder:
-        """The default index's embedding model, else the embedded all-MiniLM-L6-v2."""
+        """``make_embedder``'s, else the default index's embedding model, else the embedded
+        all-MiniLM-L6-v2."""
         if self._embedder is None:
             from runtime.index import Index
             from runtime.index.embedder import SentenceTransformerEmbedder
 
-            if self.indexes:
+            if self._make_embedder is not None:
+                self._embedder = self._make_embedder()
+            elif self.indexes:
                 with Index.open(self.indexes[0]) as index:
                     self._embedder = SentenceTransformerEmbedder(index.embedding_model)
             else:

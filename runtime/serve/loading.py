@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.config import LoadOptions
 from runtime.serve.host import ServedModel
 
+if TYPE_CHECKING:
+    from runtime.llm.remote import RemoteEndpoints
 
-def model_loader(model: str | None, load: LoadOptions, *, llm_url: str | None = None,
-                 llm_model: str | None = None, llm_api_key: str | None = None
+
+def model_loader(model: str | None, load: LoadOptions, remote: RemoteEndpoints | None = None
                  ) -> tuple[Callable[[], ServedModel], str]:
     """A function that loads the model (again, after a crash), and the id the API shows for it.
 
     The id is the registry name given, else the GGUF's file name without ``.gguf``; with
-    ``llm_url`` it is the remote server's model id.
+    ``remote.llm_url`` it is the remote server's model id.
     """
-    if llm_url:
-        from runtime.llm.remote import RemoteModel
+    if remote is not None and remote.llm_url:
+        from dataclasses import replace
 
-        probe = RemoteModel(llm_url, llm_model, api_key=llm_api_key)
-        model_id = probe.model_id
+        probe = remote.model()
+        pinned = replace(remote, llm_model=probe.model_id)
         probe.close()
-        return (lambda: RemoteModel(llm_url, model_id, api_key=llm_api_key)), model_id  # type: ignore[return-value]
+        return pinned.model, pinned.llm_model or ""  # type: ignore[return-value]
 
     from runtime.llm.model import Model
     from runtime.models.registry import resolve_model
