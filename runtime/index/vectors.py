@@ -72,7 +72,8 @@ class VectorIndex:
         import faiss
 
         with open(path, "rb") as fh:
-            index: Any = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
+            # PyCallbackIOReader/Writer exist at run time but not in faiss-cpu's own stubs (1.15).
+            index: Any = faiss.read_index(faiss.PyCallbackIOReader(fh.read))  # type: ignore[attr-defined]
         if kind == "hnsw":
             inner: Any = faiss.downcast_index(index.index)
             with contextlib.suppress(AttributeError):
@@ -86,7 +87,7 @@ class VectorIndex:
         try:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    faiss.write_index(self.index, faiss.PyCallbackIOWriter(fh.write))
+                    faiss.write_index(self.index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise
