@@ -23,10 +23,12 @@ _DEFAULTS = IndexOptions()
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
               help="Index folder [default: RT_INDEX or RT_HOME/index].")
 @click.option("--embedding-model", default=None, help="Must match the model the index was built with.")
+@click.option("--rerank", "rerank_model", default=None, metavar="MODEL",
+              help="Rescore the first hits with a sentence-transformers CrossEncoder (folder or HF repo).")
 @click.option("--json", "as_json", is_flag=True,
               help="A JSON list of {path, page, lines, score, similarity, text} (one list per query).")
 def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_model: str | None,
-           as_json: bool) -> None:
+           rerank_model: str | None, as_json: bool) -> None:
     """Search the index for QUERY; `-` reads one query per line from stdin."""
     from runtime.cli.text_input import repair_text, stdin_lines
     from runtime.index import Index
@@ -35,6 +37,10 @@ def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_mode
         raise InputError(f"-k must be at least 1, not {k}")
     queries = (line.strip() for line in stdin_lines()) if query == "-" else iter([repair_text(query)])
     with Index.open(index_dir, embedding_model=embedding_model) as idx:
+        if rerank_model:
+            from runtime.index.rerank import CrossEncoderReranker
+
+            idx.reranker = CrossEncoderReranker(rerank_model, progress=True)
         for text in queries:
             if not text:
                 if query != "-":

@@ -24,7 +24,8 @@ class IndexOptions:
     reciprocal rank fusion (60, as in Cormack et al. 2009); ``candidates`` is how many hits each
     retriever brings to the fusion. ``fusion``: ``weighted`` scores each candidate
     ``dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25`` (weight fitted on the dev
-    split of benchmarks/eval_data.py), ``rrf`` is plain reciprocal rank fusion. ``max_file_bytes``
+    split of benchmarks/eval_data.py), ``rrf`` is plain reciprocal rank fusion.
+    ``rerank_candidates``: how many hits a reranker (``--rerank``) rescores. ``max_file_bytes``
     skips larger files. ``section_chars`` and
     ``read_block_bytes`` bound the memory one file takes however it is shaped: files are read
     ``read_block_bytes`` at a time and chunked ``section_chars`` characters at a time (a chunk
@@ -43,6 +44,7 @@ class IndexOptions:
     candidates: int = 50
     fusion: str = "weighted"
     dense_weight: float = 0.4
+    rerank_candidates: int = 20
     max_file_bytes: int = 100_000_000
     section_chars: int = 65_536
     read_block_bytes: int = 1 << 20

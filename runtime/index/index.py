@@ -25,6 +25,7 @@ from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mo
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
+from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
 from runtime.index.store import DB_NAME, Store
@@ -86,6 +87,7 @@ class Index:
         self.options = options
         self.wait = wait
         self._embedder = embedder
+        self.reranker: Reranker | None = None  # a second stage for search (--rerank MODEL)
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._mutex = threading.RLock()
@@ -238,11 +240,16 @@ class Index:
 
     # --- reading --------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
-        """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword)."""
+        """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword).
+
+        With a :attr:`reranker`, the first ``IndexOptions.rerank_candidates`` hits are rescored
+        by it and the ``k`` best of those are returned.
+        """
         mode = check_mode(mode or self.options.mode)
         query = repair_text(query)
         k = k or self.default_k
-        wanted = max(self.options.candidates, k)
+        first = max(k, self.options.rerank_candidates) if self.reranker is not None else k
+        wanted = max(self.options.candidates, first)
         query_vector = embed_query(self.embedder, query) if mode != "keyword" else None
         with self._mutex, self.store.transaction(write=False):
             dense: list[tuple[int, float]] = []
@@ -257,7 +264,8 @@ class Index:
                                                 self.options.rrf_k)
             else:
                 ranked = dense or keyword
-            return self._hits(ranked[:k], query_vector)
+            hits = self._hits(ranked[:first], query_vector)
+        return rerank(self.reranker, query, hits, k) if self.reranker is not None else hits
 
     def _cosines(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
                  query_vector: np.ndarray) -> dict[int, float]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
+from runtime.rag.followup import contextual_query
 from runtime.rag.prompt import (
     ANSWER_PREFIX,
     RAG_STOP,
@@ -223,7 +224,10 @@ class RAG:
         started = time.perf_counter()
         options = options or self.options
         embedded_before = self._timer.query_seconds if self._timer else 0.0
-        hits = self.retrieve(question, k)
+        # a chat follow-up ("And how much memory does it cost?") is retrieved with the
+        # informative terms of the questions before it (runtime.rag.followup)
+        query = contextual_query(question, [t.question for t in history], self.index.store) if history else question
+        hits = self.retrieve(query, k)
         retrieval = time.perf_counter() - started
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)

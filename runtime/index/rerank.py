@@ -1,0 +1,72 @@
+"""An optional second stage: a cross-encoder reads the query with each candidate and reorders them.
+
+``rt search/ask/chat --rerank MODEL`` loads a sentence-transformers ``CrossEncoder`` (a local
+folder, or a Hugging Face repo fetched through rt's hub code, :func:`convert.hub.download_checkpoint`,
+safetensors only) and rescores the first ``IndexOptions.rerank_candidates`` hits of the hybrid
+search. It costs one model forward pass per candidate, so it is off by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runtime.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from runtime.index.index import Hit
+
+logger = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    """Scores of ``texts`` as answers to ``query`` (higher is better), one per text."""
+
+    name: str
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
+def resolve_model(spec: str | Path, *, progress: bool = False) -> Path:
+    """A local model folder as given, else the snapshot of Hugging Face repo ``spec``."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    from convert.hub import download_checkpoint
+
+    return download_checkpoint(str(spec), progress=progress)
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers ``CrossEncoder`` on the CPU, loaded from ``model`` (see :func:`resolve_model`)."""
+
+    def __init__(self, model: str | Path, *, batch_size: int = 16, progress: bool = False) -> None:
+        folder = resolve_model(model, progress=progress)
+        self.name = str(model)
+        self.batch_size = batch_size
+        try:
+            from sentence_transformers import CrossEncoder
+
+            self._model: Any = CrossEncoder(str(folder), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the reranker {model}: {exc}",
+                                 hint="--rerank takes a sentence-transformers CrossEncoder folder or "
+                                 "Hugging Face repo") from exc
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        predicted = self._model.predict([(query, t) for t in texts], batch_size=self.batch_size,
+                                        show_progress_bar=False, convert_to_numpy=True)
+        return [float(s) for s in predicted.reshape(len(texts), -1)[:, -1]]
+
+
+def rerank(reranker: Reranker, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+    """The ``k`` best of ``hits`` by ``reranker``'s score (which becomes each hit's ``score``);
+    equal scores keep the first stage's order."""
+    scores = reranker.scores(query, [h.text for h in hits])
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    return [dataclasses.replace(hits[i], score=scores[i]) for i in order[:k]]

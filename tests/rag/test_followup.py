@@ -1,0 +1,65 @@
+"""Chat follow-ups are retrieved with the conversation's context, on rt's own docs/ (real MiniLM, FTS5, FAISS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.rag.followup import contextual_query, informative_terms
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+FIRST = "What does --repack do?"
+FOLLOW_UP = "And how much memory does it cost?"
+
+
+@pytest.fixture(scope="module")
+def docs_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from runtime.index import Index
+
+    folder = tmp_path_factory.mktemp("docs-index")
+    with Index.open(folder, create=True) as index:
+        index.add([DOCS])
+    index = Index.open(folder)
+    yield index
+    index.close()
+
+
+def _about_repacking(hit) -> bool:  # type: ignore[no-untyped-def]
+    return Path(hit.path).name == "memory.md" and "repack" in hit.text.lower()
+
+
+def test_informative_terms_are_the_rare_words_of_the_question(docs_index) -> None:  # type: ignore[no-untyped-def]
+    assert informative_terms(FIRST, docs_index.store) == ["repack"]
+    assert informative_terms("What does it do?", docs_index.store) == []
+
+
+def test_a_follow_up_is_retrieved_with_the_earlier_questions_terms(docs_index) -> None:  # type: ignore[no-untyped-def]
+    alone = docs_index.search(FOLLOW_UP, 3)
+    assert not _about_repacking(alone[0])  # the bug: its own words find other memory notes
+    query = contextual_query(FOLLOW_UP, [FIRST], docs_index.store)
+    assert query == FOLLOW_UP + " repack"
+    assert _about_repacking(docs_index.search(query, 3)[0])
+
+
+def test_a_question_that_changes_the_subject_keeps_its_own_passages(docs_index) -> None:  # type: ignore[no-untyped-def]
+    switch = "How do I convert a safetensors checkpoint to GGUF?"
+    query = contextual_query(switch, [FIRST], docs_index.store)
+    assert Path(docs_index.search(query, 3)[0].path).name == "converting.md"
+
+
+def test_chat_retrieves_the_follow_up_with_the_conversation(tmp_path: Path) -> None:
+    """Through RAG.chat with the default model: the second turn's sources hold the repack passage."""
+    from runtime.config import GenerateOptions
+    from runtime.index import Index
+    from runtime.rag.rag import RAG
+
+    folder = tmp_path / "index"
+    with Index.open(folder, create=True) as index:
+        index.add([DOCS])
+    with RAG.open(index=folder, options=GenerateOptions(max_tokens=16)) as rag:
+        chat = rag.chat(answer_anyway=True)
+        chat.ask(FIRST)
+        second = chat.ask(FOLLOW_UP)
+    assert second.sources and Path(second.sources[0].path).name == "memory.md"
+    assert "repack" in second.sources[0].text.lower()
