@@ -30,9 +30,10 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def imported_names(name: str, path: Path) -> Iterator[str]:
-    """Every module name an import statement of ``name`` may refer to (``from a import b``
-    yields ``a`` and ``a.b``: ``b`` may be a submodule)."""
+def imported_names(name: str, path: Path, known: set[str]) -> Iterator[str]:
+    """The modules of ``known`` that the import statements of ``name`` refer to. ``from a import
+    b`` refers to ``a.b`` when that is a module (``a``'s ``__init__`` runs, but it is the parent
+    package, not a dependency), else to ``a``."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
@@ -42,13 +43,15 @@ def imported_names(name: str, path: Path) -> Iterator[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([node.module] if node.module else []))
-            yield base
-            yield from (f"{base}.{alias.name}" for alias in node.names)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                yield submodule if submodule in known else base
 
 
 def import_graph() -> dict[str, set[str]]:
     found = modules()
-    return {name: {m for m in imported_names(name, path) if m in found and m != name}
+    known = set(found)
+    return {name: {m for m in imported_names(name, path, known) if m in known and m != name}
             for name, path in found.items()}
 
 

@@ -1,9 +1,9 @@
 """Generation on someone else's engine: any OpenAI-compatible server (llama-server, vLLM, Ollama,
 LM Studio, llama-cpp-python's server, ``rt serve``).
 
-:class:`RemoteClient` is the HTTP side: one ``httpx`` client with bounded timeouts and retries,
-whose every failure is one :class:`~runtime.errors.RemoteBackendError` naming the URL and what
-to check. :class:`RemoteModel` stands where a local :class:`~runtime.llm.model.Model` stands for
+:class:`~runtime.llm.remote_client.RemoteClient` is the HTTP side (bounded timeouts and retries,
+every failure one :class:`~runtime.errors.RemoteBackendError` naming the URL and what to
+check). :class:`RemoteModel` stands where a local :class:`~runtime.llm.model.Model` stands for
 prompt building and generation, so retrieval, coverage and citations stay in rt:
 
 - ``chat_prompt`` renders messages as plain role-tagged text for counting tokens, and
@@ -18,13 +18,11 @@ prompt building and generation, so retrieval, coverage and citations stay in rt:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,182 +31,14 @@ from runtime.config import GenerateOptions, RemoteOptions
 from runtime.errors import RemoteBackendError
 from runtime.llm.generation import Completion
 from runtime.llm.model import Stream
+from runtime.llm.remote_client import RemoteClient
 
 __all__ = ["RemoteClient", "RemoteModel"]
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUSES = (429, 502, 503, 504)
 BYTES_PER_TOKEN_ESTIMATE = 3  # English averages ~4 bytes per token; 3 errs on the side of fitting
 REMEMBERED_PROMPTS = 32
-
-
-def api_base(url: str) -> tuple[str, str]:
-    """``(root, root/v1)`` for a server URL given with or without ``/v1``."""
-    root = url.strip().rstrip("/")
-    if root.endswith("/v1"):
-        root = root[:-3]
-    if not root.startswith(("http://", "https://")):
-        raise RemoteBackendError(f"{url!r} is not an http:// or https:// URL", url=url,
-                                 hint="give the server's address, e.g. http://127.0.0.1:8080/v1")
-    return root, root + "/v1"
-
-
-class RemoteClient:
-    """JSON over HTTP to an OpenAI-compatible server, failing with one-line rt errors."""
-
-    def __init__(self, url: str, *, api_key: str | None = None, options: RemoteOptions = RemoteOptions(),
-                 what: str = "--llm-url") -> None:
-        import httpx
-
-        self.root, self.base = api_base(url)
-        self.options = options
-        self.what = what
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(
-            options.read_timeout, connect=options.connect_timeout))
-
-    def close(self) -> None:
-        self._client.close()
-
-    def get(self, path: str) -> Any:
-        """``GET base+path`` as JSON."""
-        with contextlib.closing(self._open("GET", path)) as response:
-            return self._json(response)
-
-    def get_root(self, path: str) -> Any:
-        """``GET root+path`` as JSON (llama-server's ``/props`` lies outside ``/v1``)."""
-        with contextlib.closing(self._open("GET", path, root=True)) as response:
-            return self._json(response)
-
-    def post(self, path: str, body: Mapping[str, Any], *, root: bool = False) -> Any:
-        """``POST`` JSON to ``base+path`` (``root+path`` with ``root``), answer as JSON."""
-        with contextlib.closing(self._open("POST", path, body, root=root)) as response:
-            return self._json(response)
-
-    def events(self, path: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """The server-sent events of a streamed ``POST``; closing the iterator closes the
-        connection, which tells the server to stop generating."""
-        with contextlib.closing(self._open("POST", path, body)) as response:
-            for line in self._lines(response):
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                event = self._decode(data)
-                if isinstance(event, dict) and event.get("error"):
-                    raise self._error_from(event, response.status_code)
-                yield event
-
-    def _lines(self, response: Any) -> Iterator[str]:
-        import httpx
-
-        try:
-            yield from response.iter_lines()
-        except httpx.TimeoutException:
-            raise self._timed_out() from None
-        except httpx.TransportError as exc:
-            raise RemoteBackendError(f"{self.base} broke off the answer ({type(exc).__name__}: {exc})",
-                                     url=self.base, hint="check the server's log") from None
-
-    def _open(self, method: str, path: str, body: Mapping[str, Any] | None = None, *, root: bool = False) -> Any:
-        """A streamed response with a 2xx status, after bounded retries; the caller closes it."""
-        import httpx
-
-        url = (self.root if root else self.base) + path
-        for attempt in range(self.options.retries + 1):
-            last = attempt == self.options.retries
-            try:
-                request = self._client.build_request(method, url, json=body)
-                response = self._client.send(request, stream=True)
-            except httpx.ConnectError as exc:
-                if last:
-                    raise RemoteBackendError(
-                        f"cannot connect to {self.base} ({_reason(exc)})", url=self.base,
-                        hint=f"check that the server is running and that {self.what} is right") from None
-                time.sleep(min(0.5 * 2 ** attempt, self.options.max_wait))
-                continue
-            except httpx.TimeoutException:
-                raise self._timed_out() from None
-            except httpx.HTTPError as exc:
-                raise RemoteBackendError(f"request to {url} failed ({type(exc).__name__}: {exc})",
-                                         url=self.base) from None
-            if response.status_code < 300:
-                return response
-            response.read()
-            response.close()
-            if response.status_code in RETRY_STATUSES and not last:
-                time.sleep(self._wait(response, attempt))
-                continue
-            raise self._status_error(response, url)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, response: Any, attempt: int) -> float:
-        try:
-            seconds = float(response.headers.get("retry-after", ""))
-        except ValueError:
-            seconds = 0.5 * 2 ** attempt
-        return max(0.0, min(seconds, self.options.max_wait))
-
-    def _timed_out(self) -> RemoteBackendError:
-        return RemoteBackendError(
-            f"{self.base} did not answer within {self.options.read_timeout:.0f} s", url=self.base,
-            hint="the server may be overloaded or the model too slow; check it, or lower --max-tokens")
-
-    def _status_error(self, response: Any, url: str) -> RemoteBackendError:
-        status = response.status_code
-        detail = _server_message(response)
-        if status in (401, 403):
-            return RemoteBackendError(f"{self.base} refused the request: HTTP {status} ({detail})", url=self.base,
-                                      status=status, hint="check --llm-api-key or RT_LLM_API_KEY")
-        if status == 404:
-            return RemoteBackendError(f"{url} answered HTTP 404 ({detail})", url=self.base, status=status,
-                                      hint="check the model name and that the URL is the server's /v1 address")
-        if status >= 500:
-            return RemoteBackendError(f"{self.base} failed: HTTP {status} ({detail})", url=self.base, status=status,
-                                      hint="check the server's log; rt retried "
-                                           f"{self.options.retries} times where that could help")
-        return RemoteBackendError(f"{url} refused the request: HTTP {status} ({detail})", url=self.base,
-                                  status=status)
-
-    def _error_from(self, event: Mapping[str, Any], status: int) -> RemoteBackendError:
-        error = event.get("error")
-        message = error.get("message") if isinstance(error, Mapping) else str(error)
-        return RemoteBackendError(f"{self.base} failed mid-answer: {_one_line(str(message))}", url=self.base,
-                                  status=status, hint="check the server's log")
-
-    def _json(self, response: Any) -> Any:
-        response.read()
-        return self._decode(response.text)
-
-    def _decode(self, text: str) -> Any:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise RemoteBackendError(f"{self.base} answered something that is not JSON: {_one_line(text)[:120]!r}",
-                                     url=self.base, hint="is this an OpenAI-compatible server's /v1 address?") \
-                from None
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    return "connection refused" if "refused" in text.lower() or "111" in text else _one_line(text) or type(exc).__name__
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
-
-
-def _server_message(response: Any) -> str:
-    try:
-        data = json.loads(response.text)
-    except (json.JSONDecodeError, ValueError):
-        return _one_line(response.text) or response.reason_phrase
-    error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
-    if isinstance(error, Mapping):
-        error = error.get("message", error)
-    return _one_line(str(error))
 
 
 @dataclass(frozen=True)
