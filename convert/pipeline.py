@@ -297,7 +297,7 @@ def _tensor_bar(enabled: bool, quant: str) -> Iterator[Callable[[str, int, int],
         return
     from tqdm import tqdm
 
-    bar = tqdm(unit="tensor", desc=f"converting to {quant}", leave=False)
+    bar = tqdm(unit="tensor", desc=f"converting and quantizing to {quant}", leave=False)
 
     def update(name: str, done: int, total: int) -> None:
         bar.total = total
