@@ -1,13 +1,26 @@
 """rt's runtime: load GGUF models with llama.cpp through mmap and answer questions.
 
-The public API is imported lazily so that ``import runtime`` stays cheap (no llama.cpp, no
-torch) until a model or an index is actually used.
+The public API in one import::
+
+    from runtime import RAG, GenerateOptions, Index, LoadOptions, Model
+
+The names are imported lazily so that ``import runtime`` stays cheap (no llama.cpp, no torch)
+until a model or an index is actually used; type checkers see them through the imports below.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.config import GenerateOptions, LoadOptions
+    from runtime.errors import RtError
+    from runtime.index import Index
+    from runtime.llm.model import Model
+    from runtime.models.gguf_file import inspect_gguf
+    from runtime.models.registry import Registry, resolve_model
+    from runtime.rag.rag import RAG
 
 __version__ = "0.1.0"
 
@@ -31,4 +44,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["GenerateOptions", "Index", "LoadOptions", "Model", "RAG", "Registry", "RtError", "inspect_gguf",
+           "resolve_model"]
