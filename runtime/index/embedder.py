@@ -19,6 +19,7 @@ import numpy as np
 
 from runtime.errors import ModelLoadError, ModelNotFoundError
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL
+from runtime.limits import heavy_import
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -145,7 +146,8 @@ def _load(name: str, device: str) -> Any:
     source = str(default_embedding_model_path()) if name == DEFAULT_EMBEDDING_MODEL else name
     logger.info("loading embedding model %s from %s", name, source)
     context = _offline() if name == DEFAULT_EMBEDDING_MODEL else contextlib.nullcontext()
-    with context, _quiet_transformers():
+    # torch dies natively under a low `ulimit -v`: refuse first, with the numbers
+    with heavy_import("loading the embedding model (torch)"), context, _quiet_transformers():
         from sentence_transformers import SentenceTransformer
 
         try:

@@ -29,11 +29,15 @@ _EOF = ("close",)
 
 
 def _crash_on_purpose(where: str) -> None:
-    """Tests only: ``RT_TEST_CRASH=segv|kill|probe`` crashes this process at ``where``."""
+    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe`` crashes this process at ``where``."""
     if os.environ.get("RT_TEST_CRASH", "") != where:
         return
     if where == "kill":
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    if where == "abort":  # ggml's own abort, as a failed GGML_ASSERT inside llama.cpp ends
+        from runtime.llm.llama_native import _ggml_library
+
+        _ggml_library("ggml-base").ggml_abort(b"rt-test.c", 1, b"GGML_ASSERT(%s) failed", b"rt test")
     # a null read in C: SIGSEGV, or an access violation on Windows (where ctypes.string_at(0)
     # would not crash: ctypes turns the fault into an OSError)
     getattr(faulthandler, "_read_null")()
@@ -92,6 +96,7 @@ class _Server:
         if op == "stream":
             _crash_on_purpose("segv")
             _crash_on_purpose("kill")
+            _crash_on_purpose("abort")
             self.stream(*args)
         elif op == "tokenize":
             self.channel.send(("ok", self.engine.tokenize(args[0], add_special=args[1])))

@@ -2,15 +2,23 @@
 
 On POSIX, ``subprocess`` reports death by signal as a negative exit code (``-11`` is
 SIGSEGV). On Windows a native crash shows as an NTSTATUS exit code (``0xC0000005``).
+
+Unless ``RT_DEBUG`` is set, the model process's stderr goes to a file rather than the
+terminal: a llama.cpp abort prints a backtrace and faulthandler the Python stacks of every
+thread (about 100 lines). :func:`log_detail` picks the one line of it that says what failed
+(``GGML_ASSERT(...) failed``, ``std::bad_alloc``, a Python ``MemoryError``), and
+:func:`diagnose` adds it to its one-line message.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 from typing import Any
 
 from runtime.errors import ModelCrashedError
 from runtime.fsutil import human_bytes
+from runtime.limits import address_space_hint, looks_like_memory_failure
 
 _OOM_HINT = "try a smaller --ctx, --kv-type q8_0 or a smaller quantization, or close other programs"
 _NATIVE_HINT = "check the file with `rt info MODEL`; RT_DEBUG=1 shows llama.cpp's log"
@@ -40,6 +48,25 @@ _NTSTATUS: dict[int, tuple[str, str, str]] = {
 }
 
 
+# lines of a dead process's stderr worth quoting, most telling first
+_DETAIL_PATTERNS = (
+    re.compile(r"GGML_ASSERT\(.*\) failed|GGML_ABORT.*|[^\s/]+\.(?:c|cpp|h):\d+: .+"),
+    re.compile(r"terminate called after throwing .*|what\(\): .+"),
+    re.compile(r"^(?:[A-Za-z_.]*(?:Error|Exception)|MemoryError)\b.*"),  # a Python traceback's last line
+)
+
+
+def log_detail(log_tail: str) -> str | None:
+    """The line of a dead process's stderr that says what failed, or None."""
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    for pattern in _DETAIL_PATTERNS:
+        found = [m.group(0) for line in lines if (m := pattern.search(line))]
+        if found:
+            detail = found[0] if pattern is _DETAIL_PATTERNS[0] else found[-1]
+            return detail if len(detail) <= 300 else detail[:297] + "..."
+    return None
+
+
 def _memory_note(memory: Any) -> str:
     if memory is None:
         return ""
@@ -47,12 +74,28 @@ def _memory_note(memory: Any) -> str:
             f"with {human_bytes(memory.available)} available")
 
 
-def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False) -> ModelCrashedError:
+def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False,
+             log_tail: str = "", started: bool = True) -> ModelCrashedError:
     """A :class:`ModelCrashedError` explaining how the model process ended.
 
     ``memory`` (a :class:`runtime.models.memory.MemoryEstimate`) adds the estimate to an OOM message;
-    ``repack`` adds "try without --repack" to a native-crash hint.
+    ``repack`` adds "try without --repack" to a native-crash hint. ``log_tail`` (the end of the
+    process's captured stderr) adds the line that says what failed; ``started=False`` (it died
+    before answering its first request) says that it could not start.
     """
+    error = _diagnose(exitcode, memory=memory, repack=repack)
+    detail = log_detail(log_tail)
+    if not started and exitcode is not None and exitcode >= 0 and (exitcode & 0xFFFFFFFF) not in _NTSTATUS:
+        error = ModelCrashedError(f"the model process could not start (exit code {exitcode})",
+                                  returncode=exitcode, hint=error.hint)
+    if detail:
+        error.message += f" ({detail})"
+    if detail and looks_like_memory_failure(detail):
+        error.hint = "the system or a limit refused memory" + address_space_hint() + "; " + _OOM_HINT
+    return error
+
+
+def _diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False) -> ModelCrashedError:
     if exitcode is None:
         return ModelCrashedError("the model process stopped answering", hint="run it again; RT_DEBUG=1 shows more")
     if exitcode < 0:

@@ -17,12 +17,15 @@ null-pointer read at the first generation), ``kill`` (SIGKILL itself, as the OOM
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import tempfile
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from runtime import env
 from runtime.process import crash
 from runtime.process.launch import child_environment, python_command
 from runtime.process.channel import Channel, encode, rebuild_error
@@ -36,12 +39,29 @@ CLOSE_TIMEOUT = 10.0
 PROBE_TIMEOUT = 300.0
 
 
-def _start_child() -> subprocess.Popen[bytes]:
-    """The model process (:mod:`runtime.process.child`) on rt's own import path; stderr is shared with ours."""
-    return subprocess.Popen(
-        python_command("runtime.process.child"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env=child_environment(),
-    )
+def _start_child() -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
+    """The model process (:mod:`runtime.process.child`) on rt's own import path, and the file
+    its stderr goes to: ``None`` (shared with ours) under ``RT_DEBUG``, else a temporary file
+    whose tail :func:`runtime.process.crash.diagnose` quotes, and no gdb backtrace from ggml."""
+    environment = child_environment()
+    log: IO[bytes] | None = None
+    if not env.debug():
+        log = tempfile.TemporaryFile()
+        environment["GGML_NO_BACKTRACE"] = "1"  # ggml would attach gdb to print one on abort
+    process = subprocess.Popen(python_command("runtime.process.child"), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=log, env=environment)
+    return process, log
+
+
+def _log_tail(log: IO[bytes] | None, size: int = 16384) -> str:
+    if log is None:
+        return ""
+    try:
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - size))
+        return log.read().decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return ""
 
 
 class WorkerEngine:
@@ -53,17 +73,19 @@ class WorkerEngine:
 
     def __init__(self, path: str | Path, options: LoadOptions, *, memory: Any = None) -> None:
         self.path, self.options, self._memory = Path(path), options, memory
-        self._process = _start_child()
+        self._process, self._log = _start_child()
         assert self._process.stdin is not None and self._process.stdout is not None
         self._channel = Channel(self._process.stdout, self._process.stdin)
         self._closed = False
         self._streaming = False
+        self._started = False
         try:
             self._send(("load", str(self.path), options))
             ready = self._recv()[1]
         except BaseException:
             self.close()
             raise
+        self._started = True
         self.n_ctx: int = ready["n_ctx"]
         self.n_ctx_train: int = ready["n_ctx_train"]
         self.pid: int = self._process.pid
@@ -76,7 +98,8 @@ class WorkerEngine:
             self._process.kill()
             code = None
         self._closed = True
-        return crash.diagnose(code, memory=self._memory, repack=self.options.repack)
+        return crash.diagnose(code, memory=self._memory, repack=self.options.repack,
+                              log_tail=_log_tail(self._log), started=self._started)
 
     def _send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -166,7 +189,7 @@ class WorkerEngine:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
+        for stream in (self._process.stdin, self._process.stdout, self._log):
             if stream is not None:
                 stream.close()
 
@@ -178,13 +201,17 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
     then loads without repacking.
     """
     probe = replace(options, repack=True, n_ctx=min(options.n_ctx, 256), n_batch=min(options.n_batch, 256))
-    process = _start_child()
+    process, log = _start_child()
     try:
-        process.communicate(encode(("probe", str(path), probe)), timeout=PROBE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        return ModelCrashedError(f"the --repack test load did not finish in {PROBE_TIMEOUT:.0f} s")
-    code = process.returncode
-    return None if code == 0 else crash.diagnose(code, repack=True)
+        try:
+            process.communicate(encode(("probe", str(path), probe)), timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return ModelCrashedError(f"the --repack test load did not finish in {PROBE_TIMEOUT:.0f} s")
+        code = process.returncode
+        return None if code == 0 else crash.diagnose(code, repack=True, log_tail=_log_tail(log))
+    finally:
+        if log is not None:
+            log.close()
 

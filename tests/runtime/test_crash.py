@@ -28,24 +28,43 @@ SEGV_CODE = 0xC0000005 if WINDOWS else -11
 SEGV_TRACE = "Windows fatal exception: access violation" if WINDOWS else "Fatal Python error: Segmentation fault"
 
 
-def rt(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+def rt(*args: str, crash: str | None = None, debug: bool = False) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("RT_TEST_CRASH", None)
     if crash:
         env["RT_TEST_CRASH"] = crash
+    if debug:
+        env["RT_DEBUG"] = "1"
     return subprocess.run(
         [sys.executable, "-c", "from runtime.cli import main; main()", *args, "--threads", "1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
 
 
-def test_native_crash_of_the_model_process_is_diagnosed_through_the_cli() -> None:
+def test_native_crash_of_the_model_process_is_diagnosed_in_one_line_through_the_cli() -> None:
     result = rt("ask", "--no-rag", QUESTION, crash="segv")
     assert result.returncode == ModelCrashedError.exit_code
-    assert f"rt: error: the model process died with {SEGV}" in result.stderr
+    assert result.stderr.startswith(f"rt: error: the model process died with {SEGV}")
     assert "native crash" in result.stderr and "RT_DEBUG=1" in result.stderr
+    assert len(result.stderr.splitlines()) == 1  # faulthandler's ~100 lines only under RT_DEBUG
+
+
+def test_native_crash_under_rt_debug_also_shows_faulthandlers_trace() -> None:
+    result = rt("ask", "--no-rag", QUESTION, crash="segv", debug=True)
+    assert result.returncode == ModelCrashedError.exit_code
     assert SEGV_TRACE in result.stderr  # faulthandler's trace
-    assert "Traceback (most recent call last)" not in result.stderr
+    assert f"rt: error: the model process died with {SEGV}" in result.stderr.splitlines()[-1]
+
+
+def test_llama_cpp_abort_is_one_line_that_quotes_the_failed_check() -> None:
+    # a real ggml_abort(): on Linux it would also attach gdb for a backtrace
+    result = rt("ask", "--no-rag", QUESTION, crash="abort")
+    assert result.returncode == ModelCrashedError.exit_code
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr[-3000:]
+    assert result.stderr.startswith("rt: error: the model process")  # SIGABRT; exit code 3 on Windows
+    assert "(rt-test.c:1: GGML_ASSERT(rt test) failed)" in result.stderr
+    debug = rt("ask", "--no-rag", QUESTION, crash="abort", debug=True)
+    assert len(debug.stderr.splitlines()) > 20 and "GGML_ASSERT(rt test) failed" in debug.stderr
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
