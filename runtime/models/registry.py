@@ -90,7 +90,7 @@ class Registry:
         except Timeout:
             raise RegistryError(
                 f"the model manifest {self.manifest_path} stayed locked by another rt process "
-                f"for {MANIFEST_LOCK_WAIT:.0f} s",
+                f"for {MANIFEST_LOCK_WAIT:g} s",
                 hint="let the other `rt convert` or `rt models` finish, then try again",
             ) from None
         try:

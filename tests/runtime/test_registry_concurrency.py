@@ -16,7 +16,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from runtime.models.registry import Registry
+import pytest
+
+import runtime.models.registry as registry_module
+from runtime.errors import RegistryError
+from runtime.models.registry import ModelEntry, Registry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,3 +103,28 @@ def test_parallel_rt_convert_rt_models_default_and_rm_keep_every_entry() -> None
     assert sorted(m["name"] for m in data["models"]) == ["base", *names]
     assert data["default"] == "base"
     assert sorted(p.name for p in registry.root.glob("*.gguf")) == sorted(f"{n}.gguf" for n in ["base", *names])
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from filelock import FileLock
+    with FileLock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_a_manifest_locked_too_long_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = Registry()
+    registry.root.mkdir(parents=True)
+    holder = _spawn(HOLDER, registry.root / "manifest.json.lock", stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(registry_module, "MANIFEST_LOCK_WAIT", 0.5)
+        with pytest.raises(RegistryError, match=r"manifest .*manifest.json stayed locked .* for 0\.5 s"):
+            registry.add(ModelEntry(name="late", file="late.gguf"))
+    finally:
+        holder.kill()
+        holder.communicate()
+    registry.add(ModelEntry(name="late", file="late.gguf"))  # the lock died with its holder
+    assert [e.name for e in registry.entries()] == ["late"]
