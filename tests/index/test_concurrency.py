@@ -12,6 +12,7 @@ model, are under test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,7 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from runtime.errors import IndexLockedError
 from runtime.index import Index
+from runtime.index.lock import WriteLock
 from tests.index.corpus import QUESTIONS, write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,3 +175,19 @@ def test_two_rt_index_at_once_one_refuses_clearly_and_one_with_wait_queues(
     with Index.open(folder, embedder=embedder) as index:
         assert _snapshot(index) == clean_chunks
         assert _results(index) == clean_results
+
+
+def test_the_lock_names_its_holder_only_while_that_process_lives(tmp_path: Path) -> None:
+    path = tmp_path / "index.lock"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid belongs to no process now
+    with WriteLock(path) as held:
+        assert held.pid_path.read_text() == str(os.getpid())
+        with pytest.raises(IndexLockedError, match=f"being written by process {os.getpid()}"):
+            WriteLock(path).acquire()
+        held.pid_path.write_text(str(gone.pid))  # as a holder killed with kill -9 leaves it
+        with pytest.raises(IndexLockedError, match="being written by another process"):
+            WriteLock(path).acquire()
+    assert not held.pid_path.exists()
+    with WriteLock(path, wait=1.0):
+        pass
