@@ -29,6 +29,7 @@ from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
 from convert.gguf_names import SPLIT_RE, HubFile, pick_gguf, quant_of
 from convert.link import link_or_copy
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
+from runtime.redact import redact_credentials, redact_http_logs
 from runtime.fsutil import ensure_free_space, human_bytes
 from runtime.models.registry import sha256_file
 
@@ -104,7 +105,8 @@ def hub_errors(repo: str) -> Iterator[None]:
     import httpx2
     from huggingface_hub import errors as hf
 
-    endpoint = hub_endpoint()
+    endpoint = redact_credentials(hub_endpoint())  # HF_ENDPOINT may hold a mirror's password
+    redact_http_logs()
     try:
         yield
     except RtError:
@@ -134,9 +136,15 @@ def hub_errors(repo: str) -> Iterator[None]:
         raise DownloadError(f"the hub at {endpoint} answered HTTP {status} for {repo}", hint=hint) from exc
     except (httpx2.TransportError, hf.OfflineModeIsEnabled, hf.LocalEntryNotFoundError) as exc:
         raise DownloadError(
-            f"cannot reach the hub at {endpoint} ({type(exc).__name__}: {exc})",
+            f"cannot reach the hub at {endpoint} ({type(exc).__name__}: {redact_credentials(str(exc))})",
             hint="check your connection; set HF_ENDPOINT for a mirror; rerun to resume",
         ) from exc
+
+
+def _host(url: str) -> tuple[str | None, int | None]:
+    """Host and port, without the credentials a netloc may carry."""
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
 
 
 def _status(exc: Exception) -> int | None:
@@ -265,7 +273,7 @@ def _fetch(repo: str, commit: str, part: HubFile, partial: Path, *, token: str |
         meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
         headers = build_hf_headers(token=token)
         location = meta.location or url
-        if urlsplit(location).netloc != urlsplit(endpoint).netloc:
+        if _host(location) != _host(endpoint):
             headers.pop("authorization", None)  # never send the token to a CDN
         resume = partial.stat().st_size if partial.exists() else 0
         if resume:
@@ -288,7 +296,7 @@ def _fetch(repo: str, commit: str, part: HubFile, partial: Path, *, token: str |
                 fh.close()
                 partial.unlink()
                 raise ChecksumError(
-                    f"{part.path} from {repo}: {str(exc).splitlines()[0]}",
+                    f"{part.path} from {repo}: {redact_credentials(str(exc).splitlines()[0])}",
                     hint="run the command again",
                 ) from exc
 

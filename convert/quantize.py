@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from runtime.env import debug
+from runtime.process.crash import log_detail
 from runtime.process.launch import child_environment, python_command
 from runtime.process.lifeline import watch_parent
 from runtime.errors import ConvertError
@@ -121,9 +122,10 @@ def quantize_gguf(
                 process.kill()
                 process.wait()
         stderr.seek(0)
-        tail = stderr.read().decode("utf-8", errors="replace").strip().splitlines()[-3:]
+        tail_text = stderr.read().decode("utf-8", errors="replace").strip().splitlines()[-200:]
     if status is None:
-        detail = f": {' | '.join(tail)}" if tail else ""
+        quoted = log_detail("\n".join(tail_text)) or " | ".join(tail_text[-3:])
+        detail = f": {quoted}" if quoted else ""
         raise ConvertError(
             f"llama.cpp's quantizer {_describe_exit(process.returncode)} while writing {quant} "
             f"from {src.name}{detail}",
@@ -140,7 +142,10 @@ def _child_env() -> dict[str, str]:
     On Windows the default (often cp1252) cannot write a llama.cpp log line holding, say, a CJK
     folder name, and the message would be lost.
     """
-    return {**child_environment(), "PYTHONIOENCODING": "utf-8"}
+    environment = {**child_environment(), "PYTHONIOENCODING": "utf-8"}
+    if not debug():
+        environment["GGML_NO_BACKTRACE"] = "1"  # an abort would attach gdb; its lines are not shown
+    return environment
 
 
 if __name__ == "__main__":
