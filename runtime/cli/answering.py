@@ -26,11 +26,12 @@ logger = logging.getLogger("runtime.cli.answering")
 
 
 def open_rag(model: str | Path | None, index_dir: str | Path | None, load: LoadOptions,
-             generate: GenerateOptions, k: int | None) -> RAG:
-    """The model and index a command asks (missing ones raise errors that say what to do)."""
+             generate: GenerateOptions, k: int | None, remote: Any = None) -> RAG:
+    """The model and index a command asks (missing ones raise errors that say what to do);
+    ``remote``: the command's --llm-url/--embed-url endpoints."""
     from runtime.rag.rag import RAG
 
-    return RAG.open(model, index_dir, load=load, options=generate, k=k)
+    return RAG.open(model, index_dir, load=load, options=generate, k=k, remote=remote)
 
 
 def display_path(path: str) -> str:
@@ -101,7 +102,7 @@ def answer_json(answer: Answer, model: Model, index: Path | None, load: LoadTimi
 
 
 def ask_without_retrieval(question: str, *, model: str | None, system: str | None, as_json: bool,
-                          load: LoadOptions, generate: GenerateOptions) -> None:
+                          load: LoadOptions, generate: GenerateOptions, remote: Any = None) -> None:
     """``rt ask --no-rag``: the model's own answer, printed as :func:`ask_with_retrieval` prints it."""
     import time
 
@@ -111,7 +112,7 @@ def ask_without_retrieval(question: str, *, model: str | None, system: str | Non
     from runtime.rag.rag import LoadTimings
 
     started = time.perf_counter()
-    with Model(model, load) as loaded:
+    with (remote.model() if remote is not None and remote.llm_url else Model(model, load)) as loaded:
         timings = LoadTimings(model_load=time.perf_counter() - started)
         stream = ask_model(loaded, question, system=system or DEFAULT_SYSTEM_PROMPT, options=generate)
         if as_json:
@@ -122,9 +123,9 @@ def ask_without_retrieval(question: str, *, model: str | None, system: str | Non
 
 def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | None, k: int | None,
                        answer_anyway: bool, as_json: bool, load: LoadOptions,
-                       generate: GenerateOptions) -> None:
+                       generate: GenerateOptions, remote: Any = None) -> None:
     """``rt ask`` with retrieval: answer from the index, with numbered sources."""
-    with open_rag(model, index_dir, load, generate, k) as rag:
+    with open_rag(model, index_dir, load, generate, k, remote) as rag:
         stream = rag.stream(question, answer_anyway=answer_anyway)
         if as_json:
             show_notices(stream.notices)

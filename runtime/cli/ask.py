@@ -17,6 +17,8 @@ from runtime.cli.options import (
     generate_options_from,
     load_options_from,
     model_options,
+    remote_from,
+    remote_options,
     sampling_options,
     show_warnings,
 )
@@ -38,6 +40,7 @@ from runtime.errors import ConfigError, InputError
               help=f"System prompt (with --no-rag) [default: {DEFAULT_SYSTEM_PROMPT!r}].")
 @model_options
 @sampling_options
+@remote_options
 def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool, no_rag: bool,
         as_json: bool, system: str | None, **params: Any) -> None:
     """Answer QUESTION from your indexed documents, citing numbered sources.
@@ -58,9 +61,10 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
         from runtime.cli.answering import ask_with_retrieval
 
         ask_with_retrieval(question, model=params["model"], index_dir=index_dir, k=k,
-                           answer_anyway=answer_anyway, as_json=as_json, load=load, generate=generate)
+                           answer_anyway=answer_anyway, as_json=as_json, load=load, generate=generate,
+                           remote=remote_from(params))
         return
     from runtime.cli.answering import ask_without_retrieval
 
     ask_without_retrieval(question, model=params["model"], system=system, as_json=as_json, load=load,
-                          generate=generate)
+                          generate=generate, remote=remote_from(params))

@@ -19,6 +19,8 @@ from runtime.cli.options import (
     generate_options_from,
     load_options_from,
     model_options,
+    remote_from,
+    remote_options,
     sampling_options,
     show_warnings,
 )
@@ -37,6 +39,7 @@ EXIT_WORDS = ("exit", "quit")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per turn (one per line).")
 @model_options
 @sampling_options
+@remote_options
 def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: bool, **params: Any) -> None:
     """Chat about your indexed documents: one question per line, until end of input or `exit`.
 
@@ -47,7 +50,7 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
     show_warnings()
     load, generate = load_options_from(params), generate_options_from(params)
     failed = 0
-    with open_rag(params["model"], index_dir, load, generate, k) as rag:
+    with open_rag(params["model"], index_dir, load, generate, k, remote_from(params)) as rag:
         conversation = rag.chat(answer_anyway=answer_anyway)
         for question in _questions():
             try:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from runtime.index import Hit, Index
     from runtime.index.embedder import Embedder
+    from runtime.llm.remote import RemoteEndpoints
     from runtime.llm.model import Completion, Model
 
 __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage", "Turn"]
@@ -159,7 +160,8 @@ class RAG:
     @classmethod
     def open(cls, model: str | Path | None = None, index: str | Path | None = None, *,
              load: LoadOptions = LoadOptions(), k: int | None = None,
-             threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions()) -> RAG:
+             threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions(),
+             remote: RemoteEndpoints | None = None) -> RAG:
         """Open the index, load its embedding model, then load the language model.
 
         ``model`` is a registry name, a GGUF path or ``None`` (the default); ``index`` a folder
@@ -167,20 +169,22 @@ class RAG:
         loaded; ``k``, ``threshold`` and ``options`` are as for :class:`RAG`. The cheap checks
         come first: a missing model file or a missing index is reported before anything heavy
         is loaded (:class:`ModelNotFoundError` says how to get a model, :class:`IndexNotFoundError`
-        how to build an index).
+        how to build an index). ``remote`` sends generation (``llm_url``) or query embedding
+        (``embed_url``) to OpenAI-compatible servers (docs/serving.md); retrieval stays here.
         """
         from runtime.index import Index
         from runtime.llm.model import Model
         from runtime.models.registry import resolve_model
 
-        model_path = resolve_model(model)
+        generate_remotely = remote is not None and remote.llm_url is not None
+        model_path = None if generate_remotely else resolve_model(model)
         started = time.perf_counter()
-        opened = Index.open(index)
+        opened = Index.open(index, embedder=remote.embedder() if remote is not None and remote.embed_url else None)
         try:
             timer = TimedEmbedder(opened.embedder)
             opened.embedder = timer
             loaded_at = time.perf_counter()
-            language_model = Model(model_path, load)
+            language_model = remote.model() if generate_remotely else Model(model_path, load)  # type: ignore[union-attr]
         except BaseException:
             opened.close()
             raise

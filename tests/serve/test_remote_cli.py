@@ -1,0 +1,48 @@
+"""`rt ask` and `rt chat` with --llm-url / --embed-url against real servers: retrieval stays in rt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from runtime.cli import cli
+from tests.serve.conftest import Server, free_port
+
+
+def _run(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def test_rt_ask_generates_on_llama_cpp_python_server_with_rt_sources(llama_cpp_server: Server,
+                                                                    corpus_index: Path) -> None:
+    result = _run("ask", "--llm-url", llama_cpp_server.url, "--index", str(corpus_index), "--max-tokens", "16",
+                  "--json", "When was the boiler serviced?")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["sources"][0]["path"].endswith("boiler.md")
+    assert data["model"].startswith("SmolLM2") and data["usage"]["completion_tokens"] > 0
+
+
+def test_rt_ask_no_rag_on_a_remote_server(rt_server: Server) -> None:
+    result = _run("ask", "--no-rag", "--llm-url", rt_server.url, "--max-tokens", "6", "Say hello.")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip()
+
+
+def test_rt_chat_with_generation_and_query_embedding_both_remote(rt_server: Server, corpus_index: Path) -> None:
+    result = _run("chat", "--llm-url", rt_server.url, "--embed-url", rt_server.url, "--index", str(corpus_index),
+                  "--max-tokens", "12", "--json", stdin="When does the lease renew?\n")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["sources"][0]["path"].endswith("lease.md")
+
+
+def test_an_unreachable_llm_url_is_one_line_with_the_url(corpus_index: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    result = _run("ask", "--llm-url", url, "--index", str(corpus_index), "anything")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"rt: error: cannot connect to {url} (connection refused)")
+    assert "--llm-url" in lines[-1]
