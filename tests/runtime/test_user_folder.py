@@ -9,7 +9,9 @@ written.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -126,3 +128,45 @@ def test_child_environment_keeps_absolute_pythonpath_entries_only(monkeypatch: p
     entries = child_environment()["PYTHONPATH"].split(os.pathsep)
     assert entries[1:] == [kept]
     assert all(os.path.isabs(e) for e in entries)
+
+
+_PLUGIN = """
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(MARKER, "w");
+    if (f) { fputs("a ggml backend plugin", f); fclose(f); }
+}
+void *ggml_backend_init(void) { return 0; }
+int ggml_backend_score(void) { return 1000; }
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("cc") is None, reason="builds a .so")
+def test_ggml_backend_plugins_in_the_current_folder_are_not_loaded(hostile: tuple[Path, Path]) -> None:
+    # ggml's ggml_backend_load_all() would search the current folder for libggml-*.so
+    folder, marker = hostile
+    source = folder.parent / "plugin.c"
+    source.write_text(_PLUGIN.replace("MARKER", json.dumps(str(marker))), encoding="utf-8")
+    library = folder / "libggml-cuda.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True, timeout=120)
+    for name in ("libggml-cpu.so", "libggml-cpu-haswell.so", "libggml-vulkan.so", "libggml-blas.so"):
+        shutil.copy(library, folder / name)
+    result = _ask(folder)
+    assert not marker.exists(), "a ggml backend plugin from the current folder was loaded"
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_an_embedding_model_folder_cannot_run_its_own_code(hostile: tuple[Path, Path]) -> None:
+    # an index names its embedding model; a downloaded index can name a folder of its own whose
+    # modules.json points sentence-transformers at a module shipped beside it
+    from runtime.errors import ModelLoadError
+    from runtime.index.embedder import SentenceTransformerEmbedder
+
+    folder, marker = hostile
+    model = folder / "embedder"
+    model.mkdir()
+    (model / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "planted.Module"}]))
+    (model / "planted.py").write_text(f"open({str(marker)!r}, 'w').write('planted')\nclass Module: pass\n")
+    with pytest.raises(ModelLoadError, match="cannot load embedding model"):
+        SentenceTransformerEmbedder(str(model))
+    assert not marker.exists(), "the embedding model folder's own code ran"
