@@ -2,17 +2,16 @@
 
 "What does --repack do?" then "And how much memory does it cost?": the second question alone
 names neither --repack nor anything else that finds the repack passage, so it retrieved the
-Windows notes. Before retrieving, a chat question is extended with the informative terms of
-the questions asked just before it: words that are rare in the index (high inverse document
-frequency: names, options, numbers) and that the new question does not already contain. Common
-words are left out, so a question that changes the subject still finds its own passages first
-(measured on follow-up pairs and topic switches built from the eval set:
+Windows notes. Before retrieving, a chat question is extended with the subject of the questions
+asked just before it: the word of an earlier question that the index has a document about
+(rare over the index, concentrated in one document: "repack", "Rhine"), when the new question
+does not already contain it. One word only, so a question that changes the subject still finds
+its own passages first (measured on follow-up pairs and topic switches built from the eval set:
 benchmarks/bench_retrieval.py, docs/retrieval.md).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -40,31 +39,36 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in _QUESTION_WORDS and (len(w) > 2 or w.isdigit())))
 
 
-def informative_terms(text: str, store: TermStore, *, limit: int = 4, max_share: float = 0.12) -> list[str]:
-    """The rarest content words of ``text`` that occur in the index, rarest first.
+def topic_terms(text: str, store: TermStore, *, limit: int = 1, max_share: float = 0.12,
+                min_concentration: float = 0.5) -> list[str]:
+    """The content words of ``text`` that name a subject of the index, strongest first.
 
-    A word found in more than ``max_share`` of the chunks (or in none) is not informative.
+    A subject word is in at most ``max_share`` of the chunks (not a common word) and at least
+    ``min_concentration`` of those lie in one document (a document is about it, rather than
+    mentioning it in passing); the more chunks of that document hold it, the stronger. "repack"
+    qualifies on rt's docs (memory.md); the rarest word of a question often does not: "Lake
+    Constance" appears in one paragraph, and carrying it pulled follow-ups to that paragraph
+    (measured: benchmarks/bench_retrieval.py).
     """
     total = _chunk_count(store)
-    if total == 0:
-        return []
     scored = []
     for word in content_words(text):
-        count = _document_frequency(store, word)
-        if 0 < count <= max(1, max_share * total):
-            scored.append((math.log(total / count), word))
+        count, in_top_document = _spread(store, word)
+        if 0 < count <= max(1, max_share * total) and in_top_document >= min_concentration * count:
+            scored.append((in_top_document, word))
     scored.sort(key=lambda pair: -pair[0])
     return [word for _, word in scored[:limit]]
 
 
 def contextual_query(question: str, earlier: Sequence[str], store: TermStore, *, turns: int = 2,
-                     limit: int = 4) -> str:
-    """``question`` followed by the informative terms of the last ``turns`` earlier questions
-    (most recent first) that it does not already contain; ``question`` itself when there are none."""
+                     limit: int = 1) -> str:
+    """``question`` followed by the subject terms (:func:`topic_terms`) of the last ``turns``
+    earlier questions, most recent first, that it does not already contain; ``question`` itself
+    when there are none."""
     own = set(content_words(question))
     extra: list[str] = []
     for before in reversed(earlier[-turns:]):
-        for term in informative_terms(before, store, limit=limit):
+        for term in topic_terms(before, store, limit=limit):
             if term not in own and term not in extra and len(extra) < limit:
                 extra.append(term)
     return f"{question} {' '.join(extra)}" if extra else question
@@ -74,10 +78,14 @@ def _chunk_count(store: TermStore) -> int:
     return int(store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
 
-def _document_frequency(store: TermStore, word: str) -> int:
+def _spread(store: TermStore, word: str) -> tuple[int, int]:
+    """``(chunks holding word, of which in its most frequent document)`` (FTS5's stemming)."""
     phrase = '"' + word.replace('"', '""') + '"'
     try:
-        return int(store.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
-                                    (phrase,)).fetchone()[0])
+        rows = store.db.execute(
+            "SELECT COUNT(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
+            "GROUP BY c.document_id", (phrase,)).fetchall()
     except sqlite3.OperationalError:  # a word FTS5 cannot parse as a phrase
-        return 0
+        return 0, 0
+    counts = [int(r[0]) for r in rows]
+    return sum(counts), max(counts, default=0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.rag.followup import contextual_query, informative_terms
+from runtime.rag.followup import contextual_query, topic_terms
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FIRST = "What does --repack do?"
@@ -29,9 +29,9 @@ def _about_repacking(hit) -> bool:  # type: ignore[no-untyped-def]
     return Path(hit.path).name == "memory.md" and "repack" in hit.text.lower()
 
 
-def test_informative_terms_are_the_rare_words_of_the_question(docs_index) -> None:  # type: ignore[no-untyped-def]
-    assert informative_terms(FIRST, docs_index.store) == ["repack"]
-    assert informative_terms("What does it do?", docs_index.store) == []
+def test_the_subject_of_a_question_is_a_word_the_index_has_a_document_about(docs_index) -> None:  # type: ignore[no-untyped-def]
+    assert topic_terms(FIRST, docs_index.store) == ["repack"]
+    assert topic_terms("What does it do?", docs_index.store) == []
 
 
 def test_a_follow_up_is_retrieved_with_the_earlier_questions_terms(docs_index) -> None:  # type: ignore[no-untyped-def]
