@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from runtime.fsutil import atomic_path, ensure_free_space, temp_path_for
+from runtime.fsutil import atomic_path, ensure_free_space, sweep_temp_files, temp_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ def link_or_copy(source: Path, target: Path) -> str:
     """
     source = source.resolve()  # a hard link to a symlink (the hub cache's snapshots) would dangle
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in sweep_temp_files(target.parent):  # of dead runs only, never a live one's
+        logger.info("removed %s, left by an interrupted run", leftover.name)
     if target.exists() and os.path.samefile(source, target):
         return "link"
     tmp = temp_path_for(target)

@@ -142,3 +142,22 @@ def test_a_killed_parent_takes_its_quantizer_child_with_it(smollm2_bf16_gguf: Pa
     killed = time.monotonic()
     _wait_for(lambda: _gone(child), "the quantizer outlived its parent by 5 s", seconds=5)
     assert time.monotonic() - killed < 5
+
+
+def test_installing_a_model_sweeps_dead_runs_leftovers_in_the_registry(smollm2_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from runtime.cli import cli
+    from runtime.models.registry import Registry
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = Registry().root
+    root.mkdir(parents=True, exist_ok=True)
+    stale = root / f"{fsutil.TMP_MARK}{dead.pid}-0123abcd-killed-download.gguf"
+    live = fsutil.temp_path_for(root / "in-progress.gguf")  # this process's: alive
+    stale.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    result = CliRunner().invoke(cli, ["convert"])  # installs the embedded model into the registry
+    assert result.exit_code == 0, result.output
+    assert _temp_files(root) == [live]
