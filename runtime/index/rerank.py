@@ -12,12 +12,9 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from runtime.errors import ModelLoadError
-
-if TYPE_CHECKING:
-    from runtime.index.index import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +61,20 @@ class CrossEncoderReranker:
         return [float(s) for s in predicted.reshape(len(texts), -1)[:, -1]]
 
 
-def rerank(reranker: Reranker, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+class RankedHit(Protocol):
+    """A first-stage hit (:class:`runtime.index.index.Hit`): a dataclass with the passage's text and
+    a ``score`` field. A protocol, so this module need not import the index that imports it."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def text(self) -> str: ...
+
+
+_Hit = TypeVar("_Hit", bound=RankedHit)
+
+
+def rerank(reranker: Reranker, query: str, hits: Sequence[_Hit], k: int) -> list[_Hit]:
     """The ``k`` best of ``hits`` by ``reranker``'s score (which becomes each hit's ``score``);
     equal scores keep the first stage's order."""
     scores = reranker.scores(query, [h.text for h in hits])
