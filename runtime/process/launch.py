@@ -21,9 +21,11 @@ from runtime.process.lifeline import PARENT_PID_VARIABLE
 # The folder that holds rt's ``runtime/`` and ``convert/`` packages.
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
+# Under PYTHONSAFEPATH (3.11+) ``-c`` adds no current-directory entry: then rt's folder is
+# inserted, not written over the first real entry (the stdlib's zip on Windows' embeddable Python).
 _BOOTSTRAP = (
-    "import sys, runpy; sys.path[0] = sys.argv[1]; module = sys.argv[2]; del sys.argv[1:3]; "
-    "runpy.run_module(module, run_name='__main__', alter_sys=True)"
+    "import sys, runpy; sys.path[0:0 if getattr(sys.flags, 'safe_path', False) else 1] = [sys.argv[1]]; "
+    "module = sys.argv[2]; del sys.argv[1:3]; runpy.run_module(module, run_name='__main__', alter_sys=True)"
 )
 
 

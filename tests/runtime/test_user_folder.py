@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.process.launch import child_environment
+from runtime.process.launch import PROJECT_ROOT, child_environment, python_command
 from tests.convert import tiny_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +170,22 @@ def test_an_embedding_model_folder_cannot_run_its_own_code(hostile: tuple[Path, 
     with pytest.raises(ModelLoadError, match="cannot load embedding model"):
         SentenceTransformerEmbedder(str(model))
     assert not marker.exists(), "the embedding model folder's own code ran"
+
+
+@pytest.mark.parametrize("safe_path", [False, True])
+def test_a_child_has_rts_folder_first_and_every_other_entry_of_a_plain_start(tmp_path: Path,
+                                                                             safe_path: bool) -> None:
+    # `python -m site` prints the child's sys.path; PYTHONSAFEPATH (3.11+) drops the '' of -c
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    if safe_path:
+        env["PYTHONSAFEPATH"] = "1"
+    plain = subprocess.run([sys.executable, "-I", "-c", "import sys; print(repr(sys.path))"],
+                           capture_output=True, text=True, check=True).stdout
+    child = subprocess.run(python_command("site"), cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True).stdout
+    entries = [line.strip().strip(",").strip("'") for line in child.splitlines() if line.startswith("    '")]
+    assert entries[0] == PROJECT_ROOT
+    assert "" not in entries and str(tmp_path) not in entries
+    for stdlib in eval(plain):  # the interpreter's own entries (the stdlib's zip first) all stay
+        if os.path.exists(stdlib) or stdlib.endswith(".zip"):
+            assert stdlib in entries
