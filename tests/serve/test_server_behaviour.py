@@ -63,6 +63,11 @@ def _wait_for(server: Server, condition, seconds: float = 20.0) -> dict:  # type
         time.sleep(0.05)
 
 
+def _idle_cpu(pid: int) -> bool:
+    """The process used under 10% of a core over a second (a generating one uses far more)."""
+    return psutil.Process(pid).cpu_percent(interval=1.0) < 10
+
+
 def test_a_client_that_disconnects_stops_its_generation(rt_server: Server) -> None:
     before = rt_server.health()
     with httpx.stream("POST", rt_server.url + "/chat/completions", json=LONG, timeout=60) as response:
@@ -75,7 +80,23 @@ def test_a_client_that_disconnects_stops_its_generation(rt_server: Server) -> No
     assert after["queue"]["running"] == 0
     assert time.monotonic() - stopped_at < 20  # 1500 tokens would take far longer on this CPU
     assert after["model_pid"] == before["model_pid"]  # stopped, not killed
+    assert _idle_cpu(after["model_pid"])  # the model process is no longer generating
     assert httpx.post(rt_server.url + "/chat/completions", json=CHAT, timeout=60).status_code == 200
+
+
+def test_a_client_that_disconnects_from_a_rag_answer_stops_its_generation(rt_server: Server) -> None:
+    before = rt_server.health()
+    body = LONG | {"rag": {"answer_anyway": True}}  # not covered: the model's own (long) story
+    with httpx.stream("POST", rt_server.url + "/chat/completions", json=body, timeout=60) as response:
+        pieces = [line for line, _ in zip(response.iter_lines(), range(6))]
+    assert any(p.startswith("data:") for p in pieces)
+    after = _wait_for(rt_server, lambda h: h["generations"]["cancelled"] > before["generations"]["cancelled"]
+                      and h["queue"]["running"] == 0)
+    assert after["generations"]["cancelled"] == before["generations"]["cancelled"] + 1
+    assert after["queue"]["running"] == 0 and after["model_pid"] == before["model_pid"]
+    assert _idle_cpu(after["model_pid"])
+    quick = httpx.post(rt_server.url + "/chat/completions", json=CHAT, timeout=60)
+    assert quick.status_code == 200 and quick.json()["usage"]["completion_tokens"] <= 4
 
 
 @pytest.fixture(scope="module")
