@@ -39,13 +39,14 @@ CLOSE_TIMEOUT = 10.0
 PROBE_TIMEOUT = 300.0
 
 
-def _start_child() -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
+def _start_child(verbose: bool = False) -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
     """The model process (:mod:`runtime.process.child`) on rt's own import path, and the file
-    its stderr goes to: ``None`` (shared with ours) under ``RT_DEBUG``, else a temporary file
-    whose tail :func:`runtime.process.crash.diagnose` quotes, and no gdb backtrace from ggml."""
+    its stderr goes to: ``None`` (shared with ours) under ``RT_DEBUG`` or ``verbose`` (llama.cpp's
+    log asked for), else a temporary file whose tail :func:`runtime.process.crash.diagnose`
+    quotes, and no gdb backtrace from ggml."""
     environment = child_environment()
     log: IO[bytes] | None = None
-    if not env.debug():
+    if not (env.debug() or verbose):
         log = tempfile.TemporaryFile()
         environment["GGML_NO_BACKTRACE"] = "1"  # ggml would attach gdb to print one on abort
     process = subprocess.Popen(python_command("runtime.process.child"), stdin=subprocess.PIPE,
@@ -73,7 +74,7 @@ class WorkerEngine:
 
     def __init__(self, path: str | Path, options: LoadOptions, *, memory: Any = None) -> None:
         self.path, self.options, self._memory = Path(path), options, memory
-        self._process, self._log = _start_child()
+        self._process, self._log = _start_child(options.verbose)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._channel = Channel(self._process.stdout, self._process.stdin)
         self._closed = False
@@ -201,7 +202,7 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
     then loads without repacking.
     """
     probe = replace(options, repack=True, n_ctx=min(options.n_ctx, 256), n_batch=min(options.n_batch, 256))
-    process, log = _start_child()
+    process, log = _start_child(probe.verbose)
     try:
         try:
             process.communicate(encode(("probe", str(path), probe)), timeout=PROBE_TIMEOUT)

@@ -138,3 +138,9 @@ def test_ctrl_c_inside_a_long_prompt_stops_the_model_process_at_once(smollm2_pat
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_PROMPT, str(smollm2_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "interrupted child-gone", (done.stdout, done.stderr[-2000:])
+
+
+def test_verbose_still_shows_llama_cpps_own_log_on_stderr() -> None:
+    result = rt("ask", "--no-rag", QUESTION, "--verbose", "--max-tokens", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "llama_model_loader" in result.stderr  # written by the model process itself
