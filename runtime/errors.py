@@ -150,3 +150,10 @@ class IndexLockedError(RtError, TimeoutError):
 
 class IndexCorruptError(RtError, ValueError):
     """The index files are unreadable or inconsistent."""
+
+
+# --- answers -------------------------------------------------------------------------------
+class UnsupportedAnswerError(RtError, ValueError):
+    """``--strict``: an answer from the documents has no sentence that its cited sources support."""
+
+    exit_code = 4

@@ -58,6 +58,44 @@ def source_lines(answer: Answer) -> list[str]:
     return lines
 
 
+def evidence_lines(answer: Answer) -> list[str]:
+    """Under the answer: for each sentence, the quoted source sentence that supports it (with
+    path and lines), or why it is unsupported."""
+    from runtime.rag.prompt import location_label
+    from runtime.rag.evidence import bare_claim
+
+    lines = []
+    for claim in answer.claims:
+        if claim.supported:
+            best = claim.evidence[0]
+            label = location_label(display_path(best.path), best.page, best.lines)
+            lines.append(f'  [{best.n}] "{best.text}"  ({label})')
+            continue
+        said = bare_claim(claim.text) or claim.text
+        if not claim.cites:
+            why = "cites no source"
+        elif not claim.evidence:
+            why = f"cites [{', '.join(map(str, claim.cites))}], which was not given"
+        else:
+            why = f"not found in [{', '.join(map(str, claim.cites))}]"
+        lines.append(f'  unsupported: "{said}" ({why})')
+    return lines
+
+
+def check_strict(answer: Answer, strict: bool) -> bool:
+    """Warn on stderr when an answer from the documents has no supported sentence; return whether
+    it was such an answer. With ``strict`` that is an error (non-zero exit)."""
+    from runtime.errors import UnsupportedAnswerError
+
+    if answer.supported is not False:
+        return False
+    message = "no sentence of this answer is supported by the sources it cites"
+    if strict:
+        raise UnsupportedAnswerError(message, hint="check it against the sources, or rephrase the question")
+    click.echo(f"rt: note: {message}; check it against the sources", err=True)
+    return True
+
+
 def show_notices(notices: list[str]) -> None:
     """What budgeting left out, on stderr (never silent)."""
     for notice in notices:
@@ -83,6 +121,10 @@ def stream_answer(stream: AnswerStream) -> Answer:
     if answer.sources:
         click.echo("\nSources:")
         for line in source_lines(answer):
+            click.echo(line)
+    if answer.claims:
+        click.echo("\nEvidence:")
+        for line in evidence_lines(answer):
             click.echo(line)
     return answer
 
@@ -123,13 +165,16 @@ def ask_without_retrieval(question: str, *, model: str | None, system: str | Non
 
 def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | None, k: int | None,
                        answer_anyway: bool, as_json: bool, load: LoadOptions,
-                       generate: GenerateOptions, remote: Any = None) -> None:
-    """``rt ask`` with retrieval: answer from the index, with numbered sources."""
+                       generate: GenerateOptions, strict: bool = False, remote: Any = None) -> None:
+    """``rt ask`` with retrieval: answer from the index, with numbered sources and the evidence
+    for each sentence. ``strict``: an answer with no supported sentence is an error."""
     with open_rag(model, index_dir, load, generate, k, remote) as rag:
         stream = rag.stream(question, answer_anyway=answer_anyway)
         if as_json:
             show_notices(stream.notices)
-            data = answer_json(stream.collect(), rag.model, rag.index.folder, rag.load_timings)
+            answer = stream.collect()
+            data = answer_json(answer, rag.model, rag.index.folder, rag.load_timings)
             click.echo(json.dumps(data, ensure_ascii=False))
         else:
-            stream_answer(stream)
+            answer = stream_answer(stream)
+        check_strict(answer, strict)

@@ -34,6 +34,8 @@ from runtime.errors import ConfigError, InputError
 @click.option("--answer-anyway", is_flag=True,
               help="When the documents do not cover the question, let the model answer on its own "
                    "(marked as not from the documents).")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 4 when no sentence of the answer is supported by the sources it cites.")
 @click.option("--no-rag", is_flag=True, help="Answer from the model alone, without retrieval.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
 @click.option("--system", default=None, metavar="TEXT",
@@ -41,8 +43,8 @@ from runtime.errors import ConfigError, InputError
 @model_options
 @sampling_options
 @remote_options
-def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool, no_rag: bool,
-        as_json: bool, system: str | None, **params: Any) -> None:
+def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool, strict: bool,
+        no_rag: bool, as_json: bool, system: str | None, **params: Any) -> None:
     """Answer QUESTION from your indexed documents, citing numbered sources.
 
     \b
@@ -62,7 +64,7 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
 
         ask_with_retrieval(question, model=params["model"], index_dir=index_dir, k=k,
                            answer_anyway=answer_anyway, as_json=as_json, load=load, generate=generate,
-                           remote=remote_from(params))
+                           strict=strict, remote=remote_from(params))
         return
     from runtime.cli.answering import ask_without_retrieval
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from runtime.cli.answering import answer_json, open_rag, show_notices, stream_answer
+from runtime.cli.answering import answer_json, check_strict, open_rag, show_notices, stream_answer
 from runtime.cli.options import (
     generate_options_from,
     load_options_from,
@@ -37,10 +37,13 @@ EXIT_WORDS = ("exit", "quit")
 @click.option("--answer-anyway", is_flag=True,
               help="When the documents do not cover a question, let the model answer on its own.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per turn (one per line).")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 4 at the end when an answer had no sentence supported by its sources.")
 @model_options
 @sampling_options
 @remote_options
-def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: bool, **params: Any) -> None:
+def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: bool, strict: bool,
+         **params: Any) -> None:
     """Chat about your indexed documents: one question per line, until end of input or `exit`.
 
     \b
@@ -49,7 +52,7 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
     """
     show_warnings()
     load, generate = load_options_from(params), generate_options_from(params)
-    failed = 0
+    failed = unsupported = 0
     with open_rag(params["model"], index_dir, load, generate, k, remote_from(params)) as rag:
         conversation = rag.chat(answer_anyway=answer_anyway)
         for question in _questions():
@@ -63,12 +66,19 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
                 continue
             if as_json:
                 show_notices(stream.notices)
-                data = answer_json(stream.collect(), rag.model, rag.index.folder, rag.load_timings)
+                answer = stream.collect()
+                data = answer_json(answer, rag.model, rag.index.folder, rag.load_timings)
                 click.echo(json.dumps(data, ensure_ascii=False))
             else:
-                stream_answer(stream)
+                answer = stream_answer(stream)
                 click.echo()
             sys.stdout.flush()
+            unsupported += check_strict(answer, strict=False)
+    if strict and unsupported:
+        from runtime.errors import UnsupportedAnswerError
+
+        raise UnsupportedAnswerError(f"{unsupported} answer(s) had no sentence supported by the sources they cite",
+                                     hint="check them against the sources")
     if failed:
         raise InputError(f"{failed} question(s) did not fit the context window and were not answered",
                          hint="shorten them or raise --ctx")

@@ -6,9 +6,13 @@ These are plain frozen dataclasses; :meth:`Answer.to_dict` is what ``rt ask --js
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.rag.prompt import location_label
+
+if TYPE_CHECKING:
+    from runtime.rag.coverage import Coverage
+    from runtime.rag.evidence import Claim
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,11 @@ class Timings:
     retrieval: float = 0.0
     query_embedding: float = 0.0
     search: float = 0.0
+    coverage: float = 0.0
     prompt_building: float = 0.0
     prompt_processing: float = 0.0
     generation: float = 0.0
+    evidence: float = 0.0
     total: float = 0.0
 
 
@@ -73,11 +79,13 @@ class Timings:
 class Answer:
     """One answer and everything needed to check it.
 
-    ``covered`` is false when no retrieved passage was similar enough to the question; then
-    ``answer`` says so, unless it was answered anyway (``from_documents`` false, no sources).
-    ``sources`` are exactly the passages given to the model, numbered as cited; ``citations``
-    the numbers the answer cites; ``dropped`` counts retrieved passages left out because they
-    did not fit the context window, ``dropped_turns`` earlier chat turns left out. An answer from the model alone
+    ``covered`` is false when the documents do not cover the question (``coverage`` says why,
+    with the signals it was decided from); then ``answer`` says so, unless it was answered
+    anyway (``from_documents`` false, no sources). ``sources`` are exactly the passages given
+    to the model, numbered as cited; ``citations`` the numbers the answer cites; ``claims``
+    each sentence of the answer with the sentence of its cited source that supports it (or
+    not); ``dropped`` counts retrieved passages left out because they did not fit the context
+    window, ``dropped_turns`` earlier chat turns left out. An answer from the model alone
     (:mod:`runtime.rag.direct`, ``rt ask --no-rag``) has the same fields: no sources, and
     ``covered``, ``best_similarity`` and ``threshold`` ``None`` (nothing was retrieved).
     """
@@ -96,6 +104,16 @@ class Answer:
     timings: Timings
     finish_reason: str
     notices: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
+    claims: list[Claim] = field(default_factory=list)
+
+    @property
+    def supported(self) -> bool | None:
+        """Whether at least one claim is supported by the source it cites (``None`` when the
+        answer is not from the documents)."""
+        if not self.from_documents:
+            return None
+        return any(claim.supported for claim in self.claims)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``rt ask --json`` prints)."""
@@ -114,4 +132,7 @@ class Answer:
             "timings": asdict(self.timings),
             "finish_reason": self.finish_reason,
             "notices": self.notices,
+            "coverage": self.coverage.to_dict() if self.coverage is not None else None,
+            "claims": [claim.to_dict() for claim in self.claims],
+            "supported": self.supported,
         }

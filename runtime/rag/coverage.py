@@ -1,20 +1,21 @@
 """Do the indexed documents cover a question? Decided from the evidence, not from one cosine.
 
-Four cheap signals, all computed on the CPU from what retrieval already produced plus a few
-FTS5 look-ups (:func:`measure`):
+Cheap signals, computed on the CPU from what retrieval already produced plus a few FTS5
+look-ups (:func:`measure`):
 
 - ``best_similarity``: the cosine similarity of the best retrieved passage (dense search);
-- ``term_coverage``: the share of the question's informative terms, weighted by their inverse
-  document frequency over the index, that occur in the retrieved passages. Names, numbers and
-  rare words weigh most, so "Who is the president of the Auvergne region?" scores low on an
-  index where "president" and "region" occur but "Auvergne" does not;
+- ``term_share``: the share of the question's informative terms, weighted by their inverse
+  document frequency over the index, that the best single retrieved passage holds. Names,
+  numbers and rare words weigh most, so "Who is the president of the Auvergne region?" scores
+  low on an index whose passages hold "president" and "region" but never "Auvergne";
 - ``missing_terms``: informative question terms that occur nowhere in the index, and
   ``missing_share`` their share of the question's IDF weight;
-- ``keyword_best``: the best FTS5 BM25 score of the question (reported; its scale depends on the
-  corpus, so the decision does not use it).
+- ``term_coverage`` (all retrieved passages together) and ``keyword_best`` (FTS5's best BM25
+  score, whose scale depends on the corpus) are reported too.
 
-:func:`decide` turns them into a :class:`Coverage` with a one-line reason, using the thresholds
-of :class:`~runtime.config.CoverageOptions`, which were fitted on a dev split (see that class).
+:func:`decide` combines them with the weights of :class:`~runtime.config.CoverageOptions`
+(``score = best_similarity + term_weight * term_share``), fitted on the dev split of
+``benchmarks/bench_answers.py``, and gives a :class:`Coverage` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -80,12 +81,12 @@ def term_frequencies(store: Store, terms: Sequence[str]) -> dict[str, int]:
     return {term: int(store.db.execute(sql, (_phrase(term),)).fetchone()[0]) for term in terms}
 
 
-def terms_in_chunks(store: Store, terms: Sequence[str], ids: Sequence[int]) -> set[str]:
-    """The ``terms`` that occur in at least one of the chunks ``ids``."""
+def chunks_holding(store: Store, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
+    """``term -> the chunks among ids that hold it``."""
     if not ids:
-        return set()
-    sql = f"SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))}) LIMIT 1"
-    return {term for term in terms if store.db.execute(sql, (_phrase(term), *ids)).fetchone()}
+        return {term: set() for term in terms}
+    sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})"
+    return {term: {int(r[0]) for r in store.db.execute(sql, (_phrase(term), *ids))} for term in terms}
 
 
 def idf(document_frequency: int, n_chunks: int) -> float:
@@ -99,17 +100,20 @@ def measure(question: str, hits: Sequence[Hit], index: Index) -> dict[str, Any]:
     store = index.store
     _, n_chunks = store.counts()
     frequency = term_frequencies(store, terms)
-    present = terms_in_chunks(store, terms, [h.chunk_id for h in hits])
+    holding = chunks_holding(store, terms, [h.chunk_id for h in hits])
     weights = {t: idf(frequency.get(t, 0), n_chunks) for t in terms}
     total = sum(weights.values())
     missing = [t for t in terms if frequency.get(t, 0) == 0]
+    per_passage = [sum(weights[t] for t in terms if h.chunk_id in holding[t]) for h in hits]
+    found = [t for t in terms if holding[t]]
     keyword = store.keyword_search(question, 1)
     similarities = [h.similarity for h in hits if h.similarity is not None]
     return {
         "best_similarity": max(similarities) if similarities else None,
-        "term_coverage": sum(weights[t] for t in present) / total if total > 0 else None,
+        "term_share": max(per_passage) / total if total > 0 and per_passage else None,
+        "term_coverage": sum(weights[t] for t in found) / total if total > 0 else None,
         "terms": terms,
-        "terms_found": [t for t in terms if t in present],
+        "terms_found": found,
         "missing_terms": missing,
         "missing_share": sum(weights[t] for t in missing) / total if total > 0 else 0.0,
         "keyword_best": keyword[0][1] if keyword else None,
@@ -118,29 +122,31 @@ def measure(question: str, hits: Sequence[Hit], index: Index) -> dict[str, Any]:
 
 
 def decide(signals: dict[str, Any], options: CoverageOptions = CoverageOptions()) -> Coverage:
-    """Covered when retrieval found passages that are both similar enough and hold enough of
-    the question's informative terms; the reason names the first test that failed."""
+    """Covered when ``best_similarity + term_weight * term_share`` reaches ``min_score`` (without
+    similarities, keyword search: ``term_share`` alone against ``min_term_share``), unless
+    terms the index never mentions carry more than ``max_missing_share`` of the question's
+    weight. The reason says which test failed, with the numbers."""
     best = signals.get("best_similarity")
-    coverage = signals.get("term_coverage")
+    share = signals.get("term_share")
     missing = signals.get("missing_terms") or []
-    if signals.get("chunks", 0) == 0 or (best is None and coverage is None):
+    if not signals.get("chunks") or (best is None and share is None):
         return Coverage(False, "the index holds no passage for this question", signals)
-    if best is not None and best < options.min_similarity:
-        return Coverage(False, f"the best passage is only {best:.2f} similar to the question "
-                               f"(needs {options.min_similarity:.2f})", signals)
-    if signals.get("missing_share", 0.0) > options.max_missing_share and missing:
+    if missing and signals.get("missing_share", 0.0) > options.max_missing_share:
         named = ", ".join(f'"{t}"' for t in missing[:3])
         return Coverage(False, f"the documents never mention {named}", signals)
-    if coverage is not None and coverage < options.min_term_coverage:
-        return Coverage(False, f"the best passages hold {coverage:.0%} of the question's key terms "
-                               f"(needs {options.min_term_coverage:.0%})", signals)
-    if best is not None and coverage is not None and best < options.min_similarity_alone \
-            and coverage < options.min_term_coverage_alone:
-        return Coverage(False, f"the best passage is {best:.2f} similar and holds "
-                               f"{coverage:.0%} of the question's key terms: too little of both", signals)
-    found = f"{coverage:.0%} of the key terms" if coverage is not None else "no key terms to check"
-    similar = f"similarity {best:.2f}" if best is not None else "keyword match"
-    return Coverage(True, f"the passages match the question ({similar}, {found})", signals)
+    share = share or 0.0
+    if best is None:
+        if share < options.min_term_share:
+            return Coverage(False, f"the best passage holds {share:.0%} of the question's key terms "
+                                   f"(needs {options.min_term_share:.0%})", signals)
+        return Coverage(True, f"the best passage holds {share:.0%} of the question's key terms", signals)
+    score = best + options.term_weight * share
+    signals["score"] = round(score, 4)
+    facts = (f"the best passage is {best:.2f} similar to the question and holds {share:.0%} of its "
+             f"key terms (score {score:.2f}")
+    if score < options.min_score:
+        return Coverage(False, f"{facts}, needs {options.min_score:.2f})", signals)
+    return Coverage(True, f"{facts})", signals)
 
 
 def assess(question: str, hits: Sequence[Hit], index: Index,

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from runtime.config import EvidenceOptions
 from runtime.rag.coverage import QUESTION_WORDS
-from runtime.rag.prompt import parse_citations
+from runtime.rag.prompt import SourceLike, parse_citations
 
 if TYPE_CHECKING:
     from runtime.index.embedder import Embedder
-    from runtime.rag.answer import Source
 
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _LEAD = re.compile(r"^\s*(?:according to|as stated in|as per|from|in)\s*(?:source\s*)?\[\d+(?:\s*,\s*\d+)*\]\s*,?\s*",
@@ -125,7 +124,7 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
         leading = _LEADING_CITES.match(text)
         if leading and claims:
             before, cites = claims[-1]
-            claims[-1] = (before + leading.group(0), cites + [n for n in parse_citations(leading.group(0))
+            claims[-1] = (before + " " + leading.group(0).strip(), cites + [n for n in parse_citations(leading.group(0))
                                                                if n not in cites])
             text = text[leading.end():].strip()
         if not _WORD.search(_CITATION.sub("", text)):
@@ -152,7 +151,15 @@ def bare_claim(text: str) -> str:
     return _CITATION.sub("", _LEAD.sub("", text)).strip()
 
 
-def _candidates(source: Source) -> list[tuple[str, int, int]]:
+class CitedSource(SourceLike, Protocol):
+    """A source given to the model, numbered as the answer cites it (:class:`runtime.rag.answer.Source`;
+    a protocol, so that the answer record may name this module's :class:`Claim` without a cycle)."""
+
+    @property
+    def n(self) -> int: ...
+
+
+def _candidates(source: CitedSource) -> list[tuple[str, int, int]]:
     """Sentences of a source and pairs of adjacent ones, as ``(text, start, end)`` offsets."""
     spans = sentences(source.text, prose=True)
     found = [(s.text, s.start, s.end) for s in spans]
@@ -161,14 +168,14 @@ def _candidates(source: Source) -> list[tuple[str, int, int]]:
     return found
 
 
-def _lines_of(source: Source, start: int, end: int) -> tuple[int, int] | None:
+def _lines_of(source: CitedSource, start: int, end: int) -> tuple[int, int] | None:
     if source.lines is None:
         return None
     first = source.lines[0] + source.text.count("\n", 0, start)
     return first, first + source.text.count("\n", start, end)
 
 
-def check_claims(answer: str, sources: Sequence[Source], embedder: Embedder | None,
+def check_claims(answer: str, sources: Sequence[CitedSource], embedder: Embedder | None,
                  options: EvidenceOptions = EvidenceOptions()) -> list[Claim]:
     """The claims of ``answer`` with their evidence in the cited ``sources`` (numbered from 1).
 

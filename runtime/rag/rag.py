@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
-from runtime.config import GenerateOptions, LoadOptions
-from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
+from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions
+from runtime.rag.coverage import Coverage, assess
+from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query
+from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
     ANSWER_PREFIX,
     RAG_STOP,
@@ -50,18 +52,15 @@ __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage"
 
 logger = logging.getLogger(__name__)
 
-# Cosine similarity (all-MiniLM-L6-v2) the best retrieved passage must reach for the documents
-# to count as covering the question. Measured over docs/ (42 chunks, hybrid search, k=5): 30
-# questions the docs answer scored 0.204-0.776 (median 0.47), 30 unrelated ones 0.062-0.342
-# (median 0.13; technical ones highest: "What is a binary search tree?" 0.342, "TCP and UDP"
-# 0.251). No value separates them all; 0.25 misjudges 2 of each. A wrong "not covered" costs
-# a rerun with --answer-anyway; a wrong "covered" lets a model improvise with citations.
-DEFAULT_THRESHOLD = 0.25
+# A single cosine threshold cannot tell covered questions from unrelated ones (on docs/, 0.25
+# misjudged 2 of 30 of each; on SQuAD articles it answered 100% and declined 5% of unanswerable
+# questions): coverage is decided from several signals (runtime.rag.coverage). This is the
+# score (similarity plus weighted key-term share) a question must reach.
+DEFAULT_THRESHOLD = CoverageOptions().min_score
 
 NOT_COVERED = (
-    "The indexed documents do not cover this question (best similarity {best:.2f}, "
-    "threshold {threshold:.2f}). Index documents that do with `rt index PATH`, or use "
-    "--answer-anyway for the model's own, unsourced answer."
+    "The indexed documents do not cover this question: {reason}. Index documents that do with "
+    "`rt index PATH`, or use --answer-anyway for the model's own, unsourced answer."
 )
 ANSWERED_ANYWAY = "[Not from your documents: they do not cover this question. The model's own answer:]"
 
@@ -140,18 +139,23 @@ class LoadTimings:
 class RAG:
     """A model and an index, asked together. Closing the RAG closes both.
 
-    ``k`` overrides the index's default number of passages; ``threshold`` is the similarity
-    the best passage must reach (see :data:`DEFAULT_THRESHOLD`); ``options`` are the default
-    sampling options.
+    ``k`` overrides the index's default number of passages; ``coverage`` decides whether the
+    documents cover a question (``threshold``, when given, replaces its ``min_score``);
+    ``evidence`` when a cited source supports a sentence; ``options`` are the default sampling
+    options.
     """
 
     def __init__(self, model: Model, index: Index, *, k: int | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions(),
+                 threshold: float | None = None, options: GenerateOptions = GenerateOptions(),
+                 coverage: CoverageOptions = CoverageOptions(),
+                 evidence: EvidenceOptions = EvidenceOptions(),
                  timer: TimedEmbedder | None = None, load_timings: LoadTimings = LoadTimings()) -> None:
         self.model = model
         self.index = index
         self.k = k
-        self.threshold = threshold
+        self.coverage = coverage if threshold is None else replace(coverage, min_score=threshold)
+        self.threshold = self.coverage.min_score
+        self.evidence = evidence
         self.options = options
         self.load_timings = load_timings
         self._timer = timer
@@ -236,12 +240,14 @@ class RAG:
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)
         best = best_similarity(hits)
-        covered = bool(hits) and (best is None or best >= self.threshold)
-        logger.debug("retrieved %d passages in %.3fs, best similarity %s", len(hits), retrieval, best)
+        coverage = assess(question, hits, self.index, self.coverage)
+        covered = coverage.covered
+        timings = replace(timings, coverage=time.perf_counter() - started - retrieval)
+        logger.debug("retrieved %d passages in %.3fs; %s", len(hits), retrieval, coverage.reason)
         if not covered and not answer_anyway:
-            text = NOT_COVERED.format(best=best or 0.0, threshold=self.threshold)
-            answer = self._answer(question, text, covered=False, best=best, built=None,
-                                  completion=None, timings=replace(timings, total=retrieval))
+            text = NOT_COVERED.format(reason=coverage.reason)
+            answer = self._answer(question, text, coverage=coverage, best=best, built=None,
+                                  completion=None, timings=replace(timings, total=time.perf_counter() - started))
             return AnswerStream(iter([text]), lambda: answer)
 
         building = time.perf_counter()
@@ -267,15 +273,16 @@ class RAG:
             completion = stream.completion
             assert completion is not None
             final = replace(timings, prompt_processing=completion.prompt_seconds,
-                            generation=completion.generation_seconds,
-                            total=time.perf_counter() - started)
-            return self._answer(question, lead + completion.text, covered=covered, best=best,
-                                built=built, completion=completion, timings=final)
+                            generation=completion.generation_seconds)
+            return self._answer(question, lead + completion.text, coverage=coverage, best=best,
+                                built=built, completion=completion, timings=final, started=started)
 
         return AnswerStream(itertools.chain([lead], stream), finish, built.notices)
 
-    def _answer(self, question: str, text: str, *, covered: bool, best: float | None,
-                built: BuiltPrompt | None, completion: Completion | None, timings: Timings) -> Answer:
+    def _answer(self, question: str, text: str, *, coverage: Coverage, best: float | None,
+                built: BuiltPrompt | None, completion: Completion | None, timings: Timings,
+                started: float | None = None) -> Answer:
+        covered = coverage.covered
         from_documents = covered and built is not None
         given: Sequence[Any] = built.sources if built is not None else []
         sources = [
@@ -283,6 +290,13 @@ class RAG:
                    similarity=h.similarity, text=h.text)
             for n, h in enumerate(given, start=1)
         ]
+        claims = []
+        if from_documents:
+            checking = time.perf_counter()
+            claims = check_claims(text, sources, self.index.embedder, self.evidence)
+            timings = replace(timings, evidence=time.perf_counter() - checking)
+        if started is not None:
+            timings = replace(timings, total=time.perf_counter() - started)
         usage = Usage()
         if completion is not None:
             usage = Usage(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
@@ -301,6 +315,8 @@ class RAG:
             timings=timings,
             finish_reason=completion.finish_reason if completion is not None else "not_covered",
             notices=list(built.notices) if built is not None else [],
+            coverage=coverage,
+            claims=claims,
         )
 
     def chat(self, *, k: int | None = None, options: GenerateOptions | None = None,

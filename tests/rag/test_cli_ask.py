@@ -40,6 +40,7 @@ def test_ask_streams_the_answer_then_the_sources(index_dir: Path, smollm2_path: 
                          "--max-tokens", "40", "-k", "2")
     assert code == 0, err
     answer, _, sources = out.partition("\nSources:\n")
+    sources = sources.partition("\nEvidence:\n")[0]
     assert answer.startswith("According to [") and re.search(r"\[\d\]", answer)
     lines = sources.strip().splitlines()
     assert len(lines) == 2
