@@ -1,7 +1,8 @@
 """Under an address-space limit (``ulimit -v``) rt ends with one line of its own, never a native abort.
 
-Before the check, ``rt ask`` under a 600 MB limit died with SIGABRT inside ``import torch``
-(``std::bad_alloc``) and at 1.5 GB with SIGSEGV, with no word from rt.
+Before the check, ``rt ask`` under a 300 MB limit said "internal error: ImportError", under
+600 MB it died with SIGABRT inside ``import torch`` (``std::bad_alloc``) and under 1.5 GB with
+SIGSEGV, with no word from rt.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_AS as Linux applies it")
-@pytest.mark.parametrize("limit_mb", [600, 1500])
+@pytest.mark.parametrize("limit_mb", [300, 600, 1500])
 def test_rt_ask_under_a_low_address_space_limit_is_one_rt_line(indexed: dict[str, str], limit_mb: int) -> None:
     limit = limit_mb * 1024 * 1024
     result = _rt("ask", "When is the lease up?", "--threads", "1", "--max-tokens", "4", limit=limit, env=indexed)
