@@ -12,7 +12,7 @@ import contextlib
 import errno
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,25 @@ class VectorIndex:
         """``(chunk id, inner product)`` of the ``k`` nearest vectors, best first."""
         if self.size == 0 or k <= 0:
             return []
-        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(k, self.size))
+        with _one_openmp_thread():
+            scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(k, self.size))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+
+@contextlib.contextmanager
+def _one_openmp_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread for a single query: on a busy 2-core machine its threads
+    waiting for each other made a flat search of 10k vectors take 92 ms at p50, against
+    0.3 ms on one thread (benchmarks/bench_retrieval.py; torch has the same trap, see
+    runtime/index/embedder.py). The setting is process-wide, so it is restored after."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def saved_generation_files(folder: Path) -> dict[int, Path]:
