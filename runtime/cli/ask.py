@@ -51,6 +51,9 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
       rt index ~/notes && rt ask "when is the rent due?"
       rt ask --no-rag "What is the capital of France?"     # the model alone
     """
+    from runtime.cli.text_input import repair_text
+
+    question = repair_text(question)  # an argument byte that is not UTF-8 becomes U+FFFD
     if not question.strip():
         raise InputError("the question is empty", hint='ask something: rt ask --no-rag "..."')
     show_warnings()

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from runtime.cli.answering import answer_json, check_strict, open_rag, show_notices, stream_answer
+from runtime.cli.text_input import read_line, repair_text
 from runtime.cli.options import (
     generate_options_from,
     load_options_from,
@@ -90,10 +91,10 @@ def _questions() -> Iterator[str]:
     while True:
         if interactive:
             click.echo("> ", nl=False, err=True)
-        line = sys.stdin.readline()
+        line = read_line()
         if not line:
             return
-        question = line.strip()
+        question = repair_text(line.strip())  # an argument-like surrogate from a lenient stdin
         if question.lower() in EXIT_WORDS:
             return
         if question:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from runtime.index.search import repair_text
 
-__all__ = ["repair_text", "stdin_lines"]
+__all__ = ["read_line", "repair_text", "stdin_lines"]
 
 
 def stdin_lines() -> Iterator[str]:
@@ -26,3 +26,11 @@ def stdin_lines() -> Iterator[str]:
     encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
     for raw in binary:
         yield raw.decode(encoding, "replace").rstrip("\r\n")
+
+
+def read_line() -> str:
+    """One line of standard input with its newline (``""`` at the end), invalid bytes replaced."""
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:
+        return repair_text(sys.stdin.readline())
+    return binary.readline().decode(getattr(sys.stdin, "encoding", None) or "utf-8", "replace")

@@ -155,6 +155,9 @@ class Ingest:
                 if self._written + len(self._buffer) >= self.options.commit_chunks:
                     self._commit()
             self._commit()
+        except BaseException:
+            self._bar.leave = True  # the error starts on a line of its own, after where it stopped
+            raise
         finally:
             self._bar.close()
 
