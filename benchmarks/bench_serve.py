@@ -1,6 +1,6 @@
 """``rt serve`` under concurrent clients on loopback: throughput, time to first token, errors, memory.
 
-    python benchmarks/bench_serve.py [--clients 8] [--seconds 30] [--max-tokens 16] [--model NAME|PATH]
+    python benchmarks/bench_serve.py [--clients 8] [--seconds 30] [--max-tokens 16] [--model NAME|PATH] [--threads N]
 
 Starts ``rt serve`` (the embedded SmolLM2 unless ``--model``) on a free port with a temporary
 RT_HOME, then runs two phases of ``--seconds`` each, every client looping streamed chat requests:
@@ -58,10 +58,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, home: Path, model: str | None) -> subprocess.Popen[bytes]:
+def start_server(port: int, home: Path, model: str | None, threads: int | None) -> subprocess.Popen[bytes]:
     command = RT + ["serve", "--port", str(port), "--ctx", "2048", "--max-queue", "64"]
     if model:
         command += ["--model", model]
+    if threads:
+        command += ["--threads", str(threads)]
     env = dict(os.environ, RT_HOME=str(home), HF_HUB_OFFLINE="1")
     process = subprocess.Popen(command, env=env, cwd=home, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
@@ -136,12 +138,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads [default: rt's, all cores]; 1 on a busy shared machine")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1"
-        server = start_server(port, Path(tmp), args.model)
+        server = start_server(port, Path(tmp), args.model, args.threads)
         try:
             one_request(url, 0, args.max_tokens)  # warm-up: the first prompt fills the KV cache
             before = rss_mib(server)
@@ -152,7 +156,7 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     print(f"rt serve, {args.clients} concurrent streaming clients, {args.seconds:.0f} s per phase, "
-          f"max_tokens {args.max_tokens}")
+          f"max_tokens {args.max_tokens}, threads {args.threads or 'default'}")
     report("1 client", alone)
     report(f"{args.clients} clients", together)
     if alone.requests and together.requests:

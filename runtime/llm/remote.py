@@ -9,8 +9,11 @@ prompt building and generation, so retrieval, coverage and citations stay in rt:
 - ``chat_prompt`` renders messages as plain role-tagged text for counting tokens, and
   remembers them, so that ``stream`` of that text sends the messages themselves to
   ``/v1/chat/completions`` (the server applies its own chat template). Text after the
-  rendered messages (rt's answer prefix) goes as a trailing assistant message, which servers
-  that support prefill continue. Any other text goes to ``/v1/completions`` as is.
+  rendered messages (rt's answer prefix, "According to [") goes as a trailing assistant
+  message, which servers that support prefill continue (llama-server), and the question asks
+  for it too, for those that start a new reply instead (llama-cpp-python's server, Ollama): a
+  reply that repeats the prefix has it taken off, since rt shows it already. Any other text
+  goes to ``/v1/completions`` as is.
 - ``count_tokens`` uses the server's tokenizer endpoint where it has one (``/tokenize`` of
   llama-server and ``rt serve``, ``/extras/tokenize`` of llama-cpp-python), else a
   conservative estimate (one token per 3 bytes); :attr:`RemoteModel.token_counting` says which.
@@ -22,7 +25,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +168,8 @@ class RemoteModel:
         assert stream.completion is not None
         return stream.completion
 
-    def _request(self, prompt: str, options: GenerateOptions) -> tuple[str, dict[str, Any]]:
+    def _request(self, prompt: str, options: GenerateOptions) -> tuple[str, dict[str, Any], str]:
+        """The endpoint, the body, and the answer prefix the reply may repeat."""
         body: dict[str, Any] = {
             "model": self.model_id, "stream": True, "max_tokens": options.max_tokens,
             "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed,
@@ -177,18 +181,20 @@ class RemoteModel:
             if prompt.startswith(rendered):
                 messages = list(self._rendered[rendered])
                 prefill = prompt[len(rendered):]
-                if prefill:
+                if prefill.strip() and messages and messages[-1]["role"] == "user":
+                    asked = f'{messages[-1]["content"]}\n\nBegin your answer with "{prefill.strip()}".'
+                    messages[-1] = {"role": "user", "content": asked}
                     messages.append({"role": "assistant", "content": prefill})
-                return "/chat/completions", body | {"messages": messages}
-        return "/completions", body | {"prompt": prompt}
+                return "/chat/completions", body | {"messages": messages}, prefill.strip()
+        return "/completions", body | {"prompt": prompt}, ""
 
     def _generate(self, prompt: str, options: GenerateOptions) -> Generator[str, None, Completion]:
-        path, body = self._request(prompt, options)
+        path, body, prefix = self._request(prompt, options)
         started = time.perf_counter()
         first: float | None = None
         pieces: list[str] = []
         finish, usage = "stop", None
-        events = self.client.events(path, body)
+        events = _without_prefix(self.client.events(path, body), prefix)
         try:
             for event in events:
                 usage = event.get("usage") or usage
@@ -218,6 +224,46 @@ class RemoteModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _without_prefix(events: Iterator[dict[str, Any]], prefix: str) -> Iterator[dict[str, Any]]:
+    """``events`` with ``prefix`` taken off the start of the reply, when the reply repeats it.
+
+    The reply's first characters are held back until they either match the whole prefix
+    (dropped) or depart from it (sent as they came).
+    """
+    held, deciding = "", bool(prefix)
+    try:
+        for event in events:
+            choices = event.get("choices") or []
+            delta = (choices[0].get("delta") or {}) if choices and "delta" in choices[0] else None
+            text = delta.get("content") if delta is not None else None
+            if not deciding or not text:
+                if deciding and choices and choices[0].get("finish_reason") and held:
+                    deciding = False
+                    yield _with_content(event, held + (text or ""))
+                    continue
+                yield event
+                continue
+            held += text
+            candidate = held.lstrip()
+            if len(candidate) < len(prefix) and prefix.startswith(candidate):
+                continue  # could still be the prefix
+            deciding = False
+            rest = candidate[len(prefix):] if candidate.startswith(prefix) else held
+            yield _with_content(event, rest)
+        if deciding and held:  # the reply ended inside what looked like the prefix
+            yield {"choices": [{"delta": {"content": held}, "finish_reason": None}]}
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+def _with_content(event: dict[str, Any], text: str) -> dict[str, Any]:
+    choice = dict(event["choices"][0])
+    choice["delta"] = dict(choice.get("delta") or {}) | {"content": text}
+    return event | {"choices": [choice, *event["choices"][1:]]}
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,15 @@ def rt_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def start_rt_serve(tmp: Path, *options: str, **env: str) -> Server:
-    """``rt serve`` on a free loopback port, from ``tmp`` (its own RT_HOME there)."""
+    """``rt serve`` on a free loopback port, from ``tmp`` (its own RT_HOME there).
+
+    One thread: on a shared 2-core machine llama.cpp's two threads wait for each other at every
+    token whenever one is descheduled (measured: 16 SmolLM2 tokens in 11.8 s on 2 threads, 0.66 s
+    on one, under a load average of 15).
+    """
     port = free_port()
     command = [sys.executable, "-c", "from runtime.cli import main; main()", "serve", "--port", str(port),
-               "--ctx", "2048", "--threads", "2", *options]
+               "--ctx", "2048", "--threads", "1", *options]
     return start(command, cwd=tmp, env=rt_env(tmp / "rt-home", **env), ready="/health", port=port)
 
 
@@ -124,7 +129,7 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Pat
     port = free_port()
     cwd = tmp_path_factory.mktemp("llama-cpp-server")
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"]
     server = start(command, cwd=cwd, env=dict(os.environ), ready="/v1/models", port=port)
     yield server
     server.stop()
