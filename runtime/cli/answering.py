@@ -18,7 +18,7 @@ import click
 from runtime.config import GenerateOptions, LoadOptions
 
 if TYPE_CHECKING:
-    from runtime.llm.model import Model
+    from runtime.llm.chat_view import LanguageModel
     from runtime.rag.answer import Answer
     from runtime.rag.rag import RAG, AnswerStream, LoadTimings
 
@@ -129,7 +129,7 @@ def stream_answer(stream: AnswerStream) -> Answer:
     return answer
 
 
-def answer_json(answer: Answer, model: Model, index: Path | None, load: LoadTimings) -> dict[str, Any]:
+def answer_json(answer: Answer, model: LanguageModel, index: Path | None, load: LoadTimings) -> dict[str, Any]:
     """The ``--json`` object: the answer's fields, the model, the index (``None`` without
     retrieval) and the load timings; the same keys for every answer (docs/asking.md)."""
     data = answer.to_dict()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from runtime.config import GenerateOptions
 from runtime.llm.chat_template import plain_prompt
 
 if TYPE_CHECKING:
-    from runtime.llm.model import Model
+    from runtime.llm.model import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,32 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+class ModelInfo(Protocol):
+    """What answering reads of a model's metadata (a GGUF's, or a server's)."""
+
+    @property
+    def chat_template(self) -> str | None: ...
+
+
+class LanguageModel(ChatModel, Protocol):
+    """What answering needs from a model: :class:`~runtime.llm.model.Model` (a local GGUF) and
+    :class:`~runtime.llm.remote.RemoteModel` (an OpenAI-compatible server) both have it."""
+
+    path: Path
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream: ...
+
+    def close(self) -> None: ...
+
+
 class PlainChat:
     """A model without a chat template (a base model) seen through the plain layout of
     :func:`runtime.llm.chat_template.plain_prompt`; :attr:`stop` ends its answer."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: LanguageModel) -> None:
         self.model = model
         self.n_ctx = model.n_ctx
         self.stop: tuple[str, ...] = plain_prompt([])[1]
@@ -52,7 +74,7 @@ class PlainChat:
         return self.model.count_tokens(text)
 
 
-def chat_view(model: Model) -> Model | PlainChat:
+def chat_view(model: LanguageModel) -> LanguageModel | PlainChat:
     """``model`` itself, or a :class:`PlainChat` view of it (with a warning) when its GGUF has no
     chat template."""
     if model.info.chat_template:

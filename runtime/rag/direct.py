@@ -18,10 +18,10 @@ from runtime.rag.answer import Answer, Timings, Usage
 from runtime.rag.rag import AnswerStream
 
 if TYPE_CHECKING:
-    from runtime.llm.model import Model
+    from runtime.llm.chat_view import LanguageModel
 
 
-def ask_model(model: Model, question: str, *, system: str | None = DEFAULT_SYSTEM_PROMPT,
+def ask_model(model: LanguageModel, question: str, *, system: str | None = DEFAULT_SYSTEM_PROMPT,
               options: GenerateOptions = GenerateOptions()) -> AnswerStream:
     """Stream the model's own answer to ``question`` (with ``system`` as its system prompt).
 

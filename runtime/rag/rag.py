@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from runtime.index import Hit, Index
     from runtime.index.embedder import Embedder
     from runtime.llm.remote import RemoteEndpoints
-    from runtime.llm.model import Completion, Model
+    from runtime.llm.chat_view import LanguageModel
+    from runtime.llm.model import Completion
 
 __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage", "Turn"]
 
@@ -145,7 +146,7 @@ class RAG:
     options.
     """
 
-    def __init__(self, model: Model, index: Index, *, k: int | None = None,
+    def __init__(self, model: LanguageModel, index: Index, *, k: int | None = None,
                  threshold: float | None = None, options: GenerateOptions = GenerateOptions(),
                  coverage: CoverageOptions = CoverageOptions(),
                  evidence: EvidenceOptions = EvidenceOptions(),
