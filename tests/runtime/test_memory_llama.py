@@ -2,7 +2,7 @@
 
 The load runs in a child process (its native log goes to stderr, and nothing native runs in the
 test process); it only creates the context, never decodes, and keeps use_extra_bufts off as
-every llama.cpp load in rt must on this machine. The context params are runtime.llm.engine's
+every llama.cpp load in rt must on this machine. The context params are runtime.llm.llama_engine's
 (one sequence, logits for one output row, flash attention forced for a quantized cache).
 """
 
@@ -39,7 +39,7 @@ cp.n_outputs_max = 1
 cp.n_threads = cp.n_threads_batch = 1
 cp.type_k = cp.type_v = {"f16": 1, "q8_0": 8}[kv]
 if kv != "f16":
-    cp.flash_attn_type = 1  # enabled, as runtime.llm.engine does for a quantized V cache
+    cp.flash_attn_type = 1  # enabled, as runtime.llm.llama_engine does for a quantized V cache
 cp.no_perf = True
 ctx = L.llama_init_from_model(model, cp)
 sys.exit(0 if ctx else 1)
