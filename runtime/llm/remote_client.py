@@ -166,9 +166,14 @@ class RemoteClient:
                 from None
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    return "connection refused" if "refused" in text.lower() or "111" in text else _one_line(text) or type(exc).__name__
+def _reason(exc: BaseException) -> str:
+    """"connection refused" when the OS said so (httpx wraps the ``ConnectionRefusedError``)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    return _one_line(str(exc)) or type(exc).__name__
 
 
 def _one_line(text: str) -> str:
