@@ -379,13 +379,21 @@ def _usage(result: Result) -> dict[str, Any]:
             "prompt_tokens_details": {"cached_tokens": result.cached_tokens}}
 
 
+COVERAGE_KEYS = ("covered", "from_documents", "best_similarity", "threshold", "citations", "supported",
+                 "dropped", "dropped_turns", "notices")
+
+
 def _extras(result: Result) -> dict[str, Any]:
-    """``usage`` always; ``sources`` and ``coverage`` (as ``rt ask --json`` has them) with RAG."""
+    """``usage`` always; with RAG, ``sources``, ``claims`` (each sentence's evidence) and
+    ``coverage``: the verdict fields of ``rt ask --json`` with its coverage ``reason`` and
+    ``signals``, in one object whose keys never change."""
     extras: dict[str, Any] = {"usage": _usage(result)}
     if result.answer is not None:
         data = result.answer.to_dict()
+        found = data.get("coverage")
+        detail: dict[str, Any] = found if isinstance(found, dict) else {}
         extras["sources"] = data["sources"]
-        extras["coverage"] = data.get("coverage") or {
-            key: data.get(key) for key in ("covered", "from_documents", "best_similarity", "threshold",
-                                           "citations", "dropped", "dropped_turns", "finish_reason", "notices")}
+        extras["claims"] = data.get("claims", [])
+        extras["coverage"] = {key: data.get(key) for key in COVERAGE_KEYS} | {
+            "reason": detail.get("reason"), "signals": detail.get("signals", {})}
     return extras

@@ -66,7 +66,8 @@ def test_rag_answers_with_sources_and_coverage_at_the_top_level(client: openai.O
     extra = answer.model_extra
     assert extra["sources"][0]["path"].endswith("lease.md")
     assert extra["sources"][0]["n"] == 1 and "Harbour Street" in extra["sources"][0]["text"]
-    assert extra["coverage"]["covered"] is True
+    assert extra["coverage"]["covered"] is True and "reason" in extra["coverage"]
+    assert isinstance(extra["claims"], list)
     assert answer.usage.prompt_tokens > 50
     assert answer.choices[0].message.content.startswith("According to [")
 
