@@ -26,7 +26,7 @@ from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canoni
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
 from runtime.index.rerank import Reranker, rerank
-from runtime.index.scan import is_under
+from runtime.index.scan import is_under, path_key
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
 from runtime.index.store import DB_NAME, Store
 from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
@@ -201,7 +201,7 @@ class Index:
 
     def remove(self, paths: Iterable[str | Path]) -> list[str]:
         """Forget the files at or under ``paths`` (and stop refreshing those roots); return what went."""
-        targets = [str(Path(p).expanduser().resolve()) for p in paths]
+        targets = [path_key(Path(p).expanduser().resolve()) for p in paths]
         with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
             gone = [p for p in self.store.documents() if any(is_under(p, t) for t in targets)]
             with self.store.transaction():

@@ -65,6 +65,18 @@ def test_a_name_that_is_not_utf8_is_indexed_escaped_and_a_pdf_without_text_is_na
 
 
 @posix_only
+def test_a_file_with_a_name_that_is_not_utf8_can_be_removed_by_its_path(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bad = docs / os.fsdecode(b"caf\xe9.txt")  # a Latin-1 name
+    bad.write_text("Notes from the cafe.")
+    with Index.open(tmp_path / "ix", create=True, embedder=HashingEmbedder()) as index:
+        assert index.add([docs]).added == [str(docs / "caf\\xe9.txt")]
+        assert index.remove([bad]) == [str(docs / "caf\\xe9.txt")]
+        assert index.stats().documents == 0
+
+
+@posix_only
 def test_a_fifo_given_as_the_path_is_a_clear_error_and_one_inside_a_folder_is_skipped(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
