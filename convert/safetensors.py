@@ -43,6 +43,7 @@ NUMPY_DTYPES: Mapping[str, np.dtype] = {
     "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
 }
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
+MAX_DIMS = 16  # real tensors have at most 5; a bound keeps math.prod of a corrupt shape instant
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class TensorRef:
     @property
     def n_elements(self) -> int:
         return math.prod(self.shape)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a corrupt header must not flood the one-line error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _bad(path: Path, what: str) -> ConvertError:
@@ -90,8 +97,10 @@ def read_header(path: Path) -> dict[str, TensorRef]:
                            hint="download the checkpoint again") from None
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(path, f"the header is not valid JSON ({exc})") from None
+    except RecursionError:  # json recurses per nesting level: '[' * 100_000 exhausts the stack
+        raise _bad(path, "the header's JSON is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of more than 4,300 digits
+        raise _bad(path, f"the header is not valid JSON ({str(exc)[:100]})") from None
     if not isinstance(header, dict):
         raise _bad(path, "the header is not a JSON object")
     data_start = 8 + header_len
@@ -104,21 +113,21 @@ def read_header(path: Path) -> dict[str, TensorRef]:
 
 def _tensor_ref(path: Path, name: str, entry: object, data_start: int, size: int) -> TensorRef:
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
-        raise _bad(path, f"tensor {name!r} lacks dtype, shape or data_offsets")
+        raise _bad(path, f"tensor {_short(name)} lacks dtype, shape or data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPE_SIZES:
-        raise _bad(path, f"tensor {name!r} has unknown dtype {dtype!r}")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-        raise _bad(path, f"tensor {name!r} has an invalid shape {shape!r}")
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+        raise _bad(path, f"tensor {_short(name)} has unknown dtype {_short(dtype)}")
+    if not (isinstance(shape, list) and len(shape) <= MAX_DIMS and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise _bad(path, f"tensor {_short(name)} has an invalid shape {_short(shape)}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-        raise _bad(path, f"tensor {name!r} has invalid data_offsets {offsets!r}")
+        raise _bad(path, f"tensor {_short(name)} has invalid data_offsets {_short(offsets)}")
     begin, end = offsets
     expected = math.prod(shape) * DTYPE_SIZES[dtype]
     if not 0 <= begin <= end or end - begin != expected:
-        raise _bad(path, f"tensor {name!r} spans {end - begin} bytes, its shape needs {expected}")
+        raise _bad(path, f"tensor {_short(name)} spans {end - begin} bytes, its shape needs {expected}")
     if data_start + end > size:
         raise _bad(
-            path, f"tensor {name!r} ends at byte {data_start + end}, past the end of the "
+            path, f"tensor {_short(name)} ends at byte {data_start + end}, past the end of the "
             f"{size}-byte file (truncated download?)",
         )
     return TensorRef(name, dtype, tuple(shape), path, data_start + begin, expected)

@@ -39,6 +39,27 @@ MAX_TENSOR_NAME = 63  # GGML_MAX_NAME is 64 including the NUL; llama.cpp rejects
 MAX_KEY = 1 << 16  # KV keys are short dotted names; anything longer is corruption
 MAX_STRING = 1 << 26  # 64 MiB: far above any real value (chat templates are ~10-100 KB)
 SMALL_ARRAY = 1024  # numeric arrays up to this length are kept (per-layer head counts)
+# Bounds on the counts a header declares. Each is far above any real model (Gemma 3's vocabulary
+# of 262,144 tokens is the largest array we know; DeepSeek V3's ~1,150 tensors, ~50 KV pairs)
+# and low enough that a loop or a tuple sized by a corrupt count ends in well under a second.
+MAX_KV = 1 << 16
+MAX_TENSORS = 1 << 16
+MAX_ARRAY = 1 << 21  # elements of one array
+MAX_ITEMS = 1 << 22  # strings and nested arrays read one by one, over the whole header
+MAX_DIM = 1 << 62  # ggml's dims are int64; a product check alone misses (2**64 - 1, 0)
+# Model counts rt sizes things by ({arch}.key -> smallest, largest allowed). block_count's
+# bound is llama.cpp's LLAMA_MAX_LAYERS; the others leave orders of magnitude of headroom.
+COUNT_BOUNDS: Mapping[str, tuple[int, int]] = {
+    gguf.Keys.LLM.BLOCK_COUNT: (1, 512),
+    gguf.Keys.LLM.CONTEXT_LENGTH: (0, 1 << 28),
+    gguf.Keys.LLM.EMBEDDING_LENGTH: (0, 1 << 20),
+    gguf.Keys.LLM.FEED_FORWARD_LENGTH: (0, 1 << 22),
+    gguf.Keys.LLM.VOCAB_SIZE: (0, 1 << 24),
+    gguf.Keys.Attention.HEAD_COUNT: (0, 1 << 16),
+    gguf.Keys.Attention.HEAD_COUNT_KV: (0, 1 << 16),
+    gguf.Keys.Attention.KEY_LENGTH: (0, 1 << 16),
+    gguf.Keys.Attention.VALUE_LENGTH: (0, 1 << 16),
+}
 _CHUNK = 1 << 20
 
 _SCALARS: dict[gguf.GGUFValueType, struct.Struct] = {
@@ -142,6 +163,13 @@ class _Reader:
     def __init__(self, fh, size: int) -> None:  # type: ignore[no-untyped-def]
         self.fh, self.size = fh, size
         self.buf, self.pos, self.base = b"", 0, 0  # base: file offset of buf[0]
+        self.items_left = MAX_ITEMS
+
+    def count_items(self, n: int) -> None:
+        """Spend ``n`` of the header's budget of one-by-one reads (see MAX_ITEMS)."""
+        self.items_left -= n
+        if self.items_left < 0:
+            raise _Corrupt(f"the header holds more than {MAX_ITEMS} strings and arrays (at offset {self.offset})")
 
     @property
     def offset(self) -> int:
@@ -187,6 +215,25 @@ class _Reader:
         self.fh.seek(target)
         self.buf, self.pos, self.base = b"", 0, target
 
+    def strings(self, count: int) -> list[bytes]:
+        """``count`` strings in a row: a local loop over the window (a vocabulary is 50k-260k strings,
+        ~4x faster than :meth:`string` each), with :meth:`string` where one crosses the window's end."""
+        unpack, buf, pos, size = _U64.unpack_from, self.buf, self.pos, len(self.buf)
+        out: list[bytes] = []
+        append = out.append
+        for _ in range(count):
+            if pos + 8 <= size:
+                end = pos + 8 + unpack(buf, pos)[0]
+                if end <= size:
+                    append(buf[pos + 8 : end])
+                    pos = end
+                    continue
+            self.pos = pos
+            append(self.string())
+            buf, pos, size = self.buf, self.pos, len(self.buf)
+        self.pos = pos
+        return out
+
     def string(self, limit: int = MAX_STRING, what: str = "a string") -> bytes:
         n = self.u64()
         if n > limit:
@@ -206,6 +253,8 @@ def _read_array(r: _Reader, depth: int = 0) -> object:
     if etype == gguf.GGUFValueType.ARRAY and depth >= 2:  # a corrupt file could nest until the stack breaks
         raise _Corrupt(f"arrays nested {depth + 2} deep at offset {r.offset}")
     count = r.u64()
+    if count > MAX_ARRAY:
+        raise _Corrupt(f"an array of {count} values at offset {r.offset - 8} is implausible (at most {MAX_ARRAY})")
     min_size = 8 if etype == gguf.GGUFValueType.STRING else _SCALARS[etype].size if etype in _SCALARS else 12
     if count * min_size > r.size - r.offset:
         raise _EndOfFile(f"an array of {count} {etype.name.lower()} values needs at least {count * min_size} "
@@ -215,18 +264,47 @@ def _read_array(r: _Reader, depth: int = 0) -> object:
     if etype in _SCALARS:
         r.skip(count * _SCALARS[etype].size)
     elif etype == gguf.GGUFValueType.STRING:
-        for _ in range(count):
-            r.skip(_bounded(r.u64(), r))
+        r.count_items(count)
+        r.strings(count)
     else:
+        r.count_items(count)
         for _ in range(count):  # arrays of arrays: legal, rare
             _read_array(r, depth + 1)
     return GGUFArray(etype.name.lower(), count)
 
 
-def _bounded(n: int, r: _Reader) -> int:
-    if n > MAX_STRING:
-        raise _Corrupt(f"a string of {n} bytes at offset {r.offset - 8} is implausible")
-    return n
+def _read_tokens(path: Path, r: _Reader) -> GGUFArray:
+    """The token list, checked for duplicates as llama.cpp's vocabulary loader asserts (it aborts on one)."""
+    etype = _value_type(r.u32())
+    count = r.u64()
+    if etype != gguf.GGUFValueType.STRING:
+        raise _Corrupt(f"the token list is an array of {etype.name.lower()}, not of strings")
+    if count > MAX_ARRAY:
+        raise _Corrupt(f"a token list of {count} strings at offset {r.offset - 8} is implausible")
+    if count * 8 > r.size - r.offset:
+        raise _EndOfFile(f"a token list of {count} strings needs at least {count * 8} bytes, but the file "
+                         f"ends {r.size - r.offset} bytes later")
+    r.count_items(count)
+    # llama.cpp renames an empty token to "[EMPTY_<id>]" before it checks for duplicates
+    tokens = [token or f"[EMPTY_{i}]".encode() for i, token in enumerate(r.strings(count))]
+    if len(set(tokens)) == len(tokens):
+        return GGUFArray("string", count)
+    seen: dict[bytes, int] = {}
+    for token_id, token in enumerate(tokens):
+        first = seen.setdefault(token, token_id)
+        if first != token_id:
+            raise ModelFileError(
+                f"{path}: token {_shown(token.decode('utf-8', errors='replace'))} appears twice in the "
+                f"vocabulary (ids {first} and {token_id}); llama.cpp cannot load it", path=path,
+                hint="the file is corrupt; convert or download it again",
+            )
+    raise AssertionError("unreachable: a duplicate was counted")
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a corrupt value must not flood the one-line error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_value(r: _Reader, vtype: gguf.GGUFValueType) -> object:
@@ -254,6 +332,8 @@ def _read_tensor_info(r: _Reader) -> _Tensor:
     if n_dims > MAX_DIMS:
         raise _Corrupt(f"tensor {name!r} claims {n_dims} dimensions (at most {MAX_DIMS})")
     shape = tuple(r.u64() for _ in range(n_dims))
+    if any(dim >= MAX_DIM for dim in shape):
+        raise _Corrupt(f"tensor {name!r} claims shape {shape}, which is implausible")
     raw_type, offset = r.u32(), r.u64()
     try:
         qtype = gguf.GGMLQuantizationType(raw_type)
@@ -349,14 +429,25 @@ def _read_header(path: Path, r: _Reader) -> tuple[dict[str, object], list[_Tenso
             f"{path}: the header says {n_tensors} tensors and {n_kv} metadata entries, more than a file of "
             f"{r.size} bytes can hold", path=path, hint="the file is corrupt; download it again",
         )
+    for field_name, count, limit in (("tensor count", n_tensors, MAX_TENSORS), ("metadata count", n_kv, MAX_KV)):
+        if count > limit:
+            raise ModelFileError(f"{path}: the header's {field_name} is {count}, implausibly many (at most {limit})",
+                                 path=path, hint="the file is corrupt; download it again")
     metadata: dict[str, object] = {}
     for index in range(n_kv):
         key = ""
         try:
             key = r.string(limit=MAX_KEY, what="a key").decode("utf-8", errors="replace")
-            metadata[key] = _read_value(r, _value_type(r.u32()))
+            if key in metadata:  # llama.cpp's gguf_init refuses duplicate keys too
+                raise ModelFileError(f"{path}: metadata key {_shown(key)} appears twice in the header",
+                                     path=path, hint="the file is corrupt; convert or download it again")
+            vtype = _value_type(r.u32())
+            if key == gguf.Keys.Tokenizer.LIST and vtype == gguf.GGUFValueType.ARRAY:
+                metadata[key] = _read_tokens(path, r)
+            else:
+                metadata[key] = _read_value(r, vtype)
         except _Corrupt as exc:
-            where = f"metadata entry {index + 1} of {n_kv}" + (f" ({key})" if key else "")
+            where = f"metadata entry {index + 1} of {n_kv}" + (f" ({_shown(key)[1:-1]})" if key else "")
             raise _header_error(path, where, exc) from None
     tensors: list[_Tensor] = []
     seen: set[str] = set()
@@ -378,7 +469,7 @@ def _read_header(path: Path, r: _Reader) -> tuple[dict[str, object], list[_Tenso
         tensors.append(tensor)
     alignment = metadata.get(gguf.Keys.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-        raise ModelFileError(f"{path}: general.alignment is {alignment!r}, not a power of two", path=path,
+        raise ModelFileError(f"{path}: general.alignment is {_shown(alignment)}, not a power of two", path=path,
                              hint="the file is corrupt; convert or download it again")
     data_start = -(-r.offset // alignment) * alignment
     _check_tensor_data(path, r.size, tensors, data_start, alignment)
@@ -416,16 +507,21 @@ def _describe(path: Path, size: int, version: int, metadata: dict[str, object],
     if not isinstance(arch, str) or not arch:
         raise ModelFileError(f"{path} has no general.architecture in its metadata", path=path,
                              hint="the file was not written by a GGUF converter; convert the model again")
+    if len(arch) > 64 or not arch.isprintable():
+        raise ModelFileError(f"{path}: general.architecture is {_shown(arch)}, not an architecture name",
+                             path=path, hint="the file is corrupt; convert or download it again")
     if arch == "clip":
         raise UnsupportedModelError(f"{path} is a vision projector (mmproj), not a language model",
                                     hint="point rt at the model's main GGUF file")
     known_archs.check_supported(arch, path)
+    for key, (low, high) in COUNT_BOUNDS.items():
+        _check_count(path, key.format(arch=arch), metadata, low, high)
 
     def arch_int(key: str, default: int = 0) -> int:
         value = metadata.get(key.format(arch=arch), default)
         if isinstance(value, tuple):  # per-layer values: the largest one bounds the memory
             value = max(value, default=default)
-        return int(value) if isinstance(value, (int, float)) else default
+        return int(value) if isinstance(value, int) else default
 
     n_embd = arch_int(gguf.Keys.LLM.EMBEDDING_LENGTH)
     n_head = arch_int(gguf.Keys.Attention.HEAD_COUNT)
@@ -446,6 +542,29 @@ def _describe(path: Path, size: int, version: int, metadata: dict[str, object],
         chat_template=template if isinstance(template, str) and template.strip() else None,
         metadata=metadata,  # a plain dict so that GGUFInfo pickles (the model runs in a child process)
     )
+
+
+def _check_count(path: Path, key: str, metadata: Mapping[str, object], low: int, high: int) -> None:
+    """A count rt sizes things by must be a whole number (or one per layer) within ``[low, high]``.
+
+    block_count is required (llama.cpp aborts on 0); the other counts may be absent.
+    """
+    value = metadata.get(key)
+    if value is None:
+        if low > 0:
+            raise ModelFileError(f"{path} has no {key} in its metadata", path=path,
+                                 hint="the file was not written by a GGUF converter; convert the model again")
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ModelFileError(f"{path}: {key} is {_shown(value)}, not a whole number", path=path,
+                             hint="the file is corrupt; convert or download it again")
+    for v in values:
+        if not low <= v <= high:  # type: ignore[operator]
+            raise ModelFileError(
+                f"{path}: {key} is {v}, outside the plausible range {low} to {high}", path=path,
+                hint="the file is corrupt; convert or download it again",
+            )
 
 
 def _quantization(metadata: Mapping[str, object], tensors: list[_Tensor]) -> str:
