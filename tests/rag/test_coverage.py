@@ -60,7 +60,7 @@ def test_a_name_the_index_never_mentions_declines_even_when_similar(index: Index
 def test_similarity_and_key_terms_add_up_to_the_score(index: Index) -> None:
     question = "How long do Krellian tomatoes take to ripen?"
     signals = measure(question, index.search(question), index)
-    score = signals["best_similarity"] + 0.68 * signals["term_share"]
+    score = signals["best_similarity"] + CoverageOptions().term_weight * signals["term_share"]
     assert decide(dict(signals), CoverageOptions(min_score=score - 0.01)).covered
     declined = decide(dict(signals), CoverageOptions(min_score=score + 0.01))
     assert not declined.covered and f"score {score:.2f}" in declined.reason
