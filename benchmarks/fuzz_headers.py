@@ -73,6 +73,8 @@ def run(name: str, source: Path, cases: int, seed: int, workdir: Path, bound_s: 
             break
         faulthandler.dump_traceback_later(max(60.0, 10 * bound_s), exit=True)  # a true hang: a stack, not silence
         report.record(mutate(), check, bound_s)
+        if report.cases % 1000 == 0:
+            print(f"{name}: ... {report.summary()}", flush=True)
     faulthandler.cancel_dump_traceback_later()
     elapsed = time.perf_counter() - start
     print(f"{name}: {report.summary()}; {elapsed:.0f} s ({elapsed / max(report.cases, 1) * 1000:.0f} ms/case)")

@@ -216,7 +216,7 @@ def suggestions(info: GGUFInfo, options: LoadOptions, est: MemoryEstimate) -> li
         tips.append("without --repack (it keeps a second copy of the weights)")
     room = est.available - est.weights - est.compute  # after dropping --repack
     per_token = kv_bytes_per_token(info, options.kv_type)
-    if room > 0:
+    if room > 0 and per_token > 0:  # 0: no attention layer has a KV cache (or a file declares none)
         fitting = min(effective_ctx(info, options) // 2, room // per_token // 256 * 256)
         if fitting >= 256:
             tips.append(f"--ctx {fitting}")

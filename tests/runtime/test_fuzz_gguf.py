@@ -172,3 +172,16 @@ def test_cli_on_fuzzed_files(tmp_path: Path, smollm2_path: Path, smollm2_layout:
         assert "Traceback" not in result.stderr and result.stdout == ""
         if path.name.startswith("blocks-"):
             assert "llama.block_count is" in lines[0]
+
+
+def test_no_kv_heads_in_the_memory_advice(tmp_path: Path, smollm2_path: Path, smollm2_layout: GGUFLayout) -> None:
+    """head_count_kv = 0 (legal: no KV cache) must not divide by zero when `rt info` suggests a --ctx."""
+    from click.testing import CliRunner
+
+    from runtime.cli import cli
+
+    f = _field(smollm2_layout, "llama.attention.head_count_kv")
+    path = patched(smollm2_layout, smollm2_path, tmp_path / "m.gguf", (f, struct.pack("<I", 0)))
+    result = CliRunner().invoke(cli, ["info", str(path), "--repack"], env={"RT_MEMORY_LIMIT": "150M"})
+    assert result.exit_code == 0, result.output
+    assert "KV cache 0 B" in result.stdout and "try without --repack" in result.stdout
