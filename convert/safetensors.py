@@ -95,6 +95,8 @@ def read_header(path: Path) -> dict[str, TensorRef]:
     except FileNotFoundError:
         raise ConvertError(f"shard {path.name} is missing from {path.parent}",
                            hint="download the checkpoint again") from None
+    if not raw.rstrip(b" ").endswith(b"}"):  # an object padded with spaces; checked before decoding 100 MB
+        raise _bad(path, "the header is not a JSON object (a wrong header length?)")
     try:
         header = json.loads(raw)
     except RecursionError:  # json recurses per nesting level: '[' * 100_000 exhausts the stack

@@ -45,11 +45,24 @@ def test_the_real_header_reads(minilm_safetensors: Path) -> None:
     assert len(tensors) == 104 and {ref.dtype for ref in tensors.values()} == {"F32", "I64"}
 
 
-@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
-def test_deep_nesting(tmp_path: Path, opening: bytes) -> None:
-    closing = b"]" if opening == b"[" else b"}"
-    body = opening * 100_000 + (b"" if opening == b"[" else b"1") + closing * 100_000
-    _refused(_write(tmp_path / "x.safetensors", body), "nested too deeply")
+@pytest.mark.parametrize(("body", "words"), [
+    (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
+    (b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b"[" * 100_000 + b"]" * 100_000, "not a JSON object"),
+])
+def test_deep_nesting(tmp_path: Path, body: bytes, words: str) -> None:
+    _refused(_write(tmp_path / "x.safetensors", body), words)
+
+
+def test_a_header_length_past_the_json(tmp_path: Path, minilm_safetensors: Path) -> None:
+    """A header length that takes in the tensor data is refused before 90 MB are decoded."""
+    header, size = safetensors_header(minilm_safetensors)
+    path = _write(tmp_path / "x.safetensors", header, size)
+    with open(path, "r+b") as fh:
+        fh.write(struct.pack("<Q", size - 8))
+        fh.seek(size - 1)
+        fh.write(b"\x01")
+    _refused(path, "the header is not a JSON object (a wrong header length?)")
 
 
 def test_an_integer_of_5000_digits(tmp_path: Path) -> None:

@@ -185,3 +185,27 @@ def test_no_kv_heads_in_the_memory_advice(tmp_path: Path, smollm2_path: Path, sm
     result = CliRunner().invoke(cli, ["info", str(path), "--repack"], env={"RT_MEMORY_LIMIT": "150M"})
     assert result.exit_code == 0, result.output
     assert "KV cache 0 B" in result.stdout and "try without --repack" in result.stdout
+
+
+def test_ask_on_fuzzed_files_that_pass_the_preflight(tmp_path: Path, smollm2_path: Path,
+                                                      smollm2_layout: GGUFLayout) -> None:
+    """Mutations inspect_gguf accepts reach llama.cpp: an answer or one error line, never a crash."""
+    rng, size, passing = random.Random(12), smollm2_path.stat().st_size, []
+    while len(passing) < 4:
+        target = tmp_path / f"fuzz-{len(passing)}.gguf"
+        if mutate_gguf(rng, smollm2_layout, size, target) == "byte-run":
+            continue
+        try:
+            inspect_gguf(target)
+        except RtError:
+            continue
+        passing.append(target)
+    codes = []
+    for path in passing:
+        result = _rt("ask", "--no-rag", "--model", str(path), "--max-tokens", "4", "hi")
+        codes.append(result.returncode)
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, (path.name, result.stderr)
+        if result.returncode:
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("rt: error: "), result.stderr
+    assert 1 in codes  # seed 12 includes files llama.cpp itself refuses
