@@ -40,12 +40,13 @@ def content_words(text: str) -> list[str]:
 
 
 def topic_terms(text: str, store: TermStore, *, limit: int = 1, max_share: float = 0.12,
-                min_concentration: float = 0.5) -> list[str]:
+                min_concentration: float = 0.5, min_chunks: int = 3) -> list[str]:
     """The content words of ``text`` that name a subject of the index, strongest first.
 
     A subject word is in at most ``max_share`` of the chunks (not a common word) and at least
-    ``min_concentration`` of those lie in one document (a document is about it, rather than
-    mentioning it in passing); the more chunks of that document hold it, the stronger. "repack"
+    ``min_concentration`` of those, and ``min_chunks`` or more, lie in one document (a document
+    is about it, rather than mentioning it in passing); the more chunks of that document hold
+    it, the stronger. "repack"
     qualifies on rt's docs (memory.md); the rarest word of a question often does not: "Lake
     Constance" appears in one paragraph, and carrying it pulled follow-ups to that paragraph
     (measured: benchmarks/bench_retrieval.py).
@@ -54,7 +55,8 @@ def topic_terms(text: str, store: TermStore, *, limit: int = 1, max_share: float
     scored = []
     for word in content_words(text):
         count, in_top_document = _spread(store, word)
-        if 0 < count <= max(1, max_share * total) and in_top_document >= min_concentration * count:
+        if (0 < count <= max(1, max_share * total) and in_top_document >= min_chunks
+                and in_top_document >= min_concentration * count):
             scored.append((in_top_document, word))
     scored.sort(key=lambda pair: -pair[0])
     return [word for _, word in scored[:limit]]
@@ -64,7 +66,10 @@ def contextual_query(question: str, earlier: Sequence[str], store: TermStore, *,
                      limit: int = 1) -> str:
     """``question`` followed by the subject terms (:func:`topic_terms`) of the last ``turns``
     earlier questions, most recent first, that it does not already contain; ``question`` itself
-    when there are none."""
+    when there are none, or when it names a subject of its own (it changes the subject: carrying
+    the old one cost 4-7 points of hit@1 on topic switches, 1 point with this check)."""
+    if topic_terms(question, store):
+        return question
     own = set(content_words(question))
     extra: list[str] = []
     for before in reversed(earlier[-turns:]):
