@@ -49,7 +49,7 @@ def source_lines(answer: Answer) -> list[str]:
 
     lines = []
     for source in answer.sources:
-        label = location_label(display_path(source.path), source.page, source.lines)
+        label = location_label(display_path(source.path), source.page, source.lines, source.location)
         facts = [f"similarity {source.similarity:.2f}" if source.similarity is not None
                  else f"score {source.score:.3f}"]
         if source.n in answer.citations:

@@ -26,7 +26,7 @@ _DEFAULTS = IndexOptions()
 @click.option("--rerank", "rerank_model", default=None, metavar="MODEL",
               help="Rescore the first hits with a sentence-transformers CrossEncoder (folder or HF repo).")
 @click.option("--json", "as_json", is_flag=True,
-              help="A JSON list of {path, page, lines, score, similarity, text} (one list per query).")
+              help="A JSON list of {path, page, lines, location, score, similarity, text} (one list per query).")
 def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_model: str | None,
            rerank_model: str | None, as_json: bool) -> None:
     """Search the index for QUERY; `-` reads one query per line from stdin."""
@@ -56,6 +56,7 @@ def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_mode
 
 def _hit_dict(hit) -> dict:  # type: ignore[no-untyped-def]
     return {"path": hit.path, "page": hit.page, "lines": list(hit.lines) if hit.lines else None,
+            "location": hit.location,
             "score": hit.score, "similarity": hit.similarity, "chunk_id": hit.chunk_id, "text": hit.text}
 
 
@@ -68,7 +69,7 @@ def _print_hits(query: str, hits: Sequence, *, several: bool) -> None:  # type: 
     from runtime.rag.prompt import where_label
 
     for rank, hit in enumerate(hits, start=1):
-        where = where_label(hit.page, hit.lines)
+        where = where_label(hit.page, hit.lines, hit.location)
         similarity = f"  similarity {hit.similarity:.2f}" if hit.similarity is not None else ""
         click.echo(f"{rank}. {display_path(hit.path)}  {where}  score {hit.score:.4g}{similarity}")
         snippet = " ".join(hit.text.split())

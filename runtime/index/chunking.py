@@ -34,6 +34,7 @@ class Chunk:
     lines: tuple[int, int] | None
     chars: tuple[int, int]
     n_tokens: int
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def chunk_section(
         if section.line_anchors:
             lines = (section.line_at(start) or 1, section.line_at(end - 1) or 1)
         chars = (section.offset + start, section.offset + end)
-        chunks.append(Chunk(text[start:end], section.page, lines, chars, tokens.count(start, end)))
+        chunks.append(Chunk(text[start:end], section.page, lines, chars, tokens.count(start, end),
+                            section.location))
         if j >= len(units):
             break
         i = _overlap_start(units, i, j, tokens, overlap)

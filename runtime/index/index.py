@@ -55,6 +55,7 @@ class Hit:
     chunk_id: int
     similarity: float | None = None
     chars: tuple[int, int] | None = None
+    location: str | None = None  # "slide 7", "Sheet1 rows 2-40", a heading path; None for text and PDF
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ class Index:
             similarity = {i: float(np.dot(v, query_vector)) for i, v in stored.items()}
         return [
             Hit(row.text, row.path, row.page, row.lines, score, chunk_id,
-                similarity.get(chunk_id), row.chars)
+                similarity.get(chunk_id), row.chars, row.location)
             for chunk_id, score in ranked if (row := rows.get(chunk_id)) is not None
         ]
 

@@ -28,7 +28,7 @@ PDF_SUFFIXES = frozenset({".pdf"})
 BINARY_SUFFIXES = frozenset(
     ".png .jpg .jpeg .gif .bmp .tif .tiff .webp .ico .heic .mp3 .wav .flac .ogg .m4a .mp4 .mov "
     ".avi .mkv .webm .zip .gz .tgz .bz2 .xz .7z .rar .tar .exe .dll .so .dylib .bin .o .a .lib "
-    ".class .jar .pyc .pyd .whl .doc .docx .xls .xlsx .ppt .pptx .odt .ods .odp .epub .iso .dmg "
+    ".class .jar .pyc .pyd .whl .doc .xls .ppt .ods .iso .dmg "
     ".sqlite .db .faiss .gguf .safetensors .pt .pth .onnx .npy .npz .pkl .parquet .woff .woff2 .ttf "
     ".otf .psd .ai .msi".split()
 )
@@ -57,6 +57,8 @@ class Section:
     page: int | None = None
     line_anchors: tuple[tuple[int, int], ...] | None = None
     offset: int = 0
+    location: str | None = None  # "slide 7", "Sheet1 rows 2-40", a heading path (see formats/)
+    no_text: bool = False  # a PDF page without a text layer that was not OCR'd
 
     def line_at(self, offset: int) -> int | None:
         """The source line of the character at ``offset``, if the section has lines."""
@@ -366,9 +368,29 @@ class Reader:
     read: Callable[..., Iterator[Section]]
 
 
+def _lazy(module: str, function: str) -> Callable[..., Iterator[Section]]:
+    """A reader function imported from ``runtime.index.formats.<module>`` when first called."""
+    def read(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterator[Section]:
+        import importlib
+
+        return getattr(importlib.import_module(f"runtime.index.formats.{module}"), function)(
+            handle, encoding, max_chars)
+    return read
+
+
 _PLAIN = Reader("text", True, read_plain_stream)
 _HTML = Reader("html", True, read_html_stream)
 _PDF = Reader("pdf", False, read_pdf_stream)
+FORMAT_READERS = {
+    ".docx": Reader("docx", False, _lazy("office", "read_docx")),
+    ".pptx": Reader("pptx", False, _lazy("office", "read_pptx")),
+    ".xlsx": Reader("xlsx", False, _lazy("office", "read_xlsx")),
+    ".epub": Reader("epub", False, _lazy("ebook", "read_epub")),
+    ".odt": Reader("odt", False, _lazy("ebook", "read_odf")),
+    ".odp": Reader("odp", False, _lazy("ebook", "read_odf")),
+    ".eml": Reader("email", False, _lazy("mail", "read_eml")),
+    ".mbox": Reader("mbox", False, _lazy("mail", "read_mbox")),
+}
 
 
 def reader_for(path: Path) -> Reader:
@@ -376,6 +398,8 @@ def reader_for(path: Path) -> Reader:
     suffix = path.suffix.lower()
     if suffix in BINARY_SUFFIXES:
         raise BinaryFileError(f"{suffix} files are not text")
+    if suffix in FORMAT_READERS:
+        return FORMAT_READERS[suffix]
     if suffix in PDF_SUFFIXES:
         return _PDF
     if suffix in HTML_SUFFIXES:

@@ -38,7 +38,7 @@ CREATE TABLE chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, page INTEGER, line_start INTEGER, line_end INTEGER,
-    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, n_tokens INTEGER NOT NULL);
+    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, n_tokens INTEGER NOT NULL, location TEXT);
 CREATE INDEX chunks_document ON chunks(document_id);
 CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
                       vector BLOB NOT NULL);
@@ -71,6 +71,7 @@ class ChunkRow:
     page: int | None
     lines: tuple[int, int] | None
     chars: tuple[int, int]
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class Store:
                         self.db.execute(statement)
                     self.db.execute("INSERT INTO meta VALUES ('schema_version', ?), ('generation', '0')",
                                     (SCHEMA_VERSION,))
+            if self._has_schema():
+                self._add_location_column()
             if not self._has_schema():
                 raise IndexCorruptError(f"{self.path} is not an rt index (no tables)",
                                         hint="run `rt index PATH --rebuild`")
@@ -121,6 +124,13 @@ class Store:
     def _has_schema(self) -> bool:
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
         return row is not None
+
+    def _add_location_column(self) -> None:
+        """Indexes made before chunks had a ``location`` (slide, sheet rows, heading) get the column."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
+        if columns and "location" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # a read-only index, or a writer raced us
+                self.db.execute("ALTER TABLE chunks ADD COLUMN location TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -197,9 +207,9 @@ class Store:
         lines = chunk.lines or (None, None)
         cursor = self.db.execute(
             "INSERT INTO chunks (document_id, ordinal, text, page, line_start, line_end, "
-            "char_start, char_end, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "char_start, char_end, n_tokens, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (document_id, ordinal, chunk.text, chunk.page, lines[0], lines[1], *chunk.chars,
-             chunk.n_tokens))
+             chunk.n_tokens, chunk.location))
         self.db.execute("INSERT INTO vectors VALUES (?, ?)", (cursor.lastrowid, vector))
 
     def finish_document(self, document_id: int, path: str, n_chunks: int) -> None:
@@ -245,10 +255,11 @@ class Store:
 
     def chunks_for(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select_in(
-            "SELECT c.id, d.path, c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end "
-            "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({})", ids)
+            "SELECT c.id, d.path, c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end, "
+            "c.location FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({})", ids)
         return {
-            r[0]: ChunkRow(r[0], r[1], r[2], r[3], (r[4], r[5]) if r[4] is not None else None, (r[6], r[7]))
+            r[0]: ChunkRow(r[0], r[1], r[2], r[3], (r[4], r[5]) if r[4] is not None else None, (r[6], r[7]),
+                          r[8])
             for r in rows
         }
 

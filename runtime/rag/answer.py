@@ -31,11 +31,12 @@ class Source:
     score: float
     similarity: float | None
     text: str
+    location: str | None = None  # "slide 7", "Sheet1 rows 2-40", a heading path (see Hit)
 
     @property
     def label(self) -> str:
-        """``path, lines a-b`` or ``path, page p``."""
-        return location_label(self.path, self.page, self.lines)
+        """``path, lines a-b`` or ``path, page p`` or ``path, slide 7``."""
+        return location_label(self.path, self.page, self.lines, self.location)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

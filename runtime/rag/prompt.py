@@ -104,8 +104,11 @@ class BuiltPrompt:
     notices: list[str] = field(default_factory=list)
 
 
-def where_label(page: int | None, lines: tuple[int, int] | None) -> str:
-    """``page 3``, ``lines 12-30``, ``line 7``, or ``""`` when the location is unknown."""
+def where_label(page: int | None, lines: tuple[int, int] | None, location: str | None = None) -> str:
+    """``slide 7`` (a reader's own ``location``), ``page 3``, ``lines 12-30``, ``line 7``, or ``""``
+    when the location is unknown."""
+    if location:
+        return location
     if page is not None:
         return f"page {page}"
     if lines is not None:
@@ -114,9 +117,10 @@ def where_label(page: int | None, lines: tuple[int, int] | None) -> str:
     return ""
 
 
-def location_label(path: str, page: int | None, lines: tuple[int, int] | None) -> str:
-    """``docs/memory.md, lines 12-30`` or ``report.pdf, page 3`` or just the path."""
-    where = where_label(page, lines)
+def location_label(path: str, page: int | None, lines: tuple[int, int] | None,
+                   location: str | None = None) -> str:
+    """``docs/memory.md, lines 12-30`` or ``report.pdf, page 3`` or ``deck.pptx, slide 7`` or just the path."""
+    where = where_label(page, lines, location)
     return f"{path}, {where}" if where else path
 
 
@@ -137,7 +141,7 @@ def format_sources(sources: Sequence[SourceLike]) -> str:
     paths = short_paths([source.path for source in sources])
     blocks = []
     for n, (source, path) in enumerate(zip(sources, paths), start=1):
-        label = location_label(path, source.page, source.lines)
+        label = location_label(path, source.page, source.lines, getattr(source, "location", None))
         blocks.append(f"[{n}] ({label})\n{source.text.strip()}")
     return "\n\n".join(blocks)
 

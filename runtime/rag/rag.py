@@ -54,9 +54,10 @@ __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage"
 logger = logging.getLogger(__name__)
 
 # A single cosine threshold cannot tell covered questions from unrelated ones (on docs/, 0.25
-# misjudged 2 of 30 of each; on SQuAD articles it answered 100% and declined 5% of unanswerable
-# questions): coverage is decided from several signals (runtime.rag.coverage). This is the
-# score (similarity plus weighted key-term share) a question must reach.
+# misjudged 2 of 30 of each; on the SQuAD test split of benchmarks/bench_answers.py it declined
+# 23% of the unanswerable questions): coverage is decided from several signals
+# (runtime.rag.coverage). This is the score (similarity plus weighted key-term share) a
+# question must reach.
 DEFAULT_THRESHOLD = CoverageOptions().min_score
 
 NOT_COVERED = (
@@ -241,7 +242,7 @@ class RAG:
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)
         best = best_similarity(hits)
-        coverage = assess(question, hits, self.index, self.coverage)
+        coverage = assess(query, hits, self.index, self.coverage)  # a follow-up with its subject
         covered = coverage.covered
         timings = replace(timings, coverage=time.perf_counter() - started - retrieval)
         logger.debug("retrieved %d passages in %.3fs; %s", len(hits), retrieval, coverage.reason)
@@ -288,7 +289,7 @@ class RAG:
         given: Sequence[Any] = built.sources if built is not None else []
         sources = [
             Source(n=n, path=h.path, page=h.page, lines=h.lines, score=h.score,
-                   similarity=h.similarity, text=h.text)
+                   similarity=h.similarity, text=h.text, location=getattr(h, "location", None))
             for n, h in enumerate(given, start=1)
         ]
         claims = []
