@@ -108,7 +108,7 @@ def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-unty
         data.update(added=report.added, updated=report.updated, removed=report.removed,
                     unchanged=report.unchanged, skipped=dict(report.skipped),
                     problems=[{"path": p, "reason": r} for p, r in report.problems],
-                    no_text=report.empty,
+                    no_text=report.empty, pages_without_text=report.pages_without_text,
                     chunks_embedded=report.chunks_embedded, chunks_reused=report.chunks_reused,
                     seconds=round(report.seconds, 3))
     return data

@@ -46,6 +46,7 @@ class IndexReport:
     empty: list[str] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    pages_without_text: dict[str, int] = field(default_factory=dict)  # PDF path -> pages not OCR'd
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -62,8 +63,18 @@ class IndexReport:
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
             f"{self.unchanged} unchanged, {skipped} skipped" + (f" ({reasons})" if reasons else "")
             + f"; {self.chunks_embedded} chunks embedded ({rate:.1f}/s), "
-            f"{self.chunks_reused} reused, {self.seconds:.1f} s" + self._no_text()
+            f"{self.chunks_reused} reused, {self.seconds:.1f} s" + self._no_text() + self._scans()
         )
+
+    def _scans(self) -> str:
+        if not self.pages_without_text:
+            return ""
+        from runtime.index.formats.ocr import OCR_HINT
+
+        pages = sum(self.pages_without_text.values())
+        names = ", ".join(Path(p).name for p in list(self.pages_without_text)[:3])
+        more = f" and {len(self.pages_without_text) - 3} more" if len(self.pages_without_text) > 3 else ""
+        return f"; {pages} PDF page(s) without a text layer in {names}{more} ({OCR_HINT})"
 
     def _no_text(self) -> str:
         if not self.empty:
@@ -217,6 +228,9 @@ class Ingest:
         """Chunk ``sections`` as they come, embedding and writing every ``commit_chunks``."""
         start = self._bar.n
         for section in sections:
+            if section.no_text:
+                path = file.record.path
+                self.report.pages_without_text[path] = self.report.pages_without_text.get(path, 0) + 1
             if section.text.strip():
                 for chunk in self._chunk(section):
                     self._buffer.append((file, chunk))

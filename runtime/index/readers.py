@@ -15,7 +15,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
@@ -337,9 +337,16 @@ def read_html(data: bytes) -> Document:
 
 def read_pdf_stream(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterator[Section]:
     """One or more sections per PDF page (1-based page numbers), extracted with pypdf one page at
-    a time; a page with more text than ``max_chars`` is cut like a long text file."""
+    a time; a page with more text than ``max_chars`` is cut like a long text file.
+
+    A page without a text layer (a scan) is read with OCR when the ``ocr`` extra is installed,
+    its sections labelled ``page N, OCR``; without it, an empty section marked ``no_text`` says
+    so, for the report.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
+
+    from runtime.index.formats.ocr import ocr_available, ocr_page
 
     try:
         reader = PdfReader(handle)
@@ -347,8 +354,15 @@ def read_pdf_stream(handle: BinaryIO, encoding: str | None, max_chars: int) -> I
             raise UnreadableFileError("the PDF is encrypted with a password")
         for number, page in enumerate(reader.pages, start=1):
             cutter = SectionCutter(max_chars, page=number, lines=False)
-            yield from cutter.add(page.extract_text() or "")
-            yield from cutter.finish()
+            text = page.extract_text() or ""
+            if text.strip():
+                yield from cutter.add(text)
+                yield from cutter.finish()
+            elif not ocr_available():
+                yield Section("", number, no_text=True)
+            else:
+                label = f"page {number}, OCR"
+                yield from (replace(s, location=label) for s in [*cutter.add(ocr_page(page)), *cutter.finish()])
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         raise UnreadableFileError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
 
