@@ -242,7 +242,7 @@ class RAG:
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)
         best = best_similarity(hits)
-        coverage = assess(query, hits, self.index, self.coverage)  # a follow-up with its subject
+        coverage = assess(question, hits, self.index, self.coverage)
         covered = coverage.covered
         timings = replace(timings, coverage=time.perf_counter() - started - retrieval)
         logger.debug("retrieved %d passages in %.3fs; %s", len(hits), retrieval, coverage.reason)
