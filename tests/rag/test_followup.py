@@ -60,7 +60,10 @@ def test_a_question_that_changes_the_subject_keeps_its_own_passages(docs_index) 
 
 
 def test_chat_retrieves_the_follow_up_with_the_conversation(tmp_path: Path) -> None:
-    """Through RAG.chat with the default model: the second turn's sources hold the repack passage."""
+    """Through RAG.chat with the default model: the second turn retrieves the repack passage.
+
+    Whether that passage then counts as covering the question is runtime.rag.coverage's call
+    (it lacks the word "cost"), so the test looks at what the turn retrieved."""
     from runtime.config import GenerateOptions
     from runtime.index import Index
     from runtime.rag.rag import RAG
@@ -69,8 +72,16 @@ def test_chat_retrieves_the_follow_up_with_the_conversation(tmp_path: Path) -> N
     with Index.open(folder, create=True) as index:
         index.add([copy_docs(tmp_path / "docs")])
     with RAG.open(index=folder, options=GenerateOptions(max_tokens=16)) as rag:
+        retrieved: list = []
+        search = rag.index.search
+
+        def recording_search(query, k=None, **kwargs):  # type: ignore[no-untyped-def]
+            retrieved.append(search(query, k, **kwargs))
+            return retrieved[-1]
+
+        rag.index.search = recording_search  # type: ignore[method-assign]
         chat = rag.chat(answer_anyway=True)
         chat.ask(FIRST)
-        second = chat.ask(FOLLOW_UP)
-    assert second.sources and Path(second.sources[0].path).name == "memory.md"
-    assert "repack" in second.sources[0].text.lower()
+        chat.ask(FOLLOW_UP)
+    assert len(retrieved) == 2
+    assert _about_repacking(retrieved[0][0]) and _about_repacking(retrieved[1][0])
