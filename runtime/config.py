@@ -82,6 +82,12 @@ class GenerateOptions:
     top_k: int = 40
     seed: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
+    # prompt-lookup decoding (runtime.llm.lookup): draft up to ``lookup_draft`` tokens by finding
+    # the last ``lookup_ngram`` (down to 1) generated tokens in the prompt; greedy only, off by
+    # default (docs/asking.md: llama.cpp is not batch-invariant, so greedy output may change)
+    prompt_lookup: bool = False
+    lookup_draft: int = 8
+    lookup_ngram: int = 3
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def model_options(f: F) -> F:
 
 
 def sampling_options(f: F) -> F:
-    """``--max-tokens --temperature --top-p --seed --stop``."""
+    """``--max-tokens --temperature --top-p --seed --stop --prompt-lookup``."""
     return _apply(f, [
         click.option("--max-tokens", type=click.IntRange(min=1), default=_GENERATE.max_tokens, show_default=True,
                      help="Most tokens to generate."),
@@ -60,6 +60,9 @@ def sampling_options(f: F) -> F:
         click.option("--seed", type=int, default=_GENERATE.seed, show_default=True,
                      help="Sampling seed (with --temperature > 0)."),
         click.option("--stop", multiple=True, metavar="TEXT", help="Stop when this text appears (repeatable)."),
+        click.option("--prompt-lookup/--no-prompt-lookup", default=_GENERATE.prompt_lookup, show_default=True,
+                     help="Draft tokens by copying from the prompt and verify them in one batch "
+                          "(greedy only; plain decoding with --temperature > 0)."),
     ])
 
 
@@ -100,7 +103,7 @@ def generate_options_from(params: Mapping[str, Any]) -> GenerateOptions:
     """The :class:`GenerateOptions` of a command's parsed :func:`sampling_options`."""
     return GenerateOptions(
         max_tokens=params["max_tokens"], temperature=params["temperature"], top_p=params["top_p"],
-        seed=params["seed"], stop=tuple(params["stop"]),
+        seed=params["seed"], stop=tuple(params["stop"]), prompt_lookup=params["prompt_lookup"],
     )
 
 

@@ -18,6 +18,7 @@ class Completion:
     ``finish_reason`` is ``"stop"`` (end-of-generation token or a stop string) or ``"length"``
     (``max_tokens`` reached or the context window full). ``cached_tokens`` is how many prompt
     tokens were reused from the previous call's KV cache instead of being processed again.
+    ``draft_tokens`` were guessed by prompt lookup and ``accepted_tokens`` of them kept.
     """
 
     text: str
@@ -27,6 +28,8 @@ class Completion:
     finish_reason: str
     prompt_seconds: float
     generation_seconds: float
+    draft_tokens: int = 0  # prompt-lookup tokens drafted, and those the model agreed with
+    accepted_tokens: int = 0
 
     @property
     def tokens_per_second(self) -> float:

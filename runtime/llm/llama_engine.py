@@ -29,6 +29,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
+from runtime.llm.lookup import draft
 from runtime.llm.sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -90,9 +91,10 @@ class LlamaEngine:
         params.n_ctx = opts.n_ctx
         params.n_batch = params.n_ubatch = max(1, min(opts.n_batch, opts.n_ctx))
         params.n_seq_max = 1
-        # rt reads logits for one token per batch: reserving the output for one row instead of
-        # n_batch shrinks the compute buffer by n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB)
-        params.n_outputs_max = 1
+        # rt reads logits for one token per batch, or for each token of a prompt-lookup draft:
+        # reserving 1 + lookup_draft rows instead of n_batch shrinks the compute buffer by about
+        # n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB; 9 rows add 1.7 MiB)
+        params.n_outputs_max = min(1 + GenerateOptions().lookup_draft, params.n_batch)
         params.n_threads = params.n_threads_batch = opts.n_threads
         params.type_k = params.type_v = ggml_kv_type(opts.kv_type)
         if opts.kv_type != "f16":
@@ -107,6 +109,7 @@ class LlamaEngine:
             )
         self.n_ctx = int(L.llama_n_ctx(self._ctx))
         self.n_batch = int(params.n_batch)
+        self.n_outputs = int(params.n_outputs_max)
         self._batch = L.llama_batch_init(self.n_batch, 0, 1)
 
     # --- tokens -----------------------------------------------------------------------------
@@ -183,6 +186,32 @@ class LlamaEngine:
                                       hint="RT_DEBUG=1 shows llama.cpp's log")
             self._cached.extend(chunk)
 
+    def _decode_all(self, tokens: Sequence[int]) -> None:
+        """Decode ``tokens`` (at most :attr:`n_outputs`) in one batch, with logits for each."""
+        batch = self._batch
+        pos0 = len(self._cached)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = pos0 + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = len(tokens)
+        rc = L.llama_decode(self._ctx, batch)
+        if rc != 0:
+            self._forget_cache()
+            raise GenerationError(f"llama_decode failed with code {rc} at position {pos0}",
+                                  hint="RT_DEBUG=1 shows llama.cpp's log")
+        self._cached.extend(tokens)
+
+    def _drop_after(self, keep: int) -> None:
+        """Remove the KV cache entries from position ``keep`` on (a rejected draft)."""
+        if keep < len(self._cached):
+            if not L.llama_memory_seq_rm(self._memory, 0, keep, -1):
+                self._forget_cache()
+                raise GenerationError("llama.cpp could not remove a rejected draft from the KV cache")
+            del self._cached[keep:]
+
     def _forget_cache(self) -> None:
         L.llama_memory_clear(self._memory, True)
         self._cached = []
@@ -232,9 +261,13 @@ class LlamaEngine:
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"
+        lookup = options.prompt_lookup and options.temperature <= 0 and options.lookup_draft > 0
+        history = list(tokens) if lookup else []
+        drafted = accepted = 0
         with Sampler(options) as sampler:
-            while generated < options.max_tokens:
-                token = sampler.sample(self._ctx)
+            pending = [sampler.sample(self._ctx)]  # tokens sampled, not yet emitted nor decoded
+            while pending:
+                token = pending.pop(0)
                 if L.llama_vocab_is_eog(self._vocab, token):
                     finish = "stop"
                     break
@@ -247,7 +280,20 @@ class LlamaEngine:
                     break
                 if len(self._cached) >= self.n_ctx or generated >= options.max_tokens:
                     break
-                self._decode([token])
+                if pending:  # an accepted draft token: already in the KV cache
+                    continue
+                if not lookup:
+                    self._decode([token])
+                    pending = [sampler.sample(self._ctx)]
+                    continue
+                history.append(token)
+                room = min(options.lookup_draft, self.n_outputs - 1, options.max_tokens - generated - 1,
+                           self.n_ctx - len(self._cached) - 1)
+                guess = draft(history, max_tokens=room, ngram=options.lookup_ngram)
+                pending = self._verify(token, guess, sampler)
+                drafted += len(guess)
+                accepted += len(pending) - 1
+                history.extend(pending[:-1])
         tail = text.finish()
         if tail:
             yield tail
@@ -256,7 +302,25 @@ class LlamaEngine:
             cached_tokens=cached, finish_reason=finish,
             prompt_seconds=prompt_done - started,
             generation_seconds=time.perf_counter() - prompt_done,
+            draft_tokens=drafted, accepted_tokens=accepted,
         )
+
+    def _verify(self, token: int, guess: list[int], sampler: Sampler) -> list[int]:
+        """Decode ``token`` and the draft ``guess`` in one batch; return the draft tokens the model
+        agrees with (greedy), then its own next token. The rejected tail leaves the KV cache."""
+        if not guess:
+            self._decode([token])
+            return [sampler.sample(self._ctx)]
+        start = len(self._cached)
+        self._decode_all([token, *guess])
+        out = []
+        for i, expected in enumerate([*guess, None]):
+            chosen = sampler.sample_at(self._ctx, i)
+            out.append(chosen)
+            if chosen != expected:
+                break
+        self._drop_after(start + len(out))  # keeps token and the accepted draft tokens
+        return out
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -35,6 +35,10 @@ class Sampler:
         """Sample (and accept) the next token from the last output row of ``ctx``."""
         return int(L.llama_sampler_sample(self._chain, ctx, -1))
 
+    def sample_at(self, ctx: object, index: int) -> int:
+        """Sample (and accept) a token from the output row of batch position ``index``."""
+        return int(L.llama_sampler_sample(self._chain, ctx, index))
+
     def close(self) -> None:
         if self._chain is not None:
             L.llama_sampler_free(self._chain)

@@ -46,11 +46,14 @@ class Source:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts of one answer. ``cached_tokens`` were reused from the KV cache."""
+    """Token counts of one answer. ``cached_tokens`` were reused from the KV cache;
+    ``draft_tokens`` were guessed by prompt lookup and ``accepted_tokens`` of them kept."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -52,7 +52,8 @@ def ask_model(model: LanguageModel, question: str, *, system: str | None = DEFAU
             dropped_turns=0,
             best_similarity=None,
             threshold=None,
-            usage=Usage(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens),
+            usage=Usage(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
+                        completion.draft_tokens, completion.accepted_tokens),
             timings=timings,
             finish_reason=completion.finish_reason,
         )

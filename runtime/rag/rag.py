@@ -301,7 +301,8 @@ class RAG:
             timings = replace(timings, total=time.perf_counter() - started)
         usage = Usage()
         if completion is not None:
-            usage = Usage(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+            usage = Usage(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
+                          completion.draft_tokens, completion.accepted_tokens)
         return Answer(
             question=question,
             answer=text.strip(),
