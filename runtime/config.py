@@ -63,6 +63,7 @@ class LoadOptions:
     force: bool = False
     isolate: bool = True
     verbose: bool = False
+    prefix_cache: bool = True  # reuse a saved prompt prefix's KV state (runtime.llm.prefix_cache)
 
     def __post_init__(self) -> None:
         kv_cache_type(self.kv_type)  # checked once, here, for the CLI, the library and the engine

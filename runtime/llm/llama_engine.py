@@ -29,6 +29,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
+from runtime.llm import prefix_cache
 from runtime.llm.lookup import draft
 from runtime.llm.sampling import Sampler
 
@@ -212,6 +213,35 @@ class LlamaEngine:
                 raise GenerationError("llama.cpp could not remove a rejected draft from the KV cache")
             del self._cached[keep:]
 
+    def _load_prefix(self, tokens: Sequence[int]) -> int:
+        """Load the saved prefix state that ``tokens`` share (at least one token left to decode);
+        how many tokens it holds, 0 when there is none to use."""
+        path = prefix_cache.cache_file(self.path, self.options)
+        found = prefix_cache.read(path)
+        if found is None:
+            return 0
+        saved, state = found
+        shared = min(_common_prefix(saved, tokens), len(tokens) - 1)
+        if shared < prefix_cache.MIN_SHARED_TOKENS:
+            return 0
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if L.llama_state_seq_set_data(self._ctx, buf, len(state), 0) != len(state):
+            logger.debug("ignoring prefix cache %s: llama.cpp refused its state", path)
+            self._forget_cache()
+            return 0
+        self._cached = list(saved)
+        if shared < len(saved):
+            self._drop_after(shared)
+            self._save_prefix()
+        return shared
+
+    def _save_prefix(self) -> None:
+        size = int(L.llama_state_seq_get_size(self._ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        written = int(L.llama_state_seq_get_data(self._ctx, buf, size, 0))
+        if written > 0:
+            prefix_cache.write(prefix_cache.cache_file(self.path, self.options), self._cached, bytes(buf[:written]))
+
     def _forget_cache(self) -> None:
         L.llama_memory_clear(self._memory, True)
         self._cached = []
@@ -257,7 +287,12 @@ class LlamaEngine:
     def _generate(self, tokens: list[int], options: GenerateOptions) -> Generator[str, None, Completion]:
         started = time.perf_counter()
         cached = self._reuse_prefix(tokens)
+        fresh = not self._cached and self.options.prefix_cache
+        if fresh:
+            cached = self._load_prefix(tokens)
         self._decode(tokens[cached:])
+        if fresh and cached == 0:
+            self._save_prefix()  # the whole prompt; the next run keeps the part it shares
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"
