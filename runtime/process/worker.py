@@ -201,7 +201,8 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
     Returns ``None`` when that worked, else the diagnosis of how the child died; the caller
     then loads without repacking.
     """
-    probe = replace(options, repack=True, n_ctx=min(options.n_ctx, 256), n_batch=min(options.n_batch, 256))
+    probe = replace(options, repack=True, n_ctx=min(options.n_ctx, 256), n_batch=min(options.n_batch, 256),
+                    prefix_cache=False)
     process, log = _start_child(probe.verbose)
     try:
         try:
