@@ -32,6 +32,7 @@ from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_back
 from runtime.llm import prefix_cache
 from runtime.llm.lookup import draft
 from runtime.llm.sampling import Sampler
+from runtime.llm.threads import sample_generation_threads
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ class LlamaEngine:
         # n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB; 9 rows add 1.7 MiB)
         params.n_outputs_max = min(1 + GenerateOptions().lookup_draft, params.n_batch)
         params.n_threads = params.n_threads_batch = opts.n_threads
+        if opts.threads is None:  # generation avoids the cores other processes keep busy
+            params.n_threads = sample_generation_threads(opts.n_threads)
+        self.n_threads = int(params.n_threads)
         params.type_k = params.type_v = ggml_kv_type(opts.kv_type)
         if opts.kv_type != "f16":
             params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED  # a quantized V cache needs it
