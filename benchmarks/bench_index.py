@@ -10,6 +10,10 @@ Run: ``python benchmarks/bench_index.py [--docs 12] [--sizes 10000,100000] [--hn
    100k real texts would take hours on a laptop CPU and FAISS's cost does not depend on the
    values), with real text in SQLite/FTS5. Queries are real questions; "excl. embedding" reuses
    each query's vector, "incl. embedding" runs MiniLM on the query each time.
+3. Formats (``--formats N``, 0 skips): N files of each format (.docx, .pptx, .xlsx, .epub, .odt,
+   .mbox) made as the tests make them, read by rt's readers (no embedding): files/s per format;
+   and OCR pages/s on image-only PDF pages (with the ``ocr`` extra). ``--formats-only`` skips
+   parts 1 and 2.
 All numbers come from one run on one machine; only the ratios compare.
 """
 
@@ -163,13 +167,60 @@ def latency(embedder: SentenceTransformerEmbedder, n_chunks: int, work: Path, ki
     print()
 
 
+def formats(n: int, work: Path) -> None:
+    """Files/s per format through rt's readers, and OCR pages/s on scanned pages."""
+    from runtime.index.readers import reader_for
+    from tests.index import test_formats as made
+
+    folder = work / "formats"
+    folder.mkdir()
+    makers = {".docx": made.make_docx, ".pptx": made.make_pptx, ".xlsx": made.make_xlsx,
+              ".epub": made.make_epub, ".odt": made.make_odt}
+    for suffix, make in makers.items():
+        make(folder / f"sample{suffix}")
+    made.make_mbox(folder / "sample.mbox", folder / "sample.docx")
+    print(f"formats: {n} reads of each file, readers only (no embedding)")
+    for path in sorted(folder.iterdir()):
+        reader = reader_for(path)
+        started = time.perf_counter()
+        for _ in range(n):
+            with path.open("rb") as handle:
+                sections = list(reader.read(handle, None, 20_000))
+        seconds = time.perf_counter() - started
+        print(f"  {path.suffix:6} {n / seconds:8.1f} files/s  ({human_bytes(path.stat().st_size)}, "
+              f"{sum(len(s.text) for s in sections)} chars)")
+    from runtime.index.formats.ocr import ocr_available
+
+    if not ocr_available():
+        print("  OCR: the ocr extra is not installed (pip install 'rt[ocr]')")
+        return
+    from runtime.index.readers import read_pdf_stream
+    from tests.index.test_ocr import LINES, write_scanned_pdf
+
+    pages = 4
+    write_scanned_pdf(folder / "scan.pdf", LINES, pages=pages)
+    with (folder / "scan.pdf").open("rb") as handle:
+        list(read_pdf_stream(handle, None, 20_000))  # loads the OCR models once
+    started = time.perf_counter()
+    with (folder / "scan.pdf").open("rb") as handle:
+        ocr = [s for s in read_pdf_stream(handle, None, 20_000) if s.location]
+    seconds = time.perf_counter() - started
+    print(f"  OCR    {pages / seconds:8.2f} pages/s  ({pages} image-only pages, {len(ocr)} OCR'd sections)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=12, help="synthetic files for the throughput part")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of index vs encode")
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency part")
     parser.add_argument("--hnsw", action="store_true", help="also time an HNSW index at the largest size")
+    parser.add_argument("--formats", type=int, default=20, help="reads of each format for files/s (0 skips)")
+    parser.add_argument("--formats-only", action="store_true", help="only the formats and OCR part")
     args = parser.parse_args()
+    if args.formats_only:
+        with tempfile.TemporaryDirectory(prefix="rt-bench-formats-") as tmp:
+            formats(max(args.formats, 1), Path(tmp))
+        return
     import torch
 
     print(f"torch threads: {torch.get_num_threads()}; embedding model: all-MiniLM-L6-v2 (CPU)\n")
@@ -182,6 +233,8 @@ def main() -> None:
             latency(embedder, size, work, "flat")
         if args.hnsw and sizes:
             latency(embedder, max(sizes), work, "hnsw")
+        if args.formats:
+            formats(args.formats, work)
 
 
 if __name__ == "__main__":

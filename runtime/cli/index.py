@@ -36,10 +36,13 @@ _DEFAULTS = IndexOptions()
               help="Seconds to wait for another writer of the index to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option("--watch", "follow", is_flag=True,
+              help="After indexing, keep watching PATHS and apply changes as they happen (Ctrl-C stops).")
 def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...],
           exclude: tuple[str, ...], remove: tuple[Path, ...], rebuild: bool,
           embedding_model: str | None, chunk_tokens: int | None, overlap: int | None,
-          vector_index: str | None, batch_size: int, wait: float, as_json: bool, progress: bool) -> None:
+          vector_index: str | None, batch_size: int, wait: float, as_json: bool, progress: bool,
+          follow: bool) -> None:
     """Index PATHS (folders or files) for `rt search` and `rt ask`.
 
     Re-running embeds only new and changed files and forgets deleted ones. Without PATHS,
@@ -53,6 +56,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist", hint="check the path given to rt index")
+    if follow and not paths:
+        raise InputError("--watch needs the folders to watch", hint="e.g. `rt index ~/Documents --watch`")
     if not paths and not remove and not (folder / DB_NAME).exists():
         raise InputError("nothing to index yet", hint="give a folder or file, e.g. `rt index ~/Documents`")
     options = IndexOptions(
@@ -87,6 +92,37 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
 
     click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
                f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
+    if follow:
+        _follow(folder, paths, include, exclude, wait, as_json)
+
+
+def _follow(folder: Path, paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...],
+            wait: float, as_json: bool) -> None:
+    """Watch ``paths`` until Ctrl-C, printing what each batch of changes did."""
+    from runtime.index import Index
+    from runtime.index.watch import WatchPass, watch
+
+    with Index.open(folder, wait=wait) as idx:
+        idx.embedder  # loaded now, not at the first change  # noqa: B018
+        click.echo(f"watching {len(paths)} path(s); Ctrl-C to stop", err=True)
+        def show(done: WatchPass) -> None:
+            for old, new in done.renamed:
+                if not as_json:
+                    click.echo(f"renamed {old} -> {new}")
+            report = done.report
+            if report is None:
+                return
+            for bad, why in report.problems:
+                click.echo(f"rt: skipped {bad}: {why}", err=True)
+            if as_json:  # one object per batch of changes, the keys of the first pass's
+                click.echo(json.dumps(_as_dict(report, [], idx.stats())))
+            elif report.changed or done.renamed:
+                click.echo(report.summary())
+
+        try:
+            watch(idx, paths, include=include, exclude=exclude, on_pass=show)
+        except KeyboardInterrupt:
+            click.echo("stopped watching; the index is committed", err=True)
 
 
 def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: int | None,
@@ -101,9 +137,10 @@ def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: in
 
 
 def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-untyped-def]
-    data: dict = {"removed_paths": removed, "index": str(stats.folder), "documents": stats.documents,
-                  "chunks": stats.chunks, "embedding_model": stats.embedding_model,
-                  "size_bytes": stats.size_bytes}
+    data: dict = {"removed_paths": removed}
+    if stats is not None:
+        data.update(index=str(stats.folder), documents=stats.documents, chunks=stats.chunks,
+                    embedding_model=stats.embedding_model, size_bytes=stats.size_bytes)
     if report is not None:
         data.update(added=report.added, updated=report.updated, removed=report.removed,
                     unchanged=report.unchanged, skipped=dict(report.skipped),

@@ -74,6 +74,16 @@ class IndexOptions:
             raise ConfigError("k, batch size and commit size must be positive")
 
 
+@dataclass(frozen=True)
+class WatchOptions:
+    """How ``rt index --watch`` follows folders: changes are applied once the folder has been
+    quiet for ``debounce_seconds`` (an editor's save is a burst of events); ``poll_seconds`` is
+    how often it checks that a watched folder still exists (and whether it came back)."""
+
+    debounce_seconds: float = 1.0
+    poll_seconds: float = 0.5
+
+
 def check_mode(mode: str) -> str:
     """Return ``mode`` if it is a search mode, else raise :class:`ConfigError` naming the valid ones."""
     if mode not in MODES:

@@ -212,6 +212,23 @@ class Index:
             self._save_vectors()
         return sorted(gone)
 
+    def rename(self, old: str | Path, new: str | Path) -> int:
+        """Move the documents at or under ``old`` to ``new`` (a file or folder renamed on disk),
+        keeping their chunks and vectors; return how many moved."""
+        source, target = (path_key(Path(p).expanduser().resolve()) for p in (old, new))
+        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+            moved = [p for p in self.store.documents() if is_under(p, source)]
+            with self.store.transaction():
+                for path in moved:
+                    renamed = target + path[len(source):]
+                    self.store.db.execute("DELETE FROM documents WHERE path = ?", (renamed,))  # replaced
+                    self.store.db.execute("UPDATE documents SET path = ? WHERE path = ?", (renamed, path))
+                if moved:
+                    self.store.bump_generation()
+            if moved:
+                self._save_vectors()
+        return len(moved)
+
     def _writer_embedder(self) -> Embedder:
         embedder = self.embedder
         if "dimension" not in self.store.meta():
