@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from runtime.cli.options import embed_remote_options, remote_embedder_from
 from runtime.errors import ConfigError, InputError
 from runtime.index.config import VECTOR_INDEXES, IndexOptions
 
@@ -38,11 +40,12 @@ _DEFAULTS = IndexOptions()
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.option("--watch", "follow", is_flag=True,
               help="After indexing, keep watching PATHS and apply changes as they happen (Ctrl-C stops).")
+@embed_remote_options
 def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...],
           exclude: tuple[str, ...], remove: tuple[Path, ...], rebuild: bool,
           embedding_model: str | None, chunk_tokens: int | None, overlap: int | None,
           vector_index: str | None, batch_size: int, wait: float, as_json: bool, progress: bool,
-          follow: bool) -> None:
+          follow: bool, **remote: str | None) -> None:
     """Index PATHS (folders or files) for `rt search` and `rt ask`.
 
     Re-running embeds only new and changed files and forgets deleted ones. Without PATHS,
@@ -66,8 +69,9 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
         vector_index=vector_index or _DEFAULTS.vector_index, batch_size=batch_size,
         embedding_model=embedding_model or _DEFAULTS.embedding_model)
     # --remove alone never creates an index: there is nothing to remove from a missing one
+    embedder = remote_embedder_from(remote)
     with Index.open(folder, create=bool(paths) or not remove, embedding_model=embedding_model, options=options,
-                    rebuild=rebuild, wait=wait) as idx:
+                    rebuild=rebuild, wait=wait, embedder=embedder) as idx:
         if not rebuild:
             _check_recorded(idx.options, chunk_tokens, overlap, vector_index)
         removed = idx.remove(remove) if remove else []
@@ -93,16 +97,16 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
                f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
     if follow:
-        _follow(folder, paths, include, exclude, wait, as_json)
+        _follow(folder, paths, include, exclude, wait, as_json, embedder)
 
 
 def _follow(folder: Path, paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...],
-            wait: float, as_json: bool) -> None:
+            wait: float, as_json: bool, embedder: Any) -> None:
     """Watch ``paths`` until Ctrl-C, printing what each batch of changes did."""
     from runtime.index import Index
     from runtime.index.watch import WatchPass, watch
 
-    with Index.open(folder, wait=wait) as idx:
+    with Index.open(folder, wait=wait, embedder=embedder) as idx:
         idx.embedder  # loaded now, not at the first change  # noqa: B018
         click.echo(f"watching {len(paths)} path(s); Ctrl-C to stop", err=True)
         def show(done: WatchPass) -> None:

@@ -82,6 +82,25 @@ def remote_options(f: F) -> F:
     ])
 
 
+def embed_remote_options(f: F) -> F:
+    """``--embed-url --llm-api-key``: embed on an OpenAI-compatible server (``rt index``, ``rt search``)."""
+    return _apply(f, [
+        click.option("--embed-url", default=None, metavar="URL",
+                     help="Embed with this OpenAI-compatible /v1/embeddings server; an index keeps the "
+                          "name of the model that built it [default: RT_EMBED_URL]."),
+        click.option("--llm-api-key", default=None, metavar="KEY",
+                     help="Bearer token for the --embed-url server [default: RT_LLM_API_KEY]."),
+    ])
+
+
+def remote_embedder_from(params: Mapping[str, Any]) -> Any:
+    """The remote embedder of a command's :func:`embed_remote_options`, or ``None`` (local)."""
+    from runtime.llm.remote import RemoteEndpoints
+
+    remote = RemoteEndpoints.from_options(embed_url=params["embed_url"], api_key=params["llm_api_key"])
+    return remote.embedder() if remote is not None and remote.embed_url else None
+
+
 def remote_from(params: Mapping[str, Any]) -> Any:
     """The :class:`~runtime.llm.remote.RemoteEndpoints` of a command's :func:`remote_options`
     (``None``: everything local)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from runtime.cli.options import embed_remote_options, remote_embedder_from
 from runtime.errors import InputError
 from runtime.index.config import MODES, IndexOptions
 
@@ -27,8 +28,9 @@ _DEFAULTS = IndexOptions()
               help="Rescore the first hits with a sentence-transformers CrossEncoder (folder or HF repo).")
 @click.option("--json", "as_json", is_flag=True,
               help="A JSON list of {path, page, lines, location, score, similarity, text} (one list per query).")
+@embed_remote_options
 def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_model: str | None,
-           rerank_model: str | None, as_json: bool) -> None:
+           rerank_model: str | None, as_json: bool, **remote: str | None) -> None:
     """Search the index for QUERY; `-` reads one query per line from stdin."""
     from runtime.cli.text_input import repair_text, stdin_lines
     from runtime.index import Index
@@ -36,7 +38,7 @@ def search(query: str, k: int, mode: str, index_dir: Path | None, embedding_mode
     if k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
     queries = (line.strip() for line in stdin_lines()) if query == "-" else iter([repair_text(query)])
-    with Index.open(index_dir, embedding_model=embedding_model) as idx:
+    with Index.open(index_dir, embedding_model=embedding_model, embedder=remote_embedder_from(remote)) as idx:
         if rerank_model:
             from runtime.index.rerank import CrossEncoderReranker
 
