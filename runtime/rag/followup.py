@@ -24,6 +24,9 @@ _QUESTION_WORDS = frozenset(
     "what when where which who whom whose why will with would you your also about again any much many "
     "more most some such tell explain describe mean means name named called else other one ones".split()
 )
+# Pronouns that point back at the conversation: a question holding one is about the earlier
+# subject even when it names a subject word of its own ("how much memory does it cost?").
+_REFERRING = frozenset("it its they them".split())
 _WORD = re.compile(r"[\w][\w.+-]*[\w]|[\w]")
 
 
@@ -37,6 +40,11 @@ def content_words(text: str) -> list[str]:
     """The words of ``text`` that can carry its subject, lower-cased, in order, without repeats."""
     words = (w.lower() for w in _WORD.findall(text))
     return list(dict.fromkeys(w for w in words if w not in _QUESTION_WORDS and (len(w) > 2 or w.isdigit())))
+
+
+def refers_back(text: str) -> bool:
+    """Whether ``text`` holds a pronoun that points back at the conversation ("it", "they")."""
+    return any(w.lower() in _REFERRING for w in _WORD.findall(text))
 
 
 def topic_terms(text: str, store: TermStore, *, limit: int = 1, max_share: float = 0.12,
@@ -66,9 +74,10 @@ def contextual_query(question: str, earlier: Sequence[str], store: TermStore, *,
                      limit: int = 1) -> str:
     """``question`` followed by the subject terms (:func:`topic_terms`) of the last ``turns``
     earlier questions, most recent first, that it does not already contain; ``question`` itself
-    when there are none, or when it names a subject of its own (it changes the subject: carrying
-    the old one cost 4-7 points of hit@1 on topic switches, 1 point with this check)."""
-    if topic_terms(question, store):
+    when there are none, or when it names a subject of its own and no pronoun points back (it
+    changes the subject: carrying the old one cost 4-7 points of hit@1 on topic switches, 1 point
+    with this check)."""
+    if topic_terms(question, store) and not refers_back(question):
         return question
     own = set(content_words(question))
     extra: list[str] = []
