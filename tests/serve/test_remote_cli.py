@@ -74,5 +74,6 @@ def test_rt_index_embeds_on_a_remote_server_and_the_index_remembers_it(rt_server
     built = _run("index", str(docs), "--index", str(folder), "--embed-url", rt_server.url, "--no-progress", "--json")
     assert built.exit_code == 0, built.output
     assert json.loads(built.stdout.strip().splitlines()[-1])["chunks"] >= 2
-    found = _run("search", "--embed-url", rt_server.url, "--index", str(folder), "--json", "When is the boiler service?")
+    found = _run("search", "--embed-url", rt_server.url, "--index", str(folder), "--json",
+                 "When is the boiler service?")
     assert json.loads(found.stdout)[0]["path"].endswith("boiler.md")

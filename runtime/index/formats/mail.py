@@ -33,7 +33,8 @@ def read_mbox(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterato
 
 
 def _mbox(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
-    number, lines, size, previous_blank = 0, [], 0, True
+    lines: list[bytes] = []
+    number, size, previous_blank = 0, 0, True
     for line in handle:
         if line.startswith(b"From ") and previous_blank and lines:
             number += 1
