@@ -110,6 +110,29 @@ def make_odt(path: Path) -> None:
         odt.writestr("content.xml", content)
 
 
+def make_eml(path: Path) -> None:
+    """One message whose only body is HTML (read through the HTML reader)."""
+    message = EmailMessage()
+    message["Subject"], message["From"] = "Piano", "tuner@example.org"
+    message.set_content("<html><body><p>The piano tuner comes on <b>Tuesday</b> at nine.</p></body></html>",
+                        subtype="html")
+    path.write_bytes(bytes(message))
+
+
+def make_odp(path: Path) -> None:
+    content = ('<?xml version="1.0"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:presentation>'
+               '<draw:page><draw:frame><draw:text-box><text:p>Agenda</text:p></draw:text-box></draw:frame>'
+               '</draw:page><draw:page><draw:frame><draw:text-box><text:p>The harbour regatta starts at noon.'
+               '</text:p></draw:text-box></draw:frame></draw:page></office:presentation></office:body>'
+               '</office:document-content>')
+    with zipfile.ZipFile(path, "w") as odp:
+        odp.writestr("mimetype", "application/vnd.oasis.opendocument.presentation")
+        odp.writestr("content.xml", content)
+
+
 @pytest.fixture(scope="module")
 def formats_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     docs = tmp_path_factory.mktemp("formats")
@@ -119,6 +142,9 @@ def formats_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     make_epub(docs / "novel.epub")
     make_odt(docs / "garden.odt")
     make_mbox(docs / "inbox.mbox", docs / "house.docx")
+    make_eml(docs / "piano.eml")
+    make_odp(docs / "regatta.odp")
+    (docs / "broken.odt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)
     (docs / "broken.docx").write_bytes(b"PK\x03\x04 truncated zip")
     (docs / "broken.xlsx").write_bytes((docs / "budget.xlsx").read_bytes()[:300])
     (docs / "broken.pptx").write_bytes(b"\x00" * 100)
@@ -147,6 +173,8 @@ def search(folder: Path, query: str) -> list[dict]:
     ("quince tree fence", "garden.odt", "Garden"),
     ("tapas bar Friday", "inbox.mbox", "message 1: Dinner plans"),
     ("Kessler boiler serviced", "inbox.mbox", "message 2: Contract draft → contract.docx, Household > Heating"),
+    ("piano tuner Tuesday", "piano.eml", "Piano"),
+    ("harbour regatta noon", "regatta.odp", "slide 2"),
 ])
 def test_each_format_is_found_with_its_location(formats_index, query: str, name: str, location: str) -> None:
     _, folder, _ = formats_index
@@ -165,9 +193,11 @@ def test_location_shows_in_plain_search_output(formats_index) -> None:
 def test_corrupt_and_encrypted_files_are_skipped_with_one_line_reasons(formats_index) -> None:
     docs, _, report = formats_index
     problems = {Path(p["path"]).name: p["reason"] for p in report["problems"]}
-    assert set(problems) == {"broken.docx", "broken.xlsx", "broken.pptx", "broken.epub", "locked.docx"}
+    assert set(problems) == {"broken.docx", "broken.xlsx", "broken.pptx", "broken.epub", "broken.odt",
+                             "locked.docx"}
     assert "encrypted" in problems["locked.docx"]
     assert all("\n" not in reason and len(reason) < 300 for reason in problems.values())
     assert problems["broken.docx"].startswith("not a readable .docx file")
     assert {Path(p).name for p in report["added"]} == {
-        "house.docx", "plan.pptx", "budget.xlsx", "novel.epub", "garden.odt", "inbox.mbox"}
+        "house.docx", "plan.pptx", "budget.xlsx", "novel.epub", "garden.odt", "inbox.mbox", "piano.eml",
+        "regatta.odp"}
