@@ -172,42 +172,32 @@ class LlamaEngine:
     # --- decoding ---------------------------------------------------------------------------
     def _decode(self, tokens: Sequence[int]) -> None:
         """Decode ``tokens`` after those already cached, in n_batch chunks; logits for the last."""
-        batch = self._batch
         for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start:start + self.n_batch]
-            pos0 = len(self._cached)
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = pos0 + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = 0
-            batch.logits[len(chunk) - 1] = 1
-            batch.n_tokens = len(chunk)
-            rc = L.llama_decode(self._ctx, batch)
-            if rc != 0:
-                self._forget_cache()
-                raise GenerationError(f"llama_decode failed with code {rc} at position {pos0}",
-                                      hint="RT_DEBUG=1 shows llama.cpp's log")
-            self._cached.extend(chunk)
+            self._decode_batch(tokens[start:start + self.n_batch], all_logits=False)
 
     def _decode_all(self, tokens: Sequence[int]) -> None:
         """Decode ``tokens`` (at most :attr:`n_outputs`) in one batch, with logits for each."""
+        self._decode_batch(tokens, all_logits=True)
+
+    def _decode_batch(self, chunk: Sequence[int], *, all_logits: bool) -> None:
+        """One ``llama_decode`` of ``chunk`` after the cached tokens: logits for every position,
+        or for the last only."""
         batch = self._batch
         pos0 = len(self._cached)
-        for i, token in enumerate(tokens):
+        for i, token in enumerate(chunk):
             batch.token[i] = token
             batch.pos[i] = pos0 + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = 1
-        batch.n_tokens = len(tokens)
+            batch.logits[i] = 1 if all_logits else 0
+        batch.logits[len(chunk) - 1] = 1
+        batch.n_tokens = len(chunk)
         rc = L.llama_decode(self._ctx, batch)
         if rc != 0:
             self._forget_cache()
             raise GenerationError(f"llama_decode failed with code {rc} at position {pos0}",
                                   hint="RT_DEBUG=1 shows llama.cpp's log")
-        self._cached.extend(tokens)
+        self._cached.extend(chunk)
 
     def _drop_after(self, keep: int) -> None:
         """Remove the KV cache entries from position ``keep`` on (a rejected draft)."""
