@@ -16,31 +16,14 @@ import psutil
 import pytest
 
 from convert.pipeline import convert_checkpoint
+from tests.convert.test_interrupt import _CHILD, _temp_files
 from runtime import fsutil
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Converts in a child process that parks itself after writing the first tensor, so its
-# temporary file exists (and it owns it) while the test runs a second conversion.
-_PARKED = """
-import sys, time
-from pathlib import Path
-import gguf
-from convert.pipeline import convert_checkpoint
-
-original = gguf.GGUFWriter.write_tensor_data
-def parked(self, tensor, *args, **kwargs):
-    original(self, tensor, *args, **kwargs)
-    self.flush()
-    Path(sys.argv[3]).touch()
-    time.sleep(600)
-gguf.GGUFWriter.write_tensor_data = parked
-convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[4])
-"""
-
-
-def _temp_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob(f"{fsutil.TMP_MARK}*"))
+# The child that converts and parks itself after the first tensor, so its temporary file exists
+# (and it owns it) while the test runs a second conversion: the interrupt tests' child.
+_PARKED = _CHILD
 
 
 def _wait_for(condition: object, what: str, seconds: float = 120) -> None:
