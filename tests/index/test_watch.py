@@ -135,8 +135,10 @@ def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
         eventually(lambda: paths_for(folder, "cellar pump") == ["b.md"], "file added while watching")
     finally:
         run.send_signal(signal.SIGINT)
-        out, _ = run.communicate(timeout=60)
+        # Only the reader thread reads stderr: communicate() would race it for the last lines.
+        run.wait(timeout=60)
         reader.join(timeout=10)
+        out = run.stdout.read() if run.stdout else ""
     err = "".join(err_lines)
     assert run.returncode == 0, err
     assert "watching 1 path(s)" in err and "stopped watching; the index is committed" in err
