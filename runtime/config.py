@@ -111,6 +111,10 @@ class CoverageOptions:
     min_score: float = 0.953
     min_term_share: float = 0.56
     max_missing_share: float = 0.5
+    # the model's own yes/no (runtime.rag.probe): ``probe_weight * (P(yes) - 0.5)`` joins the
+    # score, asked only where it could change the decision; 0 never asks (the default: see
+    # docs/asking.md for what it measured per model)
+    probe_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from runtime.llm import prefix_cache
 from runtime.llm.lookup import draft
 from runtime.llm.sampling import Sampler
 from runtime.llm.threads import sample_generation_threads
+from runtime.llm.yes_no import NO_WORDS, YES_WORDS, YesNo, from_logits, spelling_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class LlamaEngine:
         self.n_ctx_train = int(L.llama_model_n_ctx_train(self._model))
         self.pid = os.getpid()
         self._cached: list[int] = []  # the tokens the KV cache holds, in order
+        self._yes_no_ids: tuple[list[int], list[int]] | None = None  # tokens spelling yes, no
 
     # --- loading ----------------------------------------------------------------------------
     def _load_model(self) -> None:
@@ -256,6 +258,37 @@ class LlamaEngine:
                 return 0
         return keep
 
+    def _prefill(self, tokens: Sequence[int]) -> int:
+        """Bring the KV cache to ``tokens`` (reusing the cached or saved prefix they share),
+        with the logits of the last one ready; how many tokens were reused."""
+        cached = self._reuse_prefix(tokens)
+        fresh = not self._cached and self.options.prefix_cache
+        if fresh:
+            cached = self._load_prefix(tokens)
+        self._decode(tokens[cached:])
+        if fresh and cached == 0:
+            self._save_prefix()  # the whole prompt; the next run keeps the part it shares
+        return cached
+
+    def yes_no(self, prompt: str, probe: str) -> YesNo:
+        """The model's P(yes) after ``prompt + probe`` (already templated text; ``probe`` asks a
+        yes/no question and starts the reply), read from the next-token logits
+        (:mod:`runtime.llm.yes_no`). The probe's tokens then leave the KV cache the way a
+        rejected prompt-lookup draft does, so ``prompt``'s stay for the answer that follows."""
+        started = time.perf_counter()
+        tokens = self.prompt_tokens(prompt)
+        tail = self.tokenize(probe)
+        if not tokens or not tail:
+            raise InputError("a yes/no probe needs a prompt and a probe question")
+        self.check_fits(len(tokens) + len(tail))
+        cached = self._prefill([*tokens, *tail])
+        if self._yes_no_ids is None:
+            self._yes_no_ids = (spelling_tokens(self.tokenize, YES_WORDS), spelling_tokens(self.tokenize, NO_WORDS))
+        n_vocab = int(L.llama_vocab_n_tokens(self._vocab))
+        p_yes, yes, no = from_logits(L.llama_get_logits_ith(self._ctx, -1)[:n_vocab], *self._yes_no_ids)
+        self._drop_after(len(tokens))
+        return YesNo(p_yes, yes, no, len(tokens) + len(tail), cached, time.perf_counter() - started)
+
     def check_fits(self, n_tokens: int) -> None:
         """Raise :class:`ContextOverflowError` unless a prompt of ``n_tokens`` leaves room to answer."""
         if n_tokens >= self.n_ctx:
@@ -280,13 +313,7 @@ class LlamaEngine:
 
     def _generate(self, tokens: list[int], options: GenerateOptions) -> Generator[str, None, Completion]:
         started = time.perf_counter()
-        cached = self._reuse_prefix(tokens)
-        fresh = not self._cached and self.options.prefix_cache
-        if fresh:
-            cached = self._load_prefix(tokens)
-        self._decode(tokens[cached:])
-        if fresh and cached == 0:
-            self._save_prefix()  # the whole prompt; the next run keeps the part it shares
+        cached = self._prefill(tokens)
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"

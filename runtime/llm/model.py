@@ -29,6 +29,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
 from runtime.llm.generation import Completion
 from runtime.models.registry import resolve_model
+from runtime.llm.yes_no import YesNo, YesNoReader
 
 if TYPE_CHECKING:
     from runtime.llm.engine import Engine
@@ -183,6 +184,16 @@ class Model:
         engine = self._idle_engine()
         self._active = Stream(engine.stream(prompt, options))
         return self._active
+
+    def yes_no(self, prompt: str, probe: str) -> YesNo | None:
+        """The model's P(yes) after ``prompt + probe`` (both already templated), read from its
+        next-token logits; the probe's tokens then leave the KV cache and ``prompt``'s stay for
+        the next :meth:`stream`. ``None`` when the engine cannot read logits
+        (:mod:`runtime.llm.yes_no`)."""
+        engine = self._idle_engine()
+        if not isinstance(engine, YesNoReader):
+            return None
+        return engine.yes_no(prompt, probe)
 
     def complete(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Completion:
         """Generate from ``prompt`` and return the whole :class:`Completion`."""

@@ -102,6 +102,8 @@ class _Server:
             self.channel.send(("ok", self.engine.tokenize(args[0], add_special=args[1])))
         elif op == "detokenize":
             self.channel.send(("ok", self.engine.detokenize(args[0])))
+        elif op == "yes_no":
+            self.channel.send(("ok", self.engine.yes_no(*args)))
         # "cancel" for a stream that already ended: nothing to do
 
     def stream(self, prompt: str, options: GenerateOptions) -> None:

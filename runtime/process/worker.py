@@ -1,9 +1,10 @@
 """The engine in a child process, so a native crash or an OOM kill is reported, not silent.
 
-:class:`WorkerEngine` starts ``python -m runtime.process.child`` and proxies tokenize, detokenize and
-streaming to it over its stdin/stdout (length-prefixed pickles, :mod:`runtime.process.channel`); pieces
-of text come back as they are generated. When the child dies, its stdout reaches EOF and the
-parent raises :class:`ModelCrashedError` saying what the exit means (:mod:`runtime.process.crash`).
+:class:`WorkerEngine` starts ``python -m runtime.process.child`` and proxies tokenize, detokenize,
+the yes/no probe and streaming to it over its stdin/stdout (length-prefixed pickles,
+:mod:`runtime.process.channel`); pieces of text come back as they are generated. When the
+child dies, its stdout reaches EOF and the parent raises :class:`ModelCrashedError` saying what
+the exit means (:mod:`runtime.process.crash`).
 
 A plain subprocess rather than ``multiprocessing``: its "spawn" start method (the only one on
 Windows) re-runs the caller's ``__main__`` in the child, so every script using :class:`Model`
@@ -32,6 +33,7 @@ from runtime.process.channel import Channel, encode, rebuild_error
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ModelCrashedError
 from runtime.llm.generation import Completion
+from runtime.llm.yes_no import YesNo
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def _log_tail(log: IO[bytes] | None, size: int = 16384) -> str:
 
 
 class WorkerEngine:
-    """The engine's interface (tokenize, detokenize, stream, close) backed by a child process.
+    """The engine's interface (tokenize, detokenize, stream, yes_no, close) backed by a child process.
 
     ``memory`` (a :class:`runtime.models.memory.MemoryEstimate`) only feeds the diagnosis if the
     child is killed.
@@ -137,6 +139,12 @@ class WorkerEngine:
         self._idle()
         self._send(("detokenize", list(tokens)))
         return str(self._recv()[1])
+
+    def yes_no(self, prompt: str, probe: str) -> YesNo:
+        """Like :meth:`runtime.llm.llama_engine.LlamaEngine.yes_no`, run in the child."""
+        self._idle()
+        self._send(("yes_no", prompt, probe))
+        return self._recv()[1]  # type: ignore[no-any-return]
 
     def special_tokens(self) -> dict[str, str]:
         return dict(self._special_tokens)

@@ -15,7 +15,10 @@ look-ups (:func:`measure`):
 
 :func:`decide` combines them with the weights of :class:`~runtime.config.CoverageOptions`
 (``score = best_similarity + term_weight * term_share``), fitted on the dev split of
-``benchmarks/bench_answers.py``, and gives a :class:`Coverage` with a one-line reason.
+``benchmarks/bench_answers.py``, and gives a :class:`Coverage` with a one-line reason. Where
+:func:`needs_probe` says the model's own yes/no could change that, :func:`runtime.rag.probe.judge`
+adds ``model_yes`` (its P(yes) read from the logits) and the score gains
+``probe_weight * (model_yes - 0.5)``.
 """
 
 from __future__ import annotations
@@ -141,12 +144,30 @@ def decide(signals: dict[str, Any], options: CoverageOptions = CoverageOptions()
                                    f"(needs {options.min_term_share:.0%})", signals)
         return Coverage(True, f"the best passage holds {share:.0%} of the question's key terms", signals)
     score = best + options.term_weight * share
-    signals["score"] = round(score, 4)
     facts = (f"the best passage is {best:.2f} similar to the question and holds {share:.0%} of its "
-             f"key terms (score {score:.2f}")
+             f"key terms")
+    judged = signals.get("model_yes")
+    if options.probe_weight and judged is not None:
+        score += options.probe_weight * (judged - 0.5)
+        facts += f", and the model says yes at {judged:.0%}"
+    signals["score"] = round(score, 4)
+    facts += f" (score {score:.2f}"
     if score < options.min_score:
         return Coverage(False, f"{facts}, needs {options.min_score:.2f})", signals)
     return Coverage(True, f"{facts})", signals)
+
+
+def needs_probe(signals: dict[str, Any], options: CoverageOptions = CoverageOptions()) -> bool:
+    """Whether the model's own yes/no (``model_yes``, weighted by ``probe_weight``) could change
+    :func:`decide`'s answer: the score without it lies within ``probe_weight / 2`` of
+    ``min_score``, and no other test has declined already."""
+    best = signals.get("best_similarity")
+    if not options.probe_weight or best is None or not signals.get("chunks"):
+        return False
+    if signals.get("missing_terms") and signals.get("missing_share", 0.0) > options.max_missing_share:
+        return False
+    score = best + options.term_weight * (signals.get("term_share") or 0.0)
+    return score - options.probe_weight / 2 < options.min_score <= score + options.probe_weight / 2
 
 
 def assess(question: str, hits: Sequence[Hit], index: Index,

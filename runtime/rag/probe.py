@@ -1,43 +1,34 @@
 """The model's own judgement of coverage: "Do the sources answer the question?", yes or no.
 
 The probe prompt is the answer prompt's messages with one sentence added to the end of the last
-user message, so the two share everything up to the sources and the question. The model reads
-the probe, writes one or two tokens (greedy), and the answer that follows reuses the KV cache up
-to the end of the shared prefix: the engine rolls the cache back to it (llama.cpp's
-``llama_memory_seq_rm``) and decodes only the answer's own tail. The probe's cost is its tail
-(about 20 tokens) plus one generated token; what it adds depends on the model (measured per
-model in ``benchmarks/bench_answers.py``; see docs/asking.md).
+user message, so the two share everything up to the end of the sources and the question. The
+engine decodes the probe prompt (reusing whatever of it the KV cache holds), reads P(yes)
+against P(no) from the next-token logits (:mod:`runtime.llm.yes_no`; nothing is generated),
+and removes the probe's own tokens from the KV cache, so the answer that follows decodes only
+its tail after the shared prefix: the prompt is processed once. What the probe costs and adds
+per model is measured by ``benchmarks/bench_answers.py --probe`` (docs/asking.md).
+
+:func:`judge` runs it only where :func:`runtime.rag.coverage.needs_probe` says it could change
+the decision, and adds ``model_yes`` (P(yes)) and ``probe_seconds`` to the coverage signals. A
+model whose engine cannot read logits (a remote server) has no probe: the signals then say
+``"probe": "unavailable ..."`` and the decision stands on the other signals.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from dataclasses import dataclass
+import os
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from runtime.config import GenerateOptions
+from runtime.config import CoverageOptions
+from runtime.llm.yes_no import YesNo, YesNoReader
+from runtime.rag.coverage import Coverage, decide
 
 if TYPE_CHECKING:
     from runtime.llm.chat_view import ChatModel
-    from runtime.llm.model import Model
+    from runtime.rag.prompt import BuiltPrompt
 
 PROBE_QUESTION = "Do the sources above answer the question? Reply with yes or no only."
-_PROBE_OPTIONS = GenerateOptions(max_tokens=2, temperature=0.0)
-_YES = re.compile(r"^\W*(yes|yeah|yep|true|correct)\b", re.I)
-_NO = re.compile(r"^\W*(no|not|false|none)\b", re.I)
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """What the model said (``verdict`` True for yes, False for no, None when unclear), and
-    its cost in prompt tokens decoded and seconds."""
-
-    verdict: bool | None
-    said: str
-    prompt_tokens: int
-    cached_tokens: int
-    seconds: float
+UNAVAILABLE = "unavailable: this model's engine does not expose next-token logits"
 
 
 def probe_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
@@ -47,12 +38,34 @@ def probe_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]
     return probed
 
 
-def ask_model(model: Model, view: ChatModel, messages: Sequence[Mapping[str, str]]) -> ProbeResult:
-    """Run the probe on ``model`` (prompt rendered through ``view``, the model's chat layout)."""
-    started = time.perf_counter()
-    prompt = view.chat_prompt(probe_messages(messages), add_generation_prompt=True)
-    completion = model.complete(prompt, _PROBE_OPTIONS)
-    said = completion.text.strip()
-    verdict = True if _YES.match(said) else False if _NO.match(said) else None
-    return ProbeResult(verdict, said, completion.prompt_tokens, completion.cached_tokens,
-                       time.perf_counter() - started)
+def split_probe(view: ChatModel, built: BuiltPrompt) -> tuple[str, str]:
+    """The probe prompt for ``built``, cut where it leaves the answer prompt: ``(shared, probe)``.
+
+    ``shared`` is a prefix of ``built.text`` (the sources and the question), ``probe`` the
+    probe question and the start of the model's reply, rendered through ``view``."""
+    text = view.chat_prompt(probe_messages(built.messages), add_generation_prompt=True)
+    shared = len(os.path.commonprefix([text, built.text]))
+    return text[:shared], text[shared:]
+
+
+def ask_model(model: object, view: ChatModel, built: BuiltPrompt) -> YesNo | None:
+    """The model's P(yes) for ``built``'s sources and question (``None`` when ``model`` cannot
+    read logits); its KV cache then holds the shared prefix of ``built.text``."""
+    if not isinstance(model, YesNoReader):
+        return None
+    shared, probe = split_probe(view, built)
+    return model.yes_no(shared, probe)
+
+
+def judge(model: object, view: ChatModel, built: BuiltPrompt, coverage: Coverage,
+          options: CoverageOptions = CoverageOptions()) -> Coverage:
+    """``coverage`` decided again with the model's P(yes) among its signals."""
+    signals = dict(coverage.signals)
+    result = ask_model(model, view, built)
+    if result is None:
+        signals["probe"] = UNAVAILABLE
+        return Coverage(coverage.covered, coverage.reason, signals)
+    signals["model_yes"] = round(result.p_yes, 4)
+    signals["probe_seconds"] = round(result.seconds, 4)
+    signals["probe_tokens"] = result.prompt_tokens - result.cached_tokens
+    return decide(signals, options)

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions
-from runtime.rag.coverage import Coverage, assess
+from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query
+from runtime.rag.probe import judge
 from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
     ANSWER_PREFIX,
@@ -243,6 +244,12 @@ class RAG:
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)
         best = best_similarity(hits)
         coverage = assess(question, hits, self.index, self.coverage)
+        sourced: BuiltPrompt | None = None
+        if needs_probe(coverage.signals, self.coverage):
+            # the model's own yes/no, read after the sources and the question are in its KV
+            # cache; the answer below reuses them (runtime.rag.probe)
+            sourced = self._sourced_prompt(question, hits, options, history)
+            coverage = judge(self.model, self._renderer, sourced, coverage, self.coverage)
         covered = coverage.covered
         timings = replace(timings, coverage=time.perf_counter() - started - retrieval)
         logger.debug("retrieved %d passages in %.3fs; %s", len(hits), retrieval, coverage.reason)
@@ -256,10 +263,7 @@ class RAG:
         renderer = self._renderer
         options = with_chat_stops(renderer, options)
         if covered:
-            # the plain layout of a base model ends in "Answer:", the prefix goes after a space
-            prefix = (" " if isinstance(renderer, PlainChat) else "") + ANSWER_PREFIX
-            built = build_prompt(renderer, question, hits, reserve=options.max_tokens,
-                                 history=history, answer_prefix=prefix)
+            built = sourced or self._sourced_prompt(question, hits, options, history)
             options = replace(options, stop=tuple(options.stop) + RAG_STOP)
             lead = ANSWER_PREFIX
         else:
@@ -280,6 +284,15 @@ class RAG:
                                 built=built, completion=completion, timings=final, started=started)
 
         return AnswerStream(itertools.chain([lead], stream), finish, built.notices)
+
+    def _sourced_prompt(self, question: str, hits: Sequence[Hit], options: GenerateOptions,
+                        history: Sequence[Turn]) -> BuiltPrompt:
+        """The answer prompt with the sources, started with :data:`ANSWER_PREFIX`."""
+        renderer = self._renderer
+        # the plain layout of a base model ends in "Answer:", the prefix goes after a space
+        prefix = (" " if isinstance(renderer, PlainChat) else "") + ANSWER_PREFIX
+        return build_prompt(renderer, question, hits, reserve=options.max_tokens,
+                            history=history, answer_prefix=prefix)
 
     def _answer(self, question: str, text: str, *, coverage: Coverage, best: float | None,
                 built: BuiltPrompt | None, completion: Completion | None, timings: Timings,
