@@ -34,6 +34,9 @@ def kv_cache_type(name: str) -> KVCacheType:
         raise ConfigError(f"unknown KV cache type {name!r}", hint=f"use one of {', '.join(KV_TYPES)}") from None
 
 
+LOOKUP_DRAFT = 8  # prompt-lookup draft tokens per verification batch (docs/asking.md)
+
+
 def default_threads() -> int:
     """The cores this process may use (affinity-aware), not llama-cpp-python's cpu_count()//2."""
     if hasattr(os, "sched_getaffinity"):
@@ -64,6 +67,9 @@ class LoadOptions:
     isolate: bool = True
     verbose: bool = False
     prefix_cache: bool = True  # reuse a saved prompt prefix's KV state (runtime.llm.prefix_cache)
+    # the longest prompt-lookup draft one batch can verify: the context reserves logits for
+    # 1 + max_draft positions (n_outputs_max), n_vocab * 4 bytes each
+    max_draft: int = LOOKUP_DRAFT
 
     def __post_init__(self) -> None:
         kv_cache_type(self.kv_type)  # checked once, here, for the CLI, the library and the engine
@@ -87,8 +93,11 @@ class GenerateOptions:
     # the last ``lookup_ngram`` (down to 1) generated tokens in the prompt; greedy only, off by
     # default (docs/asking.md: llama.cpp is not batch-invariant, so greedy output may change)
     prompt_lookup: bool = False
-    lookup_draft: int = 8
+    lookup_draft: int = LOOKUP_DRAFT  # capped by LoadOptions.max_draft
     lookup_ngram: int = 3
+    # generation threads for this call (rt serve re-samples the busy cores per request);
+    # None keeps the count the model was loaded with
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

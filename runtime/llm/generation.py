@@ -30,6 +30,7 @@ class Completion:
     generation_seconds: float
     draft_tokens: int = 0  # prompt-lookup tokens drafted, and those the model agreed with
     accepted_tokens: int = 0
+    threads: int = 0  # the threads that generated it (0: not known, a remote model)
 
     @property
     def tokens_per_second(self) -> float:

@@ -96,13 +96,14 @@ class LlamaEngine:
         params.n_batch = params.n_ubatch = max(1, min(opts.n_batch, opts.n_ctx))
         params.n_seq_max = 1
         # rt reads logits for one token per batch, or for each token of a prompt-lookup draft:
-        # reserving 1 + lookup_draft rows instead of n_batch shrinks the compute buffer by about
+        # reserving 1 + max_draft rows instead of n_batch shrinks the compute buffer by about
         # n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB; 9 rows add 1.7 MiB)
-        params.n_outputs_max = min(1 + GenerateOptions().lookup_draft, params.n_batch)
+        params.n_outputs_max = max(1, min(1 + opts.max_draft, params.n_batch))
         params.n_threads = params.n_threads_batch = opts.n_threads
         if opts.threads is None:  # generation avoids the cores other processes keep busy
             params.n_threads = sample_generation_threads(opts.n_threads)
         self.n_threads = int(params.n_threads)
+        self.n_threads_batch = int(params.n_threads_batch)
         params.type_k = params.type_v = ggml_kv_type(opts.kv_type)
         if opts.kv_type != "f16":
             params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED  # a quantized V cache needs it
@@ -311,8 +312,17 @@ class LlamaEngine:
         self.check_fits(len(tokens))
         return self._generate(tokens, options)
 
+    def _use_threads(self, threads: int | None) -> None:
+        """Generate with ``threads`` threads from now on (``None``: keep the current count);
+        prompt processing keeps its own count."""
+        if threads is not None and threads != self.n_threads:
+            L.llama_set_n_threads(self._ctx, max(1, threads), self.n_threads_batch)
+            self.n_threads = int(L.llama_n_threads(self._ctx))
+            logger.debug("generation threads: %d", self.n_threads)
+
     def _generate(self, tokens: list[int], options: GenerateOptions) -> Generator[str, None, Completion]:
         started = time.perf_counter()
+        self._use_threads(options.threads)
         cached = self._prefill(tokens)
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
@@ -358,7 +368,7 @@ class LlamaEngine:
             cached_tokens=cached, finish_reason=finish,
             prompt_seconds=prompt_done - started,
             generation_seconds=time.perf_counter() - prompt_done,
-            draft_tokens=drafted, accepted_tokens=accepted,
+            draft_tokens=drafted, accepted_tokens=accepted, threads=self.n_threads,
         )
 
     def _verify(self, token: int, guess: list[int], sampler: Sampler) -> list[int]:

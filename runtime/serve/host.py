@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -172,6 +172,18 @@ class ModelHost:
         served = ", ".join(folder.name for folder in self.indexes)
         raise IndexNotFoundError(f"index {name!r} is not served here (served: {served})",
                                  hint="name one of those, or start the server with another --index")
+
+    def request_options(self, options: GenerateOptions) -> GenerateOptions:
+        """``options`` with this request's generation threads: the cores not busy in other
+        processes now (:func:`runtime.llm.threads.sample_generation_threads`, a 0.1 s sample),
+        re-checked on every request because a server outlives the load it started under.
+        Unchanged when ``--threads`` fixed the count or the model is remote."""
+        from runtime.llm.model import Model
+        from runtime.llm.threads import sample_generation_threads
+
+        if self.load.threads is not None or options.threads is not None or not isinstance(self.model, Model):
+            return options
+        return replace(options, threads=sample_generation_threads(self.load.n_threads))
 
     def stop_generation(self) -> None:
         """Stop the generation a RAG answer left unfinished (its client went away)."""

@@ -33,6 +33,7 @@ class Result:
     completion_tokens: int = 0
     cached_tokens: int = 0
     answer: Answer | None = None
+    threads: int = 0  # generation threads (0: not known)
 
 
 def _drain(pieces: Iterator[str], emit: Emit, cancel: threading.Event) -> bool:
@@ -48,7 +49,7 @@ def _drain(pieces: Iterator[str], emit: Emit, cancel: threading.Event) -> bool:
 def _from_completion(completion: Any) -> Result:
     return Result(text=completion.text, finish_reason=completion.finish_reason,
                   prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                  cached_tokens=completion.cached_tokens)
+                  cached_tokens=completion.cached_tokens, threads=completion.threads)
 
 
 def generate(prompt: str | None, messages: Sequence[dict[str, str]] | None, options: GenerateOptions):
@@ -58,7 +59,7 @@ def generate(prompt: str | None, messages: Sequence[dict[str, str]] | None, opti
         model = host.model
         text = prompt if messages is None else model.chat_prompt(list(messages))
         assert text is not None
-        stream = model.stream(text, options)
+        stream = model.stream(text, host.request_options(options))
         try:
             if not _drain(stream, emit, cancel):
                 return None
@@ -94,7 +95,8 @@ def ask(messages: Sequence[dict[str, str]], options: GenerateOptions, *, index: 
 
     def job(host: ModelHost, emit: Emit, cancel: threading.Event) -> Result | None:
         rag = host.rag(index)
-        stream = rag.stream(question, k=k, options=options, answer_anyway=answer_anyway, history=history)
+        stream = rag.stream(question, k=k, options=host.request_options(options), answer_anyway=answer_anyway,
+                            history=history)
         if not _drain(stream, emit, cancel):
             host.stop_generation()
             return None
