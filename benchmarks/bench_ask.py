@@ -1,16 +1,34 @@
-"""Where the wall time of one ``rt ask`` goes, on the default model, printed as a table.
+"""Where the wall time of one ``rt ask`` goes, and what each speed feature changes, in one run.
 
-    python benchmarks/bench_ask.py [--question TEXT] [--index DIR] [--max-tokens N] [--repeat N]
+    python benchmarks/bench_ask.py [--model GGUF] [--threads N] [--question TEXT] [--index DIR]
+                                   [--max-tokens N] [--repeat N]
 
 Each run is a fresh ``rt ask --json`` process (what a person waits for). Its ``timings`` give
 the embedding-model load, the language-model load, query embedding, search, prompt building,
 prompt processing and generation; process start and imports (Python, Click, rt) are measured
 on their own, and what remains of the wall time is "other": opening the index, stopping the
 model process, and mostly the interpreter's exit (unloading torch takes about 2 s here). With
-no ``--index`` the repository's docs/ are indexed into a temporary folder
-first (not counted). The default model is the embedded SmolLM2 (a temporary RT_HOME, so no
-registry default applies). The overhead outside prompt processing and generation is what a
-person pays on every question; it is printed last. Numbers are the median of ``--repeat`` runs.
+no ``--index`` the repository's docs/ are indexed into a temporary folder first (not counted).
+The default model is the embedded SmolLM2 (a temporary RT_HOME, so no registry default
+applies); ``--model`` takes any GGUF, e.g. the Mistral-7B-shaped one of make_7b_gguf.py.
+
+The same question is asked with each speed feature of issue 10 on alone, all on, and all off
+("today's path": a fresh RT_HOME per run, no prompt lookup, no packing), the configurations
+taking turns ``--repeat`` times:
+
+* prefix cache: RT_HOME's saved prompt prefix, warmed once by a *different* question on the
+  same index, so a run reuses what two questions share (the system prompt, the instructions,
+  any source they both retrieve), not its own whole prompt;
+* prompt packing: ``rt ask``'s packing switch when this rt has one (runtime/rag/packing.py);
+* prompt lookup: ``--prompt-lookup``.
+
+Time to first token is the wall time up to the end of prompt processing (process start and
+imports, both model loads, retrieval, coverage, prompt building, prompt processing) plus one
+generated token (generation time / tokens). Prompt tokens/s counts the tokens processed, not
+those taken from the prefix cache. Medians, with the spread (min-max) of the time to first token.
+On a model with random weights (make_7b_gguf.py) the answer text is noise and prompt lookup has
+nothing to copy, but the prompt side (tokens, prefix reuse, prompt processing) is what a real
+7B would do with the same prompt; generation tokens/s are a real 7B's per token.
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RT = [sys.executable, "-c", "from runtime.cli import main; main()"]
 README_QUESTION = "How does rt keep memory use low?"
+WARM_QUESTION = "How is a checkpoint converted to a GGUF file?"  # fills the prefix cache
 
 
 def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -50,11 +69,12 @@ def build_index(env: dict[str, str], folder: Path) -> float:
     return wall
 
 
-def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str]) -> dict[str, float]:
+def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str],
+            extra: tuple[str, ...] = ()) -> dict[str, float]:
     """Split one ``rt ask --json`` run's wall time into its parts."""
     start_and_imports = python_seconds("import runtime.cli, runtime.cli.ask", env)
     wall, out = timed_run(RT + ["ask", question, "--index", str(index), "--json",
-                                "--max-tokens", str(max_tokens)], env)
+                                "--max-tokens", str(max_tokens), *extra], env)
     data = json.loads(out)
     t = data["timings"]
     parts = {
@@ -63,47 +83,132 @@ def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str]) ->
         "model load": t["model_load"],
         "query embedding": t["query_embedding"],
         "search": t["search"],
+        "coverage": t.get("coverage", 0.0),
         "prompt building (token counting)": t["prompt_building"],
         "prompt processing": t["prompt_processing"],
         "generation": t["generation"],
     }
-    parts["other (index open, exit)"] = max(0.0, wall - sum(parts.values()))
+    parts["other (index open, evidence, exit)"] = max(0.0, wall - sum(parts.values()))
     parts["total wall"] = wall
-    parts["_prompt_tokens"] = data["usage"]["prompt_tokens"]
-    parts["_completion_tokens"] = data["usage"]["completion_tokens"]
+    usage = data["usage"]
+    per_token = t["generation"] / max(1, usage["completion_tokens"])
+    parts["_ttft"] = sum(v for k, v in parts.items() if k not in ("generation", "total wall")
+                         and not k.startswith("other")) + per_token
+    parts["_prompt_tokens"] = usage["prompt_tokens"]
+    parts["_processed_tokens"] = usage["prompt_tokens"] - usage.get("cached_tokens", 0)
+    parts["_completion_tokens"] = usage["completion_tokens"]
     parts["_cited"] = float(bool(data["citations"]))
+    parts["_covered"] = float(bool(data["covered"]))
     return parts
 
 
 def table(runs: list[dict[str, float]]) -> str:
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     wall = median["total wall"]
-    rows = [f"{'step':<34} {'seconds':>8} {'share':>7}", "-" * 51]
+    rows = [f"{'step':<36} {'seconds':>8} {'share':>7}", "-" * 53]
     for key, value in median.items():
         if key.startswith("_") or key == "total wall":
             continue
-        rows.append(f"{key:<34} {value:8.3f} {value / wall:7.1%}")
-    rows += ["-" * 51, f"{'total wall':<34} {wall:8.3f} {1:7.1%}"]
+        rows.append(f"{key:<36} {value:8.3f} {value / wall:7.1%}")
+    rows += ["-" * 53, f"{'total wall':<36} {wall:8.3f} {1:7.1%}"]
     overhead = wall - median["prompt processing"] - median["generation"]
-    rows.append(f"{'overhead outside prompt + generation':<34} {overhead:8.3f} {overhead / wall:7.1%}")
-    rows.append(f"\nprompt {median['_prompt_tokens']:.0f} tokens "
-                f"({median['_prompt_tokens'] / median['prompt processing']:.0f} tokens/s), "
+    rows.append(f"{'overhead outside prompt + generation':<36} {overhead:8.3f} {overhead / wall:7.1%}")
+    rows.append(f"\nprompt {median['_prompt_tokens']:.0f} tokens, {median['_processed_tokens']:.0f} processed "
+                f"({median['_processed_tokens'] / median['prompt processing']:.1f} tokens/s), "
                 f"answer {median['_completion_tokens']:.0f} tokens "
                 f"({median['_completion_tokens'] / median['generation']:.1f} tokens/s); "
                 f"cited a source in {sum(r['_cited'] for r in runs):.0f} of {len(runs)} runs")
     return "\n".join(rows)
 
 
+def packing_switch() -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """``rt ask``'s (on, off) packing flags, read from its --help; None if it has none."""
+    import re
+
+    done = subprocess.run(RT + ["ask", "--help"], capture_output=True, text=True, cwd=ROOT)
+    found = re.search(r"--([\w-]*pack[\w-]*)\s*/\s*--(no-[\w-]*pack[\w-]*)", done.stdout)
+    return ((f"--{found.group(1)}",), (f"--{found.group(2)}",)) if found else None
+
+
+def packing_without_switch() -> str:
+    """What the configurations do about packing when ``rt ask`` has no switch for it."""
+    code = "from runtime.config import PackingOptions; print(PackingOptions().enabled)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        return "not in this rt (left out)"
+    state = "on" if done.stdout.strip() == "True" else "off"
+    return f"{state} in every configuration (rt ask has no switch for it), so 'today' is not today's path"
+
+
+def configurations(packing: tuple[tuple[str, ...], tuple[str, ...]] | None) -> dict[str, tuple[bool, tuple[str, ...]]]:
+    """Name -> (prefix cache warm, rt ask flags): all off, each feature alone, all on."""
+    pack_on, pack_off = packing if packing is not None else ((), ())
+    lookup_on, lookup_off = ("--prompt-lookup",), ("--no-prompt-lookup",)
+    configs = {
+        "today (all off)": (False, pack_off + lookup_off),
+        "prefix cache": (True, pack_off + lookup_off),
+    }
+    if packing is not None:
+        configs["prompt packing"] = (False, pack_on + lookup_off)
+    configs["prompt lookup"] = (False, pack_off + lookup_on)
+    configs["all on"] = (True, pack_on + lookup_on)
+    return configs
+
+
+def compare(runs: dict[str, list[dict[str, float]]]) -> str:
+    """One row per configuration, as ratios to today's path."""
+    def med(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    def speed(name: str, tokens: str, seconds: str) -> float:
+        return statistics.median(run[tokens] / max(run[seconds], 1e-9) for run in runs[name])
+
+    base = "today (all off)"
+    rows = [f"{'configuration':<17} {'first token s':>14} {'ratio':>6} {'spread s':>13} {'prompt tok':>10} "
+            f"{'processed':>9} {'prompt tok/s':>12} {'gen tok/s':>9} {'gen ratio':>9}", "-" * 108]
+    for name in runs:
+        ttfts = [run["_ttft"] for run in runs[name]]
+        gen = speed(name, "_completion_tokens", "generation")
+        rows.append(f"{name:<17} {med(name, '_ttft'):14.2f} {med(name, '_ttft') / med(base, '_ttft'):5.2f}x "
+                    f"{min(ttfts):6.1f}-{max(ttfts):<6.1f} {med(name, '_prompt_tokens'):10.0f} "
+                    f"{med(name, '_processed_tokens'):9.0f} "
+                    f"{speed(name, '_processed_tokens', 'prompt processing'):12.1f} {gen:9.2f} "
+                    f"{gen / speed(base, '_completion_tokens', 'generation'):8.2f}x")
+    ratio = med("all on", "_ttft") / med(base, "_ttft")
+    verdict = "met" if ratio <= 0.5 else f"missed by {ratio / 0.5:.2f}x"
+    rows.append(f"\ntime to first token, all on / today: {ratio:.2f}x (target <= 0.5x on the 7B shape: {verdict})")
+    uncovered = sum(1 for name in runs for run in runs[name] if not run["_covered"])
+    if uncovered:
+        rows.append(f"note: {uncovered} runs judged the question not covered (no sources, no generation)")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="a GGUF [default: the embedded SmolLM2]")
+    parser.add_argument("--threads", type=int, help="rt ask --threads [default: rt's]")
     parser.add_argument("--question", default=README_QUESTION)
     parser.add_argument("--index", type=Path, help="an existing index [default: docs/ indexed now]")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated configurations to run besides today's and all on "
+                                       "(prefix, packing, lookup) [default: all]")
     args = parser.parse_args()
 
+    common: tuple[str, ...] = ()
+    if args.model:
+        common += ("--model", str(Path(args.model).resolve()))
+    if args.threads:
+        common += ("--threads", str(args.threads))
+    packing = packing_switch()
+    configs = configurations(packing)
+    if args.only is not None:
+        wanted = {word.strip() for word in args.only.split(",")}
+        configs = {name: c for name, c in configs.items()
+                   if name in ("today (all off)", "all on") or name.split()[-1] in wanted or name.split()[0] in wanted}
     with tempfile.TemporaryDirectory(prefix="rt-bench-ask-") as scratch:
-        env = dict(os.environ, RT_HOME=str(Path(scratch) / "home"))
+        warm_home = Path(scratch) / "warm-home"
+        env = dict(os.environ, RT_HOME=str(warm_home))
         env.pop("RT_MODEL", None)
         index = args.index
         if index is None:
@@ -111,12 +216,23 @@ def main() -> None:
             print(f"indexing docs/ into {index}: {build_index(env, index):.1f} s (not counted)")
         bare = python_seconds("pass", env)
         torch_import = python_seconds("import sentence_transformers", env) - bare
-        runs = [one_ask(args.question, index, args.max_tokens, env) for _ in range(args.repeat)]
-    print(f"rt ask {args.question!r} --max-tokens {args.max_tokens}; median of {args.repeat} runs; "
-          f"{os.cpu_count()} CPUs")
+        warm = one_ask(WARM_QUESTION, index, 1, env, common + configs["all on"][1])
+        print(f"prefix cache warmed by {WARM_QUESTION!r} ({warm['_prompt_tokens']:.0f} prompt tokens)", flush=True)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
+        for i in range(args.repeat):
+            for name, (prefix, flags) in configs.items():
+                home = warm_home if prefix else Path(scratch) / f"cold-home-{i}-{len(runs[name])}-{name[:6]}"
+                run_env = dict(env, RT_HOME=str(home))
+                runs[name].append(one_ask(args.question, index, args.max_tokens, run_env, common + flags))
+                print(f"  {name}: first token {runs[name][-1]['_ttft']:.2f} s", file=sys.stderr, flush=True)
+    model = Path(args.model).name if args.model else "the embedded SmolLM2"
+    print(f"\nrt ask {args.question!r} --max-tokens {args.max_tokens} with {model}; median of {args.repeat} "
+          f"runs; {os.cpu_count()} CPUs; threads {args.threads or 'rt default'}")
+    print(f"prompt packing: {' / '.join(packing[0] + packing[1]) if packing else packing_without_switch()}")
     print(f"(bare interpreter start {bare:.3f} s; importing sentence-transformers + torch alone "
           f"{torch_import:.3f} s, part of the embedding model load)\n")
-    print(table(runs))
+    print(compare(runs))
+    print(f"\nwhere the time goes, all on:\n{table(runs['all on'])}")
 
 
 if __name__ == "__main__":
