@@ -15,6 +15,7 @@ It satisfies the :class:`runtime.llm.engine.Engine` protocol.
 from __future__ import annotations
 
 import ctypes
+from array import array
 import logging
 import os
 import time
@@ -285,8 +286,10 @@ class LlamaEngine:
         cached = self._prefill([*tokens, *tail])
         if self._yes_no_ids is None:
             self._yes_no_ids = (spelling_tokens(self.tokenize, YES_WORDS), spelling_tokens(self.tokenize, NO_WORDS))
-        n_vocab = int(L.llama_vocab_n_tokens(self._vocab))
-        p_yes, yes, no = from_logits(L.llama_get_logits_ith(self._ctx, -1)[:n_vocab], *self._yes_no_ids)
+        logits = array("f")  # one copy of the row; slicing the ctypes pointer is 3x slower
+        logits.frombytes(ctypes.string_at(L.llama_get_logits_ith(self._ctx, -1),
+                                          4 * int(L.llama_vocab_n_tokens(self._vocab))))
+        p_yes, yes, no = from_logits(logits, *self._yes_no_ids)
         self._drop_after(len(tokens))
         return YesNo(p_yes, yes, no, len(tokens) + len(tail), cached, time.perf_counter() - started)
 
