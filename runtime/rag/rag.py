@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
-from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions
+from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions, PackingOptions
 from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query
+from runtime.rag.packing import pack
 from runtime.rag.probe import judge
 from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
@@ -144,14 +145,16 @@ class RAG:
 
     ``k`` overrides the index's default number of passages; ``coverage`` decides whether the
     documents cover a question (``threshold``, when given, replaces its ``min_score``);
-    ``evidence`` when a cited source supports a sentence; ``options`` are the default sampling
-    options.
+    ``evidence`` when a cited source supports a sentence; ``packing`` how much of each
+    retrieved passage goes into the prompt (:mod:`runtime.rag.packing`); ``options`` are the
+    default sampling options.
     """
 
     def __init__(self, model: LanguageModel, index: Index, *, k: int | None = None,
                  threshold: float | None = None, options: GenerateOptions = GenerateOptions(),
                  coverage: CoverageOptions = CoverageOptions(),
                  evidence: EvidenceOptions = EvidenceOptions(),
+                 packing: PackingOptions = PackingOptions(),
                  timer: TimedEmbedder | None = None, load_timings: LoadTimings = LoadTimings()) -> None:
         self.model = model
         self.index = index
@@ -159,6 +162,7 @@ class RAG:
         self.coverage = coverage if threshold is None else replace(coverage, min_score=threshold)
         self.threshold = self.coverage.min_score
         self.evidence = evidence
+        self.packing = packing
         self.options = options
         self.load_timings = load_timings
         self._timer = timer
@@ -168,7 +172,7 @@ class RAG:
     def open(cls, model: str | Path | None = None, index: str | Path | None = None, *,
              load: LoadOptions = LoadOptions(), k: int | None = None,
              threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions(),
-             remote: RemoteEndpoints | None = None) -> RAG:
+             remote: RemoteEndpoints | None = None, packing: PackingOptions = PackingOptions()) -> RAG:
         """Open the index, load its embedding model, then load the language model.
 
         ``model`` is a registry name, a GGUF path or ``None`` (the default); ``index`` a folder
@@ -198,7 +202,7 @@ class RAG:
         timings = LoadTimings(embedding_model_load=loaded_at - started,
                               model_load=time.perf_counter() - loaded_at)
         return cls(language_model, opened, k=k, threshold=threshold, options=options,
-                   timer=timer, load_timings=timings)
+                   packing=packing, timer=timer, load_timings=timings)
 
     def close(self) -> None:
         """Free the model and close the index."""
@@ -287,11 +291,13 @@ class RAG:
 
     def _sourced_prompt(self, question: str, hits: Sequence[Hit], options: GenerateOptions,
                         history: Sequence[Turn]) -> BuiltPrompt:
-        """The answer prompt with the sources, started with :data:`ANSWER_PREFIX`."""
+        """The answer prompt with the sources (packed, unless packing is off), started with
+        :data:`ANSWER_PREFIX`. Coverage is decided on the retrieved ``hits`` themselves."""
         renderer = self._renderer
+        sources = pack(question, hits, self.index.embedder, self.packing) if self.packing.enabled else hits
         # the plain layout of a base model ends in "Answer:", the prefix goes after a space
         prefix = (" " if isinstance(renderer, PlainChat) else "") + ANSWER_PREFIX
-        return build_prompt(renderer, question, hits, reserve=options.max_tokens,
+        return build_prompt(renderer, question, sources, reserve=options.max_tokens,
                             history=history, answer_prefix=prefix)
 
     def _answer(self, question: str, text: str, *, coverage: Coverage, best: float | None,

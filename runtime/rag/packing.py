@@ -1,0 +1,187 @@
+"""Prompt packing: the relevant part of each retrieved passage, not the whole chunk (issue 10 §2).
+
+A retrieved chunk is about 200 embedding tokens; the sentence that answers a question is
+usually one of them. :func:`pack` turns the ranked hits into fewer, shorter sources:
+
+1. **Select** in each hit the sentence closest to the question, by the signals
+   :mod:`runtime.rag.evidence` uses for claims: the share of the question's content words it
+   holds and its embedding similarity with the index's embedder; keep it with ``neighbours``
+   sentences on each side, and any other sentence of the hit that scores within
+   ``keep_ratio`` of the best (with the sentences between, so the excerpt stays one span).
+   A hit whose best sentence is far below the best of all (``min_relative_score``) is left out.
+2. **Merge** excerpts of the same file (and page) whose character spans overlap or touch
+   (chunks share ``overlap_tokens``) into one, ranked where its best hit was.
+3. **Drop** an excerpt whose words (3-word shingles) are mostly those of a higher-ranked one.
+
+Every packed source is an exact slice of its file's text: ``text`` is what the model sees,
+``chars`` its span in the file (or page) and ``lines`` the lines it sits on, so a citation and
+its evidence point at what the model read. Coverage is still decided on the retrieved chunks
+(:mod:`runtime.rag.coverage`), before packing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+from runtime.config import PackingOptions
+from runtime.rag.evidence import Span, claim_words, sentences
+
+if TYPE_CHECKING:
+    from runtime.index import Hit
+    from runtime.index.embedder import Embedder
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_HEADING = re.compile(r"\s*#")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Consecutive text of one file made of one or more overlapping hits; ``hit`` is the best."""
+
+    hit: Hit
+    text: str
+    chars: tuple[int, int] | None
+    lines: tuple[int, int] | None
+    members: int = 1
+
+
+def merge_hits(hits: Sequence[Hit]) -> list[Region]:
+    """Hits of the same file and page whose spans overlap or touch, as one region each, in the
+    order of their best hit. Text between two spans is rebuilt only when it is known: the spans
+    overlap (both are exact slices of the file) or the gap is nothing but line breaks."""
+    regions: list[Region] = []
+    for hit in hits:
+        region = Region(hit, hit.text, hit.chars, hit.lines)
+        merged = True
+        while merged:  # a new hit may bridge two regions
+            merged = False
+            for i, other in enumerate(regions):
+                joined = _join(other, region)
+                if joined is not None:
+                    region = joined
+                    del regions[i]
+                    merged = True
+                    break
+        regions.append(region)
+    order = {id(hit): rank for rank, hit in enumerate(hits)}
+    return sorted(regions, key=lambda r: order[id(r.hit)])
+
+
+def _join(a: Region, b: Region) -> Region | None:
+    """``a`` (ranked first) and ``b`` as one region when they are of one file and page and
+    overlap or touch."""
+    if (a.hit.path != b.hit.path or a.hit.page != b.hit.page or a.chars is None or b.chars is None
+            or len(a.text) != a.chars[1] - a.chars[0] or len(b.text) != b.chars[1] - b.chars[0]):
+        return None
+    first, second = (a, b) if a.chars[0] <= b.chars[0] else (b, a)
+    gap = second.chars[0] - first.chars[1]
+    if second.chars[1] <= first.chars[1]:
+        text = first.text  # second lies inside first
+    elif gap > 0:
+        # a gap of k characters spread over k line breaks can only be "\n" * k
+        if first.lines is None or second.lines is None or second.lines[0] - first.lines[1] != gap:
+            return None
+        text = first.text + "\n" * gap + second.text
+    elif first.text[len(first.text) + gap:] == second.text[:-gap or None] or gap == 0:
+        text = first.text + second.text[-gap:]
+    else:
+        return None
+    lines = None
+    if first.lines is not None and second.lines is not None:
+        lines = (first.lines[0], max(first.lines[1], second.lines[1]))
+    end = max(first.chars[1], second.chars[1])
+    return Region(a.hit, text, (first.chars[0], end), lines, a.members + b.members)
+
+
+def pack(question: str, hits: Sequence[Hit], embedder: Embedder | None,
+         options: PackingOptions = PackingOptions()) -> list[Hit]:
+    """The packed sources for ``question``, best first: the excerpt of each hit closest to the
+    question, excerpts of a file that overlap or touch merged into one, near-duplicates dropped.
+    Each is a copy of its best hit with ``text``, ``chars`` and ``lines`` narrowed to the
+    excerpt (see the module docstring). ``embedder`` may be ``None``: the lexical signal alone
+    then picks the sentences."""
+    split = [sentences(hit.text, prose=True) for hit in hits]
+    scores = _score(question, split, embedder, options)
+    top = max((max(row) for row in scores if row), default=0.0)
+    excerpts = [_excerpt(Region(hit, hit.text, hit.chars, hit.lines), spans, hit_scores, options)
+                for rank, (hit, spans, hit_scores) in enumerate(zip(hits, split, scores))
+                if rank < options.always_keep or max(hit_scores, default=0.0) >= options.min_relative_score * top]
+    packed: list[Hit] = []
+    kept_shingles: list[set[tuple[str, ...]]] = []
+    for region in merge_hits(excerpts):
+        excerpt = _narrow(region, 0, len(region.text))
+        shingles = _shingles(excerpt.text)
+        if any(_resemblance(shingles, other) >= options.duplicate_similarity for other in kept_shingles):
+            continue
+        kept_shingles.append(shingles)
+        packed.append(excerpt)
+    return packed
+
+
+def _score(question: str, split: list[list[Span]], embedder: Embedder | None,
+           options: PackingOptions) -> list[list[float]]:
+    """Each sentence's closeness to the question: ``lexical_weight * word share + (1 -
+    lexical_weight) * cosine`` (the word share alone without an embedder)."""
+    words = claim_words(question)
+    # a heading names a subject, it does not answer: it goes into an excerpt only beside a sentence
+    lexical = [[len(words & claim_words(s.text)) / len(words) if words and not _HEADING.match(s.text) else 0.0
+                for s in spans] for spans in split]
+    texts = [s.text for spans in split for s in spans]
+    if embedder is None or not texts:
+        return lexical
+    matrix = embedder.embed([question, *texts])
+    cosines = (matrix[1:] @ matrix[0]).tolist()
+    scores, k = [], 0
+    for spans, shares in zip(split, lexical):
+        row = []
+        for share in shares:
+            heading = _HEADING.match(texts[k]) is not None
+            row.append(0.0 if heading else
+                       options.lexical_weight * share + (1 - options.lexical_weight) * float(cosines[k]))
+            k += 1
+        scores.append(row)
+    return scores
+
+
+def _excerpt(region: Region, spans: list[Span], scores: list[float], options: PackingOptions) -> Hit:
+    """The region's hit narrowed to the chosen sentences (the whole region when it has at most
+    as many sentences as an excerpt would hold)."""
+    if len(spans) <= 1 + 2 * options.neighbours:
+        first, last = 0, len(spans) - 1
+    else:
+        best = max(range(len(spans)), key=lambda i: scores[i])
+        chosen = [i for i, s in enumerate(scores) if s >= options.keep_ratio * scores[best] and s > 0] or [best]
+        first = max(0, min(chosen) - options.neighbours)
+        last = min(len(spans) - 1, max(chosen) + options.neighbours)
+        if last - first + 1 > options.max_sentences:  # far apart: the best with its neighbours
+            first, last = max(0, best - options.neighbours), min(len(spans) - 1, best + options.neighbours)
+    if not spans:
+        return _narrow(region, 0, len(region.text))
+    return _narrow(region, spans[first].start, spans[last].end)
+
+
+def _narrow(region: Region, start: int, end: int) -> Hit:
+    """A copy of the region's best hit holding ``region.text[start:end]``, with its span and lines."""
+    text = region.text[start:end]
+    chars = (region.chars[0] + start, region.chars[0] + end) if region.chars is not None else None
+    lines = None
+    if region.lines is not None:
+        top = region.lines[0] + region.text.count("\n", 0, start)
+        lines = (top, top + text.count("\n"))
+    return replace(region.hit, text=text, chars=chars, lines=lines)
+
+
+def _shingles(text: str, size: int = 3) -> set[tuple[str, ...]]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) < size:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}
+
+
+def _resemblance(a: set[Any], b: set[Any]) -> float:
+    """How much of the smaller shingle set the other holds (1.0: one excerpt repeats the other)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
