@@ -25,6 +25,9 @@ class IndexOptions:
     retriever brings to the fusion. ``fusion``: ``weighted`` scores each candidate
     ``dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25`` (weight fitted on the dev
     split of benchmarks/eval_data.py), ``rrf`` is plain reciprocal rank fusion.
+    ``sentence_weight``: with weighted fusion, the first ``sentence_candidates`` hits gain
+    ``sentence_weight`` times the largest IDF-weighted share of the query's words that one of
+    their sentences holds (:mod:`runtime.index.proximity`; 0 turns it off; fitted on dev).
     ``rerank_candidates``: how many hits a reranker (``--rerank``) rescores. ``max_file_bytes``
     skips larger files. ``section_chars`` and
     ``read_block_bytes`` bound the memory one file takes however it is shaped: files are read
@@ -44,6 +47,8 @@ class IndexOptions:
     candidates: int = 50
     fusion: str = "weighted"
     dense_weight: float = 0.4
+    sentence_weight: float = 0.5
+    sentence_candidates: int = 20
     rerank_candidates: int = 20
     max_file_bytes: int = 100_000_000
     section_chars: int = 65_536
@@ -55,6 +60,8 @@ class IndexOptions:
             raise ConfigError(f"unknown fusion {self.fusion!r}", hint=f"choose one of: {', '.join(FUSIONS)}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense weight {self.dense_weight} must be between 0 and 1")
+        if self.sentence_weight < 0 or self.sentence_candidates < 0:
+            raise ConfigError("sentence weight and sentence candidates must not be negative")
         if self.vector_index not in VECTOR_INDEXES:
             raise ConfigError(
                 f"unknown vector index {self.vector_index!r}",

@@ -25,6 +25,7 @@ from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mo
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
+from runtime.index.proximity import sentence_shares
 from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under, path_key
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
@@ -277,6 +278,7 @@ class Index:
             if mode == "hybrid" and self.options.fusion == "weighted" and query_vector is not None:
                 ranked = weighted_fusion(self._cosines(dense, keyword, query_vector), keyword,
                                          self.options.dense_weight)
+                ranked = self._sentence_rescored(query, ranked)
             elif mode == "hybrid":
                 ranked = reciprocal_rank_fusion([dense, keyword],
                                                 self.options.rrf_k)
@@ -284,6 +286,19 @@ class Index:
                 ranked = dense or keyword
             hits = self._hits(ranked[:first], query_vector)
         return rerank(self.reranker, query, hits, k) if self.reranker is not None else hits
+
+    def _sentence_rescored(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The first ``sentence_candidates`` of ``ranked`` with ``sentence_weight`` times their
+        best sentence's share of the query's words added, re-sorted; the rest (lower already) after."""
+        weight, n = self.options.sentence_weight, self.options.sentence_candidates
+        if weight <= 0 or n <= 0 or not ranked:
+            return ranked
+        head = ranked[:n]
+        texts = {chunk_id: row.text for chunk_id, row in self.store.chunks_for([i for i, _ in head]).items()}
+        shares = sentence_shares(self.store, query, texts)
+        rescored = [(chunk_id, score + weight * shares.get(chunk_id, 0.0)) for chunk_id, score in head]
+        rescored.sort(key=lambda pair: (-pair[1], pair[0]))
+        return rescored + ranked[n:]
 
     def _cosines(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
                  query_vector: np.ndarray) -> dict[int, float]:

@@ -91,10 +91,14 @@ def text_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+def query_words(text: str) -> list[str]:
+    """The query's words that the keyword search looks for: lower-cased, stop words dropped, each once."""
+    return list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS))
+
+
 def keyword_query(text: str) -> str:
     """An FTS5 query matching any of the query's words (quoted, so punctuation is safe)."""
-    words = list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS))
-    return " OR ".join(f'"{w}"' for w in words)
+    return " OR ".join(f'"{w}"' for w in query_words(text))
 
 
 class Store:
@@ -272,6 +276,12 @@ class Store:
             "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
             "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def chunks_matching(self, word: str) -> int:
+        """How many chunks hold ``word`` (FTS5's tokenizer: stemmed, case- and accent-folded)."""
+        phrase = '"' + word.replace('"', '""') + '"'
+        row = self.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (phrase,)).fetchone()
+        return int(row[0])
 
     def counts(self) -> tuple[int, int]:
         """``(documents, chunks)``."""
