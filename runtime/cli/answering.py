@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runtime.config import GenerateOptions, LoadOptions
+from runtime.config import GenerateOptions, LoadOptions, PackingOptions
 
 if TYPE_CHECKING:
     from runtime.llm.chat_view import LanguageModel
@@ -26,12 +26,13 @@ logger = logging.getLogger("runtime.cli.answering")
 
 
 def open_rag(model: str | Path | None, index_dir: str | Path | None, load: LoadOptions,
-             generate: GenerateOptions, k: int | None, remote: Any = None) -> RAG:
+             generate: GenerateOptions, k: int | None, remote: Any = None,
+             packing: PackingOptions = PackingOptions()) -> RAG:
     """The model and index a command asks (missing ones raise errors that say what to do);
-    ``remote``: the command's --llm-url/--embed-url endpoints."""
+    ``remote``: the command's --llm-url/--embed-url endpoints; ``packing``: --pack/--no-pack."""
     from runtime.rag.rag import RAG
 
-    return RAG.open(model, index_dir, load=load, options=generate, k=k, remote=remote)
+    return RAG.open(model, index_dir, load=load, options=generate, k=k, remote=remote, packing=packing)
 
 
 def display_path(path: str) -> str:
@@ -165,10 +166,11 @@ def ask_without_retrieval(question: str, *, model: str | None, system: str | Non
 
 def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | None, k: int | None,
                        answer_anyway: bool, as_json: bool, load: LoadOptions,
-                       generate: GenerateOptions, strict: bool = False, remote: Any = None) -> None:
+                       generate: GenerateOptions, strict: bool = False, remote: Any = None,
+                       packing: PackingOptions = PackingOptions()) -> None:
     """``rt ask`` with retrieval: answer from the index, with numbered sources and the evidence
     for each sentence. ``strict``: an answer with no supported sentence is an error."""
-    with open_rag(model, index_dir, load, generate, k, remote) as rag:
+    with open_rag(model, index_dir, load, generate, k, remote, packing) as rag:
         stream = rag.stream(question, answer_anyway=answer_anyway)
         if as_json:
             show_notices(stream.notices)

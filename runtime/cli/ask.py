@@ -17,6 +17,8 @@ from runtime.cli.options import (
     generate_options_from,
     load_options_from,
     model_options,
+    pack_option,
+    packing_options_from,
     remote_from,
     remote_options,
     sampling_options,
@@ -40,6 +42,7 @@ from runtime.errors import ConfigError, InputError
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
 @click.option("--system", default=None, metavar="TEXT",
               help=f"System prompt (with --no-rag) [default: {DEFAULT_SYSTEM_PROMPT!r}].")
+@pack_option
 @model_options
 @sampling_options
 @remote_options
@@ -67,7 +70,7 @@ def ask(question: str, index_dir: str | None, k: int | None, answer_anyway: bool
 
         ask_with_retrieval(question, model=params["model"], index_dir=index_dir, k=k,
                            answer_anyway=answer_anyway, as_json=as_json, load=load, generate=generate,
-                           strict=strict, remote=remote_from(params))
+                           strict=strict, remote=remote_from(params), packing=packing_options_from(params))
         return
     from runtime.cli.answering import ask_without_retrieval
 

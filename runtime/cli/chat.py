@@ -20,6 +20,8 @@ from runtime.cli.options import (
     generate_options_from,
     load_options_from,
     model_options,
+    pack_option,
+    packing_options_from,
     remote_from,
     remote_options,
     sampling_options,
@@ -40,6 +42,7 @@ EXIT_WORDS = ("exit", "quit")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per turn (one per line).")
 @click.option("--strict", is_flag=True,
               help="Exit with status 4 at the end when an answer had no sentence supported by its sources.")
+@pack_option
 @model_options
 @sampling_options
 @remote_options
@@ -54,7 +57,8 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
     show_warnings()
     load, generate = load_options_from(params), generate_options_from(params)
     failed = unsupported = 0
-    with open_rag(params["model"], index_dir, load, generate, k, remote_from(params)) as rag:
+    with open_rag(params["model"], index_dir, load, generate, k, remote_from(params),
+                  packing_options_from(params)) as rag:
         conversation = rag.chat(answer_anyway=answer_anyway)
         for question in _questions():
             try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
+from runtime.config import KV_TYPES, GenerateOptions, LoadOptions, PackingOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +64,18 @@ def sampling_options(f: F) -> F:
                      help="Draft tokens by copying from the prompt and verify them in one batch "
                           "(greedy only; plain decoding with --temperature > 0)."),
     ])
+
+
+def pack_option(f: F) -> F:
+    """``--pack/--no-pack``: the sentences of each passage closest to the question, or whole chunks."""
+    return click.option("--pack/--no-pack", "pack", default=PackingOptions().enabled, show_default=True,
+                        help="Give the model only the sentences of each passage closest to the question "
+                             "(fewer prompt tokens; docs/asking.md), or whole chunks.")(f)
+
+
+def packing_options_from(params: Mapping[str, Any]) -> PackingOptions:
+    """The :class:`PackingOptions` of ``--pack/--no-pack``."""
+    return PackingOptions(enabled=params.get("pack", PackingOptions().enabled))
 
 
 def remote_options(f: F) -> F:

@@ -178,3 +178,26 @@ def test_an_answer_cites_packed_sources_whose_lines_match_the_file(index: Index,
             first, last = evidence.lines
             lines = Path(evidence.path).read_text(encoding="utf-8").splitlines()[first - 1:last]
             assert evidence.text.split()[0] in " ".join(lines)
+
+
+def test_rt_ask_no_pack_gives_whole_chunks_and_pack_excerpts(index: Index, smollm2_path: Path) -> None:
+    import json
+
+    from tests.rag.conftest import run
+
+    question = "When was the Brannock Point lighthouse first lit?"
+    common = ("--index", str(index.folder), "--model", str(smollm2_path), "--json", "--max-tokens", "8")
+    code, out, err = run("ask", question, "--no-pack", *common)
+    assert code == 0, err
+    whole = json.loads(out)
+    code, out, err = run("ask", question, *common)  # --pack is the default
+    assert code == 0, err
+    packed = json.loads(out)
+    assert whole["covered"] and packed["covered"] and whole["sources"] and packed["sources"]
+    chunks = {h.text for h in index.search(question, 5)}
+    assert all(s["text"] in chunks for s in whole["sources"])
+    assert sum(len(s["text"]) for s in packed["sources"]) < sum(len(s["text"]) for s in whole["sources"])
+    assert packed["usage"]["prompt_tokens"] < whole["usage"]["prompt_tokens"]
+    for source in packed["sources"]:
+        lines = Path(source["path"]).read_text(encoding="utf-8").splitlines()
+        assert source["text"] in "\n".join(lines[source["lines"][0] - 1:source["lines"][1]])
