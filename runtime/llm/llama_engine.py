@@ -31,7 +31,7 @@ from runtime.errors import ContextOverflowError, GenerationError, InputError, Mo
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm import prefix_cache
-from runtime.llm.lookup import draft
+from runtime.llm.lookup import Drafter
 from runtime.llm.sampling import Sampler
 from runtime.llm.threads import sample_generation_threads
 from runtime.llm.yes_no import NO_WORDS, YES_WORDS, YesNo, from_logits, spelling_tokens
@@ -72,6 +72,7 @@ class LlamaEngine:
         self.n_ctx_train = int(L.llama_model_n_ctx_train(self._model))
         self.pid = os.getpid()
         self._cached: list[int] = []  # the tokens the KV cache holds, in order
+        self.last_drafts: list[tuple[int, int]] = []  # prompt lookup's (drafted, accepted) per batch
         self._yes_no_ids: tuple[list[int], list[int]] | None = None  # tokens spelling yes, no
 
     # --- loading ----------------------------------------------------------------------------
@@ -331,8 +332,9 @@ class LlamaEngine:
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"
         lookup = options.prompt_lookup and options.temperature <= 0 and options.lookup_draft > 0
-        history = list(tokens) if lookup else []
-        drafted = accepted = 0
+        drafter = Drafter(tokens, options.lookup_draft, options.lookup_ngram, options.lookup_row_cost,
+                          options.lookup_adaptive) if lookup else None
+        self.last_drafts = drafter.drafts if drafter else []
         with Sampler(options) as sampler:
             pending = [sampler.sample(self._ctx)]  # tokens sampled, not yet emitted nor decoded
             while pending:
@@ -351,18 +353,15 @@ class LlamaEngine:
                     break
                 if pending:  # an accepted draft token: already in the KV cache
                     continue
-                if not lookup:
+                if drafter is None:
                     self._decode([token])
                     pending = [sampler.sample(self._ctx)]
                     continue
-                history.append(token)
-                room = min(options.lookup_draft, self.n_outputs - 1, options.max_tokens - generated - 1,
+                room = min(self.n_outputs - 1, options.max_tokens - generated - 1,
                            self.n_ctx - len(self._cached) - 1)
-                guess = draft(history, max_tokens=room, ngram=options.lookup_ngram)
+                guess = drafter.propose(token, room)
                 pending = self._verify(token, guess, sampler)
-                drafted += len(guess)
-                accepted += len(pending) - 1
-                history.extend(pending[:-1])
+                drafter.record(guess, len(pending) - 1)
         tail = text.finish()
         if tail:
             yield tail
@@ -371,7 +370,8 @@ class LlamaEngine:
             cached_tokens=cached, finish_reason=finish,
             prompt_seconds=prompt_done - started,
             generation_seconds=time.perf_counter() - prompt_done,
-            draft_tokens=drafted, accepted_tokens=accepted, threads=self.n_threads,
+            draft_tokens=drafter.drafted if drafter else 0,
+            accepted_tokens=drafter.accepted if drafter else 0, threads=self.n_threads,
         )
 
     def _verify(self, token: int, guess: list[int], sampler: Sampler) -> list[int]:

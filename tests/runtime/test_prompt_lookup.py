@@ -14,7 +14,7 @@ from runtime.cli import cli
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import UnsupportedModelError
 from runtime.llm.llama_engine import LlamaEngine
-from runtime.llm.lookup import draft
+from runtime.llm.lookup import Drafter, draft, draft_length
 from runtime.llm.model import Model
 
 SOURCES = """[1] notes/lease.md lines 1-6
@@ -45,6 +45,42 @@ def test_a_draft_is_what_followed_the_last_ngram_earlier_in_the_text() -> None:
     assert draft([1, 2, 3], max_tokens=4, ngram=2) == []
 
 
+def test_a_draft_is_as_long_as_its_expected_acceptance_pays_for_under_the_row_cost() -> None:
+    assert draft_length(0.95, 0.1, 16) == 15  # cheap rows, confident: a long draft
+    assert draft_length(0.8, 0.25, 16) == 3
+    assert draft_length(0.6, 0.5, 16) == 1
+    assert draft_length(0.5, 0.5, 16) == 0  # a draft token costs what it is expected to save
+    assert draft_length(0.99, 0.1, 2) == 2  # no longer than what the match offers
+
+
+def test_the_drafter_shrinks_and_stops_drafting_after_rejections_and_grows_after_acceptance() -> None:
+    # the answer walks a cycle the prompt holds twice: every tail has a full draft on offer
+    def after(token: int) -> int:
+        return 100 + (token - 99) % 40
+
+    drafter = Drafter(list(range(100, 140)) * 2, max_tokens=8, ngram=3, row_cost=0.25)
+    token = 100
+
+    def step(keep_all: bool) -> int:
+        nonlocal token
+        guess = drafter.propose(token, room=8)
+        kept = len(guess) if keep_all else 0  # the model rejects the first draft token
+        drafter.record(guess, kept)
+        token = after(guess[kept - 1] if kept else token)
+        return len(guess)
+
+    rejected = [step(keep_all=False) for _ in range(8)]
+    assert rejected[0] >= 2 and rejected[1] < rejected[0] and rejected[2] == 0
+    assert max(rejected[2:]) <= 1 and rejected.count(0) >= 4  # at most a one-token probe now and then
+    assert drafter.accepted == 0 and drafter.drafted == sum(rejected) == sum(d for d, _ in drafter.drafts)
+    idle = [step(keep_all=True) for _ in range(30)]  # no drafts: the evidence fades, then drafts resume
+    assert idle[0] == 0 and idle[-1] > 0
+    grown = [step(keep_all=True) for _ in range(8)]
+    assert grown == sorted(grown) and grown[-1] == 8
+    fixed = Drafter(list(range(100, 140)) * 2, max_tokens=8, ngram=3, adaptive=False)
+    assert len(fixed.propose(100, room=8)) == 8
+
+
 @pytest.mark.parametrize("model", ["smollm2_path", "gemma_path"])
 def test_greedy_answers_are_token_for_token_identical_with_and_without_prompt_lookup(
         model: str, request: pytest.FixtureRequest) -> None:
@@ -56,7 +92,9 @@ def test_greedy_answers_are_token_for_token_identical_with_and_without_prompt_lo
         engine = m._idle_engine()
         # from a fresh cache both times: see docs/asking.md on a prompt reused from the KV cache
         plain = GenerateOptions(max_tokens=80, prompt_lookup=False)
-        with_lookup = replace(plain, prompt_lookup=True)
+        # the fixed policy drafts every match: the most batches to check (the adaptive one
+        # drafts a subset of them, and on SmolLM2 hardly any)
+        with_lookup = replace(plain, prompt_lookup=True, lookup_adaptive=False)
         n = len(engine.prompt_tokens(prompt))
         first = _run(engine, prompt, plain)
         first_tokens = engine._cached[n:]
@@ -93,3 +131,23 @@ def test_rt_ask_json_reports_drafted_and_accepted_tokens_with_prompt_lookup(smol
     assert on["answer"] == off["answer"]
     assert on["usage"]["draft_tokens"] >= on["usage"]["accepted_tokens"] > 0
     assert off["usage"]["draft_tokens"] == off["usage"]["accepted_tokens"] == 0
+
+
+def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_drafting_every_match(
+        smollm2_path: Path) -> None:
+    with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=2, isolate=False, prefix_cache=False)) as m:
+        prompt = rag_prompt(m, QUESTION)
+        engine = m._idle_engine()
+        fixed_options = GenerateOptions(max_tokens=60, prompt_lookup=True, lookup_adaptive=False)
+        fixed = _run(engine, prompt, fixed_options)[1]
+        fixed_drafts = list(engine.last_drafts)
+        engine._forget_cache()
+        adaptive = _run(engine, prompt, replace(fixed_options, lookup_adaptive=True))[1]
+        adaptive_drafts = list(engine.last_drafts)
+    assert fixed.draft_tokens == sum(d for d, _ in fixed_drafts)
+    assert fixed.accepted_tokens == sum(a for _, a in fixed_drafts)
+    assert adaptive.draft_tokens == sum(d for d, _ in adaptive_drafts)
+    rejected = fixed.draft_tokens - fixed.accepted_tokens
+    assert rejected > 0
+    assert adaptive.draft_tokens - adaptive.accepted_tokens < rejected  # fewer tokens thrown away
+    assert len(adaptive_drafts) < len(fixed_drafts)  # fewer verification batches
