@@ -6,10 +6,10 @@ Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m
 7B-shaped GGUF (bench_convert's output) to bound its speed-up. For each model, in one run:
 
 - the cost of one ``llama_decode`` of a batch of 1, 2, 4, 8, 16 tokens with logits for every
-  row (the verification of a draft of 0, 1, 3, 7, 15 tokens) after a 300-token prompt, as a
-  ratio to decoding 1 token, and the cost of one more row that a least-squares line gives (what
-  ``GenerateOptions.lookup_row_cost`` stands for); sizes are interleaved, the fastest of
-  ``--repeat`` kept;
+  row (the verification of a draft of 0, 1, 3, 7, 15 tokens) and for the last row only, after
+  a 300-token prompt, as a ratio to decoding 1 token, and the cost of one more row that a
+  least-squares line gives (what ``GenerateOptions.lookup_row_cost`` stands for); one thread's
+  CPU time, sizes interleaved, the least of ``--repeat`` kept;
 - batch invariance: the largest logit difference between decoding 9 tokens one at a time and
   in one batch, after 120 and 300 tokens of context (why greedy output can change);
 - greedy generation on real RAG answers: ``--questions`` answerable DEV questions of the eval
@@ -57,21 +57,29 @@ def filler_tokens(engine: Any, n: int) -> list[int]:
     return engine.prompt_tokens(text)[:n]
 
 
-def verify_costs(engine: Any, repeat: int) -> dict[int, float]:
-    """Fastest seconds of one decode of ``n`` tokens with logits for each, after 300 tokens."""
-    tokens = filler_tokens(engine, 340)
-    base, filler = tokens[:300], tokens[300:]
-    engine._forget_cache()
-    engine._decode(base)
-    sizes = [n for n in SIZES if n <= engine.n_outputs]
-    times: dict[int, list[float]] = {n: [] for n in sizes}
-    for _ in range(repeat):
-        for n in sizes:
-            started = time.perf_counter()
-            engine._decode_all(filler[:n])
-            times[n].append(time.perf_counter() - started)
-            engine._drop_after(len(base))
-    return {n: min(t) for n, t in times.items()}
+def verify_costs(path: Path, repeat: int) -> dict[bool, dict[int, float]]:
+    """Least CPU seconds of one decode of ``n`` tokens after 300, with logits for every row
+    (True) or the last (False). One thread, timed with its CPU clock: other processes on a busy
+    machine slow the wall clock, not this."""
+    from runtime.config import LoadOptions
+    from runtime.llm.llama_engine import LlamaEngine
+
+    load = LoadOptions(n_ctx=2048, threads=1, prefix_cache=False, max_draft=max(SIZES) - 1)
+    with LlamaEngine(path, load) as engine:
+        tokens = filler_tokens(engine, 340)
+        base, filler = tokens[:300], tokens[300:]
+        engine._decode(base)
+        out = {}
+        for all_logits in (True, False):
+            times: dict[int, list[float]] = {n: [] for n in SIZES}
+            for _ in range(repeat):
+                for n in SIZES:
+                    started = time.thread_time()
+                    engine._decode_batch(filler[:n], all_logits=all_logits)
+                    times[n].append(time.thread_time() - started)
+                    engine._drop_after(len(base))
+            out[all_logits] = {n: min(t) for n, t in times.items()}
+    return out
 
 
 def row_cost(costs: dict[int, float]) -> float:
@@ -186,10 +194,11 @@ def main() -> None:
         with Model(path, load) as model:
             engine = model._idle_engine()
             print(f"\n{path.name}", flush=True)
-            costs = verify_costs(engine, args.repeat)
-            print("  verify batch / decode 1: " + ", ".join(f"{n}: {costs[n] / costs[1]:.2f}x" for n in costs)
-                  + f"  (decode 1: {costs[1] * 1000:.1f} ms); one more row costs {row_cost(costs):.2f} decodes",
-                  flush=True)
+            for all_logits, costs in verify_costs(path, args.repeat).items():
+                print(f"  batch / decode 1, logits for {'every row' if all_logits else 'the last row'}: "
+                      + ", ".join(f"{n}: {costs[n] / costs[1]:.2f}x" for n in costs)
+                      + f"  (decode 1: {costs[1] * 1000:.1f} ms CPU); one more row costs {row_cost(costs):.2f} decodes",
+                      flush=True)
             print("  batch of 9 vs one at a time, largest logit difference: " + ", ".join(
                 f"after {n} tokens {batch_invariance(engine, n):.3f}" for n in (120, 300)), flush=True)
             prompts = rag_prompts(model, args.questions, args.tokens)
