@@ -39,18 +39,21 @@ def _jsonable(value: object) -> object:
 
 def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from runtime.models.memory import effective_ctx
+    from runtime.models.repack import repack_tradeoff
 
     data: dict[str, object] = {"path": str(info.path)}
     data.update({f.name: getattr(info, f.name) for f in fields(info) if f.name not in ("metadata", "path")})
     data.update(n_vocab=info.n_vocab, has_chat_template=info.chat_template is not None,
                 n_ctx=effective_ctx(info, options), kv_type=options.kv_type,
                 memory=asdict(estimate), fits=estimate.fits,
+                repack=repack_tradeoff(estimate.weights, info.quantization).to_dict(),
                 metadata={k: _jsonable(v) for k, v in info.metadata.items() if k != "tokenizer.chat_template"})
     return data
 
 
 def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[no-untyped-def]
     from runtime.models.memory import effective_ctx, suggestions
+    from runtime.models.repack import repack_tradeoff
 
     n_ctx = effective_ctx(info, options)
     heads = f"{info.n_head} attention heads, {info.n_head_kv} KV heads, head size {info.head_dim_k}"
@@ -74,6 +77,7 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
         ("available", f"{human_bytes(estimate.available)} ({estimate.source})"),
         ("fits", "yes" if estimate.fits
          else f"no: loading would be refused; try {', '.join(suggestions(info, options, estimate))}"),
+        ("--repack", repack_tradeoff(estimate.weights, info.quantization).describe()),
     ]
     if options.n_ctx > n_ctx:
         rows.append(("note", f"--ctx {options.n_ctx} is beyond the trained context; loading caps it to {n_ctx}"))

@@ -86,3 +86,16 @@ def test_imports_neither_llama_cpp_nor_torch(tmp_path: Path) -> None:
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_repack_tradeoff_shows_this_models_memory_and_the_measured_speeds(smollm2_path: Path) -> None:
+    from runtime.models.repack import MEASURED
+
+    out = run(str(smollm2_path)).stdout
+    line = next(row for row in out.splitlines() if row.startswith("--repack"))
+    assert "+96.6 MB memory at most" in line  # SmolLM2's tensor data: a second copy, from this file
+    assert f"generation {MEASURED.generation:.2f}x, prompt processing {MEASURED.prompt:.2f}x" in line
+    assert MEASURED.source in line and "Q4_1 may repack less or not at all" in line
+    data = json.loads(run(str(smollm2_path), "--json").stdout)
+    assert data["repack"]["extra_memory"] == data["memory"]["weights"]
+    assert data["repack"]["measured"]["generation_ratio"] == MEASURED.generation
