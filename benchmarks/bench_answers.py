@@ -8,16 +8,23 @@ about articles left out of the index):
    unanswerable ones declined. ``--fit`` searches the thresholds on the DEV split and prints
    the best; the defaults in :class:`runtime.config.CoverageOptions` come from that search.
 2. **Answers** with the model (``--limit`` answerable questions and a third as many
-   unanswerable ones): answer containment (a gold answer string in the answer), citation
-   validity (every cited number was a given source), the first citation on the right article,
-   the share of claims supported by their cited source, answers with at least one supported
-   claim, prompt tokens and seconds per answer.
+   unanswerable ones, drawn with ``--seed``), once with prompt packing off and once on
+   (:mod:`runtime.rag.packing`; ``--pack on|off`` runs one arm): answer containment (a gold
+   answer, SQuAD-normalised, appears as whole words in the normalised answer, after rt's
+   "According to [n]," lead, the [n] markers and any source label the model copied are taken
+   out), the share of prompts that held a gold answer at all (what containment can reach),
+   citation validity (every cited number was a given source), the first citation on the right
+   article, the share of claims supported by their cited source, answers with at least one
+   supported claim, answers cut at ``--max-tokens``, prompt tokens and seconds per answer.
+   ``--prompts-only`` builds both arms' prompts for every covered question of the split, with
+   no generation: prompt tokens and gold-in-prompt. ``--threads 1`` is steadier on a busy machine.
 3. ``--probe``: the model's own yes/no judgement ("Do the sources answer the question?") read
    after the sources and the question are in its KV cache, then rolled back for the answer
    (:mod:`runtime.rag.probe`): how often it says yes to answerable and to unanswerable
    questions that passed the signals, what it would add to the decision, and what it costs.
 
-    python benchmarks/bench_answers.py                      # test split, SmolLM2, 60 answers
+    python benchmarks/bench_answers.py                      # test split, SmolLM2, 60 answers, packing off and on
+    python benchmarks/bench_answers.py --split dev --prompts-only   # prompt tokens, no generation
     python benchmarks/bench_answers.py --fit --split dev    # calibrate coverage (dev only)
     python benchmarks/bench_answers.py --gemma --probe      # Gemma 3 270M (PyPI parts), with the probe
 """
