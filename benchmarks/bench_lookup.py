@@ -219,6 +219,9 @@ def main() -> None:
                     tallies[name].add(completion, list(engine.last_drafts), completion.text == plain_text)
                 prompt_tokens.append(completion.prompt_tokens)
                 print(f"  answered {len(prompt_tokens)}/{len(prompts)}", file=sys.stderr, flush=True)
+                for name in ("fixed", "adaptive"):
+                    print(describe(name, tallies[name], tallies["plain"], len(prompt_tokens)),
+                          file=sys.stderr, flush=True)
             print(f"  {len(prompts)} RAG answers (DEV questions, {statistics.median(prompt_tokens):.0f} prompt "
                   f"tokens median, up to {args.tokens} answer tokens; target 1.5x):")
             for name in ("fixed", "adaptive"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 PRIOR_ACCEPTANCE = 0.6  # optimistic enough that the first long match is tried when rows are cheap
 PRIOR_WEIGHT = 2.0  # worth two draft tokens of evidence
 DECAY = 0.9  # per verification: the last ~10 drafts of a match length decide
-IDLE_DECAY = 0.98  # per token generated without a draft: evidence fades, drafting is retried
+IDLE_DECAY = 0.98  # per match left undrafted: the evidence fades, so drafting is retried
 MIN_GAIN = 1.05  # a draft must be expected to be 5% faster than decoding one token alone
 
 
