@@ -18,7 +18,9 @@ Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m
   and with the adaptive one; tokens/s of each against plain, the acceptance rate, the draft
   lengths, the wasted batches (nothing accepted) and how many answers are the same text.
 
-Ratios are measured within one run; on a busy shared machine the absolute speeds mean little.
+Ratios are measured within one run; on a busy shared machine the absolute speeds mean little, and
+``--cpu-time`` generates on one thread timed by its CPU clock (the prompt is cached, so that is the
+generation's compute: tokens per CPU-second), which other processes do not distort.
 """
 
 from __future__ import annotations
@@ -143,9 +145,9 @@ class Tally:
     same: int = 0
     batches: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, completion: Any, drafts: list[tuple[int, int]], same: bool) -> None:
+    def add(self, completion: Any, drafts: list[tuple[int, int]], same: bool, cpu: float | None) -> None:
         self.tokens += completion.completion_tokens
-        self.seconds += completion.generation_seconds
+        self.seconds += completion.generation_seconds if cpu is None else cpu
         self.drafted += completion.draft_tokens
         self.accepted += completion.accepted_tokens
         self.same += same
@@ -182,6 +184,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="answer tokens [64]")
     parser.add_argument("--questions", type=int, default=6, help="DEV questions answered [6]")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="generate on one thread and time it with its CPU clock (a busy machine)")
     parser.add_argument("--row-cost", type=float, default=None,
                         help="the adaptive policy's row cost [GenerateOptions' default]")
     args = parser.parse_args()
@@ -189,7 +193,8 @@ def main() -> None:
     from runtime.config import LoadOptions
     from runtime.llm.model import Model
 
-    load = LoadOptions(n_ctx=2048, threads=args.threads, isolate=False, prefix_cache=False, max_draft=max(SIZES) - 1)
+    threads = 1 if args.cpu_time else args.threads
+    load = LoadOptions(n_ctx=2048, threads=threads, isolate=False, prefix_cache=False, max_draft=max(SIZES) - 1)
     for path in _models(args.models):
         with Model(path, load) as model:
             engine = model._idle_engine()
@@ -214,9 +219,11 @@ def main() -> None:
                 generate(engine, prompt, replace(base, max_tokens=1))  # each mode reuses this prompt's KV
                 plain_text = None
                 for name, mode in modes.items():
+                    cpu_started = time.thread_time()
                     completion = generate(engine, prompt, mode)
+                    cpu = time.thread_time() - cpu_started if args.cpu_time else None
                     plain_text = completion.text if name == "plain" else plain_text
-                    tallies[name].add(completion, list(engine.last_drafts), completion.text == plain_text)
+                    tallies[name].add(completion, list(engine.last_drafts), completion.text == plain_text, cpu)
                 prompt_tokens.append(completion.prompt_tokens)
                 print(f"  answered {len(prompt_tokens)}/{len(prompts)}", file=sys.stderr, flush=True)
                 for name in ("fixed", "adaptive"):
