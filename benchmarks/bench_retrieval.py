@@ -110,7 +110,7 @@ def quality(data: EvalSet, options: IndexOptions) -> None:
         low, high = wilson_interval(test[k], n)
         short = math.ceil(round(target * n - test[k] * n, 6))
         print(f"  {k}: {round(test[k] * n)} of {n} questions, 95% interval {low:.3f}-{high:.3f}; "
-              + (f"{short} more hits reach {target}" if short > 0 else f"{-short} hits above {target}"))
+              + (f"{short} more hits reach {target}" if short > 0 else f"{-short} hits to spare over {target}"))
     print("  (questions cluster by article, so the true spread is wider; --per-split 100000 takes "
           "every question of the split)\n")
     index.close()
