@@ -17,7 +17,8 @@ def test_ask_json_holds_every_field(index_dir: Path, smollm2_path: Path) -> None
     assert code == 0, err
     data = json.loads(out)
     assert data["covered"] is True and data["answer"].startswith("According to [")
-    assert len(data["sources"]) == 3 and data["dropped"] == 0
+    # packing may leave out a weak passage or merge two of a file: at most the 3 retrieved
+    assert 1 <= len(data["sources"]) <= 3 and data["dropped"] == 0
     for n, source in enumerate(data["sources"], start=1):
         assert source["n"] == n
         assert {"path", "page", "lines", "score", "similarity", "text"} <= set(source)
@@ -43,9 +44,9 @@ def test_ask_streams_the_answer_then_the_sources(index_dir: Path, smollm2_path: 
     sources = sources.partition("\nEvidence:\n")[0]
     assert answer.startswith("According to [") and re.search(r"\[\d\]", answer)
     lines = sources.strip().splitlines()
-    assert len(lines) == 2
-    assert re.match(r"\[1\] .*velomax\.txt, lines \d+-\d+ +\(similarity 0\.\d\d", lines[0].strip())
-    assert lines[1].strip().startswith("[2] ")
+    assert 1 <= len(lines) <= 2  # packing leaves out a passage far below the best
+    assert re.match(r"\[1\] .*velomax\.txt, lines? \d+(-\d+)? +\(similarity 0\.\d\d", lines[0].strip())
+    assert all(line.strip().startswith(f"[{n}] ") for n, line in enumerate(lines, start=1))
 
 
 def test_unrelated_question_says_the_documents_do_not_cover_it(index_dir: Path, smollm2_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_unrelated_question_says_the_documents_do_not_cover_it(index_dir: Path, 
 def test_tiny_context_reports_dropped_sources_on_stderr(index_dir: Path, smollm2_path: Path) -> None:
     code, out, err = run("ask", "How do I descale the Zorblat 3000?", "--index", str(index_dir),
                          "--model", str(smollm2_path), "--ctx", "512", "--max-tokens", "200",
-                         "--stop", ".", "-k", "4", "--json")
+                         "--stop", ".", "-k", "4", "--json", "--no-pack")  # whole chunks overflow
     assert code == 0, err
     data = json.loads(out)
     assert data["dropped"] > 0 and len(data["sources"]) + data["dropped"] == 4
