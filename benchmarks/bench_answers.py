@@ -223,6 +223,8 @@ def run_answers(index: Any, model_path: Path, questions: Sequence[Question], pro
             if probe and answer.from_documents and arm == arms[0]:
                 row["after_probe_seconds"] = probe_question(rag, model, q, options, probes)
             rows.append(row)
+            if len(rows) % 10 == 0:  # a long run shows it is alive
+                print(f"  packing {arm}: {len(rows)} of {len(questions)} asked", file=sys.stderr, flush=True)
         results[arm] = rows
     model.close()
     report_answers(results, probes)
