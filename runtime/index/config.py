@@ -27,9 +27,9 @@ class IndexOptions:
     split of benchmarks/eval_data.py), ``rrf`` is plain reciprocal rank fusion.
     ``sentence_weight``: with weighted fusion, the first ``sentence_candidates`` hits gain
     ``sentence_weight`` times the largest IDF-weighted share of the query's words that one of
-    their sentences holds (:mod:`runtime.index.proximity`; 0 turns it off). Both weights were
-    fitted together on dev, then held to the best pair that keeps hybrid search at least as good
-    as either retriever alone on the notes of tests/index/corpus.py (docs/retrieval.md).
+    their sentences holds (:mod:`runtime.index.proximity`; 0 turns it off; fitted on dev).
+    Dev preferred a larger dense weight with it on (0.5-0.6), which broke retrieval on rt's own
+    notes and docs test corpora, so ``dense_weight`` stays 0.4 (docs/retrieval.md).
     ``rerank_candidates``: how many hits a reranker (``--rerank``) rescores. ``max_file_bytes``
     skips larger files. ``section_chars`` and
     ``read_block_bytes`` bound the memory one file takes however it is shaped: files are read
@@ -48,7 +48,7 @@ class IndexOptions:
     rrf_k: int = 60
     candidates: int = 50
     fusion: str = "weighted"
-    dense_weight: float = 0.5
+    dense_weight: float = 0.4
     sentence_weight: float = 0.5
     sentence_candidates: int = 20
     rerank_candidates: int = 20

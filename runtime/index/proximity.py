@@ -8,8 +8,8 @@ index's own FTS5 tokenizer (porter stemming: "descaling" matches "descale") thro
 ``highlight()``, so no second tokenizer can disagree with the keyword search.
 
 On the dev questions of benchmarks/eval_data.py (3,431 questions, all of the dev articles),
-adding ``0.5 x`` this share to the fused score of the first 20 hits, with the fusion's dense
-weight refitted (0.4 -> 0.5), moved hit@1 from 0.831 to 0.857 (docs/retrieval.md).
+adding ``0.5 x`` this share to the fused score of the first 20 hits moved hit@1 from 0.831 to
+0.852 (test: 0.793 to 0.816 over 5,165 questions; docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from runtime.index.store import Store, query_words
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
 _OPEN, _CLOSE = "\x02", "\x03"  # highlight() markers: control characters no word contains
 _MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
+# "how much", "how many": words of the question's form, not its subject. Rare in most documents,
+# they would weigh the most and reward any sentence that says "much" (the keyword search keeps
+# them; BM25 spreads their weight over the whole chunk).
+_QUESTION_FORM = frozenset({"much", "many"})
 
 
 def sentence_starts(text: str) -> list[int]:
@@ -69,7 +73,7 @@ def best_sentence_share(starts: Sequence[int], matches: Mapping[str, Sequence[in
 def sentence_shares(store: Store, query: str, texts: Mapping[int, str]) -> dict[int, float]:
     """``chunk id -> best_sentence_share`` of the query's words (stop words dropped, IDF over
     the index's chunks) for the chunks ``texts`` (id -> text); call inside a read transaction."""
-    words = query_words(query)
+    words = [w for w in query_words(query) if w not in _QUESTION_FORM]
     ids = list(texts)
     if not words or not ids:
         return {}

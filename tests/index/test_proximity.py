@@ -55,9 +55,11 @@ def test_words_are_matched_with_the_index_stemmer(two_chunk_index: Path, embedde
             offsets = match_offsets(index.store, "descaled", [kettle.chunk_id])  # stem of "Descaling"
             found = sentence_shares(index.store, "Is the kettle descaled?", {kettle.chunk_id: kettle.text})
             partly = sentence_shares(index.store, "How often is the kettle descaled?", {kettle.chunk_id: kettle.text})
+            form = sentence_shares(index.store, "How much is the kettle descaled?", {kettle.chunk_id: kettle.text})
     assert [kettle.text[o:o + 9] for o in offsets[kettle.chunk_id]] == ["Descaling"]
     assert found[kettle.chunk_id] == pytest.approx(1.0)  # both words in its first sentence
     assert 0 < partly[kettle.chunk_id] < 0.5  # "often" is in no chunk: the rarest, and missing
+    assert form[kettle.chunk_id] == pytest.approx(1.0)  # "how much" is the question's form, not its subject
 
 
 def test_a_chunk_holding_the_words_in_one_sentence_ranks_first(two_chunk_index: Path, embedder) -> None:  # type: ignore[no-untyped-def]
