@@ -75,9 +75,10 @@ def _join(a: Region, b: Region) -> Region | None:
     if (a.hit.path != b.hit.path or a.hit.page != b.hit.page or a.chars is None or b.chars is None
             or len(a.text) != a.chars[1] - a.chars[0] or len(b.text) != b.chars[1] - b.chars[0]):
         return None
-    first, second = (a, b) if a.chars[0] <= b.chars[0] else (b, a)
-    gap = second.chars[0] - first.chars[1]
-    if second.chars[1] <= first.chars[1]:
+    (first, (start, first_end)), (second, (second_start, second_end)) = sorted(
+        [(a, a.chars), (b, b.chars)], key=lambda pair: pair[1][0])
+    gap = second_start - first_end
+    if second_end <= first_end:
         text = first.text  # second lies inside first
     elif gap > 0:
         # a gap of k characters spread over k line breaks can only be "\n" * k
@@ -91,8 +92,7 @@ def _join(a: Region, b: Region) -> Region | None:
     lines = None
     if first.lines is not None and second.lines is not None:
         lines = (first.lines[0], max(first.lines[1], second.lines[1]))
-    end = max(first.chars[1], second.chars[1])
-    return Region(a.hit, text, (first.chars[0], end), lines, a.members + b.members)
+    return Region(a.hit, text, (start, max(first_end, second_end)), lines, a.members + b.members)
 
 
 def pack(question: str, hits: Sequence[Hit], embedder: Embedder | None,
