@@ -8,7 +8,8 @@ usually one of them. :func:`pack` turns the ranked hits into fewer, shorter sour
    holds and its embedding similarity with the index's embedder; keep it with ``neighbours``
    sentences on each side, and any other sentence of the hit that scores within
    ``keep_ratio`` of the best (with the sentences between, so the excerpt stays one span).
-   A hit whose best sentence is far below the best of all (``min_relative_score``) is left out.
+   A hit whose best sentence is far below the best of all (``min_relative_score``) can be left
+   out; rt's default keeps every hit, as leaving some out cost citation validity (PackingOptions).
 2. **Merge** excerpts of the same file (and page) whose character spans overlap or touch
    (chunks share ``overlap_tokens``) into one, ranked where its best hit was.
 3. **Drop** an excerpt whose words (3-word shingles) are mostly those of a higher-ranked one.
