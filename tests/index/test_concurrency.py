@@ -110,7 +110,8 @@ def test_readers_during_rt_index_see_the_last_commit(tmp_path: Path, embedder) -
 
     writer = _rt("index", str(docs), "--index", str(folder), "--batch-size", "2", "--no-progress", pause=0.5)
     searcher = _rt("search", "-", "--json", "-k", str(K), "--index", str(folder))
-    asker = _rt("ask", "--json", "-k", str(K), "--max-tokens", "4", "--index", str(folder), QUESTIONS[0][0])
+    asker = _rt("ask", "--json", "-k", str(K), "--max-tokens", "4", "--no-pack",  # whole chunks, to compare
+                "--index", str(folder), QUESTIONS[0][0])
     changed = [q for q in before if before[q] != after[q]]
     seen: dict[str, list[str]] = {q: [] for q in changed}
     with Index.open(folder, embedder=embedder) as reader:  # one long-lived reader, in this process
