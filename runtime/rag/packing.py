@@ -126,23 +126,21 @@ def _score(question: str, split: list[list[Span]], embedder: Embedder | None,
     """Each sentence's closeness to the question: ``lexical_weight * word share + (1 -
     lexical_weight) * cosine`` (the word share alone without an embedder)."""
     words = claim_words(question)
-    # a heading names a subject, it does not answer: it goes into an excerpt only beside a sentence
-    lexical = [[len(words & claim_words(s.text)) / len(words) if words and not _HEADING.match(s.text) else 0.0
-                for s in spans] for spans in split]
     texts = [s.text for spans in split for s in spans]
-    if embedder is None or not texts:
-        return lexical
-    matrix = embedder.embed([question, *texts])
-    cosines = (matrix[1:] @ matrix[0]).tolist()
-    scores, k = [], 0
-    for spans, shares in zip(split, lexical):
-        row = []
-        for share in shares:
-            heading = _HEADING.match(texts[k]) is not None
-            row.append(0.0 if heading else
-                       options.lexical_weight * share + (1 - options.lexical_weight) * float(cosines[k]))
-            k += 1
-        scores.append(row)
+    # a heading names a subject, it does not answer: it goes into an excerpt only beside a sentence
+    headings = [_HEADING.match(text) is not None for text in texts]
+    flat = [len(words & claim_words(text)) / len(words) if words and not heading else 0.0
+            for text, heading in zip(texts, headings)]
+    if embedder is not None and texts:
+        matrix = embedder.embed([question, *texts])
+        cosines = (matrix[1:] @ matrix[0]).tolist()
+        w = options.lexical_weight
+        flat = [0.0 if heading else w * share + (1 - w) * float(cosine)
+                for share, cosine, heading in zip(flat, cosines, headings)]
+    scores, start = [], 0
+    for spans in split:
+        scores.append(flat[start:start + len(spans)])
+        start += len(spans)
     return scores
 
 
