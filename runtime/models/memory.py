@@ -16,17 +16,22 @@ What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the
   window layers (Gemma 2/3, Cohere 2, ...) get a full-size cache too, because llama.cpp's
   default ``swa_full=true`` allocates it; recurrent layers (head_count_kv 0) get none.
   SmolLM2 at --ctx 4096: 90.00 MiB computed and logged.
-* **compute**: rt's engine asks for logits of the last token only (``n_outputs_max = 1``) and
+* **compute**: rt's engine asks for logits of the last token, or of each row of a prompt-lookup
+  draft's verification (``n_outputs_max = 1 + max_draft``, capped to ``n_ubatch``), and
   flash attention is on (llama.cpp's "auto" picks it on the CPU; rt forces it for a q8_0 cache),
   so the graph reserved for a full micro-batch (``n_ubatch``, = n_batch capped to n_ctx) peaks
   in the layer activations and the f16 KQ masks, not in the logits. Upper bound, in bytes::
 
       n_ubatch * 4 * (3 * max(n_ff, n_head * head_dim) + 5 * n_embd)   # activations
       + masks * n_ctx_pad * n_ubatch * 2     # masks: 2 with a sliding window (Gemma), else 1
-      + 2 * n_vocab * 4                      # last-token logits: graph + output buffer
+      + (2 + max_draft) * n_vocab * 4        # logits: 1 row in the graph, 1 + max_draft output rows
 
-  (n_ctx_pad: n_ctx rounded up to 256, as llama.cpp pads it). Logged compute + output buffer
-  vs estimate, MiB, f16 / q8_0 KV at ctx 512, 2048, 4096, 8192 (llama.cpp 0.3.36 build):
+  (n_ctx_pad: n_ctx rounded up to 256, as llama.cpp pads it). llama.cpp logs one output row at
+  load whatever ``n_outputs_max`` is, and grows the output buffer when a draft is verified: on
+  Gemma a first 9-row verification raises RssAnon by 14.4 MiB and a 17-row one by 23.5 MiB, a
+  single-row decode by nothing (8 and 16 more output rows, plus compute pages touched first).
+  Logged compute + output buffer vs estimate with ``max_draft = 0``, MiB, f16 / q8_0 KV at ctx
+  512, 2048, 4096, 8192 (llama.cpp 0.3.36 build; the default ``max_draft`` 8 adds 8 rows):
 
   - SmolLM2 135M, n_batch 512: 14.20/13.11, 15.70/14.61, 17.70/16.61, 21.70/20.61; estimate
     15.50, 17.00, 19.00, 23.00. n_batch 128: 3.69/3.44 ... 5.57/5.32; estimate 4.16 ... 6.03.
@@ -36,7 +41,7 @@ What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the
   Over these and a few odd shapes (ctx 1000 / batch 64, ctx 300 / batch 512, batch 1024) the
   estimate is 2% to 31% above the log, never below. Per micro-batch token the measured
   activations are SmolLM2 27.0 KiB (exactly 3 * n_ff + 4 * n_embd floats), Gemma 35.5 KiB;
-  the fifth n_embd covers Gemma's extra norms. Without ``n_outputs_max = 1`` the logits of
+  the fifth n_embd covers Gemma's extra norms. Without ``n_outputs_max`` the logits of
   every position (``n_ubatch * n_vocab * 4``: Gemma 512 MiB at n_batch 512) would dominate.
 * **repack**: with ``--repack`` llama.cpp copies the weights it repacks into anonymous memory
   while the mapped file stays; counted as a full second copy (an upper bound: 7B Q4_K_M
@@ -127,7 +132,15 @@ def compute_bytes(info: GGUFInfo, options: LoadOptions) -> int:
     activations = n_ubatch * 4 * (3 * widest + 5 * info.n_embd)
     n_masks = 2 if info.arch_value("attention.sliding_window") else 1
     masks = n_masks * n_ctx * n_ubatch * 2  # f16 KQ masks for flash attention
-    return activations + masks + 2 * info.n_vocab * 4  # last-token logits, in the graph and the output buffer
+    # logits: one row in the graph (reserving more rows does not grow the logged buffer), and
+    # output_rows in the output buffer, which grows to them at the first draft verification
+    return activations + masks + (1 + output_rows(options, n_ubatch)) * info.n_vocab * 4
+
+
+def output_rows(options: LoadOptions, n_ubatch: int) -> int:
+    """Rows of logits the engine reserves (``n_outputs_max``): the next token's, and one per
+    prompt-lookup draft token ``options.max_draft`` allows, as runtime.llm.llama_engine sets it."""
+    return max(1, min(1 + options.max_draft, n_ubatch))
 
 
 def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:

@@ -31,7 +31,7 @@ def test_smollm2_estimate_matches_llama_cpp_log(smollm2: GGUFInfo) -> None:
     # llama.cpp 0.3.36 logs for SmolLM2 at n_ctx 4096, n_ubatch 512, n_outputs_max 1: "KV buffer size =
     # 90.00 MiB", "compute buffer size = 17.51 MiB", "output buffer size = 0.19 MiB" (test_memory_llama
     # checks live); the compute estimate is an upper bound: activations + one f16 mask + logits
-    est = estimate_memory(smollm2, LoadOptions(n_ctx=4096, n_batch=512))
+    est = estimate_memory(smollm2, LoadOptions(n_ctx=4096, n_batch=512, max_draft=0))
     assert est.kv_cache == 90 * MiB
     assert est.compute == 512 * 4 * (3 * 1536 + 5 * 576) + 4096 * 512 * 2 + 2 * 49152 * 4  # 19.00 MiB
     assert (17.51 + 0.19) * MiB <= est.compute
@@ -42,10 +42,22 @@ def test_smollm2_estimate_matches_llama_cpp_log(smollm2: GGUFInfo) -> None:
 
 def test_gemma_estimate(gemma_path: Path) -> None:
     info = inspect_gguf(gemma_path)
-    est = estimate_memory(info, LoadOptions(n_ctx=4096))
+    est = estimate_memory(info, LoadOptions(n_ctx=4096, max_draft=0))
     assert est.kv_cache == 72 * MiB  # 12.00 + 60.00 MiB in llama.cpp's log (swa_full)
     # logged 25.77 + 1.00 MiB; two masks (sliding window layers and the others)
     assert est.compute == 512 * 4 * (3 * 2048 + 5 * 640) + 2 * 4096 * 512 * 2 + 2 * 262144 * 4  # 28.25 MiB
+
+
+def test_the_estimate_counts_a_logits_row_per_draft_token_the_context_reserves(gemma_path: Path) -> None:
+    info = inspect_gguf(gemma_path)
+    row = info.n_vocab * 4  # 1 MiB for Gemma's 262,144 tokens
+    plain = estimate_memory(info, LoadOptions(n_ctx=4096, max_draft=0))
+    drafting = estimate_memory(info, LoadOptions(n_ctx=4096, max_draft=8))
+    assert drafting.compute - plain.compute == drafting.total - plain.total == 8 * row
+    assert estimate_memory(info, LoadOptions(n_ctx=4096)).compute == drafting.compute  # the default: 8
+    # n_outputs_max is capped to the micro-batch, as the engine caps it
+    capped = estimate_memory(info, LoadOptions(n_ctx=4096, n_batch=4, max_draft=16))
+    assert capped.compute - estimate_memory(info, LoadOptions(n_ctx=4096, n_batch=4, max_draft=0)).compute == 3 * row
 
 
 def test_estimate_scales_and_options(smollm2: GGUFInfo) -> None:
@@ -103,9 +115,9 @@ def test_preflight_refuses_with_numbers(smollm2: GGUFInfo, monkeypatch: pytest.M
     with pytest.raises(InsufficientMemoryError) as caught:
         preflight(smollm2, LoadOptions(n_ctx=4096))
     err = caught.value
-    assert err.needed == 210_871_552 and err.available == 200_000_000
+    assert err.needed == 212_444_416 and err.available == 200_000_000  # with 9 rows of logits (max_draft 8)
     message = str(err)
-    assert "needs 210.9 MB (weights 96.6 MB, f16 KV cache 94.4 MB for --ctx 4096, compute 19.9 MB)" in message
+    assert "needs 212.4 MB (weights 96.6 MB, f16 KV cache 94.4 MB for --ctx 4096, compute 21.5 MB)" in message
     assert "200.0 MB available (RT_MEMORY_LIMIT)" in message
     # 200 MB leaves room for 3584 tokens of f16 KV cache after weights and compute; the tip halves --ctx
     assert "try --ctx 2048, --kv-type q8_0, or a smaller model; --force skips this check" in message
