@@ -104,3 +104,13 @@ def api_key() -> str | None:
 def remote_api_key() -> str | None:
     """``RT_LLM_API_KEY``: the Bearer token rt sends to ``--llm-url`` and ``--embed-url`` servers."""
     return os.environ.get("RT_LLM_API_KEY", "").strip() or None
+
+
+def light_embedder(default: bool) -> bool:
+    """``RT_LIGHT_EMBEDDER=0``: embed queries with sentence-transformers (torch), as rt did before
+    its numpy embedder; ``1``: the numpy one where the model allows; unset: ``default``
+    (``IndexOptions.light_embedder``)."""
+    value = os.environ.get("RT_LIGHT_EMBEDDER", "").strip().lower()
+    if not value:
+        return default
+    return value not in ("0", "false", "no", "off")

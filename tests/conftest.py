@@ -21,7 +21,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "rt-home"
     monkeypatch.setenv("RT_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    for name in ("RT_MODELS", "RT_INDEX", "RT_MODEL", "RT_DEBUG"):
+    for name in ("RT_MODELS", "RT_INDEX", "RT_MODEL", "RT_DEBUG", "RT_LIGHT_EMBEDDER"):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -107,7 +107,7 @@ def _follow(folder: Path, paths: tuple[Path, ...], include: tuple[str, ...], exc
     from runtime.index.watch import WatchPass, watch
 
     with Index.open(folder, wait=wait, embedder=embedder) as idx:
-        idx.embedder  # loaded now, not at the first change  # noqa: B018
+        idx.writing_embedder  # loaded now, not at the first change  # noqa: B018
         click.echo(f"watching {len(paths)} path(s); Ctrl-C to stop", err=True)
         def show(done: WatchPass) -> None:
             for old, new in done.renamed:

@@ -30,6 +30,10 @@ class IndexOptions:
     their sentences holds (:mod:`runtime.index.proximity`; 0 turns it off; fitted on dev).
     Dev preferred a larger dense weight with it on (0.5-0.6), which broke retrieval on rt's own
     notes and docs test corpora, so ``dense_weight`` stays 0.4 (docs/retrieval.md).
+    ``light_embedder``: search with :mod:`runtime.index.light_embedder` (the encoder in numpy,
+    no torch import: 0.4 s to load instead of 5-13 s) when the model folder is one it
+    reproduces; indexing keeps sentence-transformers either way (``RT_LIGHT_EMBEDDER=0``
+    overrides it, see :func:`runtime.env.light_embedder`).
     ``rerank_candidates``: how many hits a reranker (``--rerank``) rescores. ``max_file_bytes``
     skips larger files. ``section_chars`` and
     ``read_block_bytes`` bound the memory one file takes however it is shaped: files are read
@@ -43,6 +47,7 @@ class IndexOptions:
     mode: str = "hybrid"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     batch_size: int = 32
+    light_embedder: bool = True
     commit_chunks: int = 256
     vector_index: str = "flat"
     rrf_k: int = 60

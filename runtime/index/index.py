@@ -24,6 +24,7 @@ from runtime.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundE
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
+from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
 from runtime.index.proximity import sentence_shares
 from runtime.index.rerank import Reranker, rerank
@@ -153,7 +154,8 @@ class Index:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedding model, loaded on first use and checked against the index's dimension."""
+        """The embedding model, loaded on first use and checked against the index's dimension
+        (for searching: :func:`~runtime.index.light_embedder.query_embedder`)."""
         with self._mutex:
             return self._checked_embedder()
 
@@ -165,11 +167,22 @@ class Index:
             self._embedder = embedder
             self._checked_embedder()
 
+    @property
+    def writing_embedder(self) -> Embedder:
+        """The embedder :meth:`add` uses: a plugged-in one, else sentence-transformers (its
+        batched forward is faster on many chunks), replacing the numpy one searches loaded."""
+        with self._mutex:
+            if self._embedder is None or isinstance(self._embedder, LightEmbedder):
+                self._embedder = SentenceTransformerEmbedder(self._model_spec(), batch_size=self.options.batch_size)
+            return self._checked_embedder()
+
+    def _model_spec(self) -> str | None:
+        return None if self.embedding_model == DEFAULT_EMBEDDING_MODEL else self.embedding_model
+
     def _checked_embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(
-                None if self.embedding_model == DEFAULT_EMBEDDING_MODEL else self.embedding_model,
-                batch_size=self.options.batch_size)
+        if self._embedder is None:  # searching: the numpy embedder where it reproduces the model
+            self._embedder = query_embedder(self._model_spec(), batch_size=self.options.batch_size,
+                                            light=env.light_embedder(self.options.light_embedder))
         recorded = self.store.meta().get("dimension")
         if recorded is not None and int(recorded) != self._embedder.dimension:
             raise IndexMismatchError(
@@ -231,7 +244,7 @@ class Index:
         return len(moved)
 
     def _writer_embedder(self) -> Embedder:
-        embedder = self.embedder
+        embedder = self.writing_embedder
         if "dimension" not in self.store.meta():
             if self.store.db.in_transaction:  # the ingest's open batch: commits with it
                 self.store.set_meta(dimension=embedder.dimension)

@@ -263,16 +263,18 @@ class ModelHost:
         """``make_embedder``'s, else the default index's embedding model, else the embedded
         all-MiniLM-L6-v2."""
         if self._embedder is None:
-            from runtime.index import Index
-            from runtime.index.embedder import SentenceTransformerEmbedder
+            from runtime import env
+            from runtime.index import Index, IndexOptions
+            from runtime.index.light_embedder import query_embedder
 
+            light = env.light_embedder(IndexOptions().light_embedder)
             if self._make_embedder is not None:
                 self._embedder = self._make_embedder()
             elif self.indexes:
                 with Index.open(self.indexes[0]) as index:
-                    self._embedder = SentenceTransformerEmbedder(index.embedding_model)
+                    self._embedder = query_embedder(index.embedding_model, light=light)
             else:
-                self._embedder = SentenceTransformerEmbedder(None)
+                self._embedder = query_embedder(None, light=light)
         return self._embedder
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,18 @@ print("\\n" + json.dumps({name: name in sys.modules for name in %r}))
 """ % (HEAVY,)
 
 
-def imported(*args: str) -> dict[str, bool]:
+def probe(*args: str, torch_embedder: bool = False) -> tuple[dict[str, bool], str]:
+    """The heavy modules ``rt ARGS`` imported, and what it printed before them."""
+    env = dict(os.environ, RT_LIGHT_EMBEDDER="0") if torch_embedder else None
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          timeout=300, cwd=Path(__file__).resolve().parents[2])
+                          timeout=300, cwd=Path(__file__).resolve().parents[2], env=env)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    *printed, modules = done.stdout.strip().splitlines()
+    return json.loads(modules), "\n".join(printed).strip()
+
+
+def imported(*args: str, torch_embedder: bool = False) -> dict[str, bool]:
+    return probe(*args, torch_embedder=torch_embedder)[0]
 
 
 @pytest.mark.parametrize("args", [
@@ -44,6 +52,36 @@ def test_info_does_not_import_torch(smollm2_path: Path) -> None:
 
 
 def test_the_probe_can_see_torch(index_dir: Path) -> None:
-    """The check can fail: a command that embeds a query does import torch."""
-    found = imported("search", "descale", "--index", str(index_dir))
+    """The check can fail: a query embedded the way rt did before its numpy embedder imports torch."""
+    found = imported("search", "descale", "--index", str(index_dir), torch_embedder=True)
     assert found["torch"] and found["sentence_transformers"]
+
+
+TORCH = ("torch", "sentence_transformers", "transformers")
+
+
+def test_search_embeds_the_query_without_torch_and_finds_the_same(index_dir: Path) -> None:
+    args = ("search", "how often should the coffee machine be descaled", "--index", str(index_dir), "--json", "-k", "4")
+    found, printed = probe(*args)
+    assert not any(found[name] for name in TORCH), found
+    _, with_torch = probe(*args, torch_embedder=True)
+    light, torch = json.loads(printed), json.loads(with_torch)
+    assert [h["chunk_id"] for h in light] == [h["chunk_id"] for h in torch] and light
+    for mine, theirs in zip(light, torch):
+        assert mine["similarity"] == pytest.approx(theirs["similarity"], abs=1e-4)
+
+
+def test_ask_embeds_without_torch_and_cites_the_same(index_dir: Path, smollm2_path: Path) -> None:
+    args = ("ask", "How often should the Zorblat 3000 be descaled?", "--index", str(index_dir),
+            "--model", str(smollm2_path), "--json", "--max-tokens", "8", "--temperature", "0")
+    found, printed = probe(*args)
+    assert not any(found[name] for name in TORCH), found
+    _, with_torch = probe(*args, torch_embedder=True)
+    light, torch = json.loads(printed.splitlines()[-1]), json.loads(with_torch.splitlines()[-1])
+    def cited(sources: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+        return [{k: v for k, v in s.items() if k not in ("score", "similarity")} for s in sources]
+
+    assert light["sources"] and cited(light["sources"]) == cited(torch["sources"])
+    for mine, theirs in zip(light["sources"], torch["sources"]):
+        assert mine["similarity"] == pytest.approx(theirs["similarity"], abs=1e-4)
+    assert light["answer"] == torch["answer"]
