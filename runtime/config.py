@@ -96,10 +96,11 @@ class GenerateOptions:
     lookup_draft: int = LOOKUP_DRAFT  # capped by LoadOptions.max_draft
     lookup_ngram: int = 3
     # draft only as long as the running acceptance makes worth verifying, with one more row of a
-    # verification batch costing ``lookup_row_cost`` single-token decodes (runtime.llm.lookup;
-    # bench_lookup measures it); False drafts every match in full
+    # verification batch costing ``lookup_row_cost`` single-token decodes (runtime.llm.lookup);
+    # None: measured once per model and machine, and cached (runtime.llm.row_cost).
+    # lookup_adaptive=False drafts every match in full
     lookup_adaptive: bool = True
-    lookup_row_cost: float = 0.5
+    lookup_row_cost: float | None = None
     # generation threads for this call (rt serve re-samples the busy cores per request);
     # None keeps the count the model was loaded with
     threads: int | None = None

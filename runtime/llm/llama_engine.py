@@ -30,7 +30,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
-from runtime.llm import prefix_cache
+from runtime.llm import prefix_cache, row_cost
 from runtime.llm.lookup import Drafter
 from runtime.llm.sampling import Sampler
 from runtime.llm.threads import sample_generation_threads
@@ -73,6 +73,7 @@ class LlamaEngine:
         self.pid = os.getpid()
         self._cached: list[int] = []  # the tokens the KV cache holds, in order
         self.last_drafts: list[tuple[int, int]] = []  # prompt lookup's (drafted, accepted) per batch
+        self._row_costs: dict[str, float] = {}  # measured lookup row costs, by cache key
         self._yes_no_ids: tuple[list[int], list[int]] | None = None  # tokens spelling yes, no
 
     # --- loading ----------------------------------------------------------------------------
@@ -324,15 +325,68 @@ class LlamaEngine:
             self.n_threads = int(L.llama_n_threads(self._ctx))
             logger.debug("generation threads: %d", self.n_threads)
 
+    def row_cost(self, options: GenerateOptions) -> float:
+        """The prompt-lookup row cost for ``options``: their ``lookup_row_cost``, or the one
+        measured for this model and machine (:mod:`runtime.llm.row_cost`), read from RT_HOME's
+        cache or measured now (once) after the cached tokens, which stay."""
+        if options.lookup_row_cost is not None:
+            return options.lookup_row_cost
+        rows = max(1, self.n_outputs - 1)
+        key = row_cost.cache_key(self.path, self.options, rows)
+        digest = prefix_cache.key_digest(key)
+        if digest not in self._row_costs:
+            path = row_cost.cache_file(key)
+            value = row_cost.read(path, key)
+            if value is None:
+                measured = self._measure_row_cost(rows)
+                if measured is None:
+                    logger.debug("no room in the context to measure the lookup row cost; using %.2f",
+                                 row_cost.FALLBACK)
+                    return row_cost.FALLBACK
+                row_cost.write(path, key, measured)
+                value = measured.row_cost
+                logger.debug("lookup row cost measured: %.3f (decode 1: %.1f ms, 1 + %d: %.1f ms; %.2f s)",
+                             value, measured.single * 1000, rows, measured.batch * 1000, measured.seconds)
+            self._row_costs[digest] = value
+        return self._row_costs[digest]
+
+    def _measure_row_cost(self, rows: int) -> row_cost.Measurement | None:
+        """Time decodes of 1 and ``1 + rows`` tokens on one thread after
+        :data:`row_cost.CONTEXT_TOKENS` more tokens of context, then leave the KV cache and the
+        thread counts as they were; ``None`` when the context is too full."""
+        keep = len(self._cached)
+        need = row_cost.CONTEXT_TOKENS + 1 + rows
+        if keep + need >= self.n_ctx:
+            return None
+        filler = self.tokenize(" ".join(f"Item {i} of the list is on page {i * 7}." for i in range(need)))[:need]
+        context, probe = filler[:row_cost.CONTEXT_TOKENS], filler[row_cost.CONTEXT_TOKENS:]
+        L.llama_set_n_threads(self._ctx, 1, 1)  # on this thread, timed by its CPU clock
+        try:
+            self._decode(context)
+
+            def decode(n: int) -> float:
+                started = time.thread_time()
+                self._decode_all(probe[:n])
+                elapsed = time.thread_time() - started
+                self._drop_after(keep + len(context))
+                return elapsed
+
+            return row_cost.measure(decode, rows)
+        finally:
+            L.llama_set_n_threads(self._ctx, self.n_threads, self.n_threads_batch)
+            self._drop_after(keep)
+
     def _generate(self, tokens: list[int], options: GenerateOptions) -> Generator[str, None, Completion]:
-        started = time.perf_counter()
         self._use_threads(options.threads)
+        lookup = options.prompt_lookup and options.temperature <= 0 and options.lookup_draft > 0
+        # measured (once) before the prompt, whose last logits the first token is sampled from
+        cost = self.row_cost(options) if lookup and options.lookup_adaptive else row_cost.FALLBACK
+        started = time.perf_counter()
         cached = self._prefill(tokens)
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"
-        lookup = options.prompt_lookup and options.temperature <= 0 and options.lookup_draft > 0
-        drafter = Drafter(tokens, options.lookup_draft, options.lookup_ngram, options.lookup_row_cost,
+        drafter = Drafter(tokens, options.lookup_draft, options.lookup_ngram, cost,
                           options.lookup_adaptive) if lookup else None
         self.last_drafts = drafter.drafts if drafter else []
         with Sampler(options) as sampler:

@@ -31,13 +31,23 @@ MIN_SHARED_TOKENS = 16  # a shorter shared prefix is not worth loading a state f
 
 def cache_file(model: Path, options: LoadOptions) -> Path:
     """Where the prefix state for ``model`` loaded with ``options`` lives."""
+    key = [*model_identity(model), options.n_ctx, options.n_batch, options.kv_type, bool(options.repack),
+           llama_version()]
+    return env.cache_dir() / "prefix" / (key_digest(key) + ".kv")
+
+
+def model_identity(model: Path) -> list[str | int]:
+    """What names a model file's version in a cache key: its resolved path, size and mtime."""
     stat = model.stat()
-    key = json.dumps([str(model.resolve()), stat.st_size, stat.st_mtime_ns, options.n_ctx, options.n_batch,
-                      options.kv_type, bool(options.repack), _llama_version()])
-    return env.cache_dir() / "prefix" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".kv")
+    return [str(model.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def _llama_version() -> str:
+def key_digest(key: list[object]) -> str:
+    """A cache file name (32 hex digits) for a JSON-able ``key``."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
+
+
+def llama_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -13,6 +13,7 @@ from runtime.cli import cli
 
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import UnsupportedModelError
+from runtime.llm import row_cost
 from runtime.llm.llama_engine import LlamaEngine
 from runtime.llm.lookup import Drafter, draft, draft_length
 from runtime.llm.model import Model
@@ -121,6 +122,10 @@ def _run(engine: LlamaEngine, prompt: str, options: GenerateOptions):
 
 def test_rt_ask_json_reports_drafted_and_accepted_tokens_with_prompt_lookup(smollm2_path: Path) -> None:
     question = (f"Copy this line exactly: {SOURCES.splitlines()[1]}")
+    # SmolLM2's measured row cost (about 0.6) makes no draft pay; the model process reads this
+    # cheaper one from RT_HOME's cache instead of measuring, so it drafts
+    key = row_cost.cache_key(smollm2_path, LoadOptions(), LoadOptions().max_draft)
+    row_cost.write(row_cost.cache_file(key), key, row_cost.Measurement(1.0, 1.4, 8, 1, 0.0))
     results = {}
     for flag in ("--prompt-lookup", "--no-prompt-lookup"):
         result = CliRunner().invoke(cli, ["ask", "--no-rag", "--json", "--model", str(smollm2_path),
