@@ -156,3 +156,23 @@ class Drafter:
         evidence.fade(DECAY)
         evidence.accepted += accepted
         evidence.checked += accepted + (1 if accepted < len(guess) else 0)
+
+
+def replay(drafter: Drafter, answer: Sequence[int], max_tokens: int, max_room: int) -> list[tuple[int, int]]:
+    """The ``(drafted, accepted)`` batches ``drafter`` would verify while a model greedily
+    generates ``answer`` (up to ``max_tokens`` tokens, the end of text not included), without
+    the model: the drafter is driven by tokens only, and greedy verification keeps a draft's
+    longest prefix that agrees with ``answer``. Steps as
+    :meth:`runtime.llm.llama_engine.LlamaEngine._generate` does, with at most ``max_room`` draft
+    tokens a batch (the context's ``n_outputs_max - 1``)."""
+    i = 0  # the token just generated
+    while i < len(answer) and i + 1 < max_tokens:  # after the last one the model ends the answer
+        room = min(max_room, max_tokens - i - 2)
+        guess = drafter.propose(answer[i], room)
+        accepted = 0
+        truth = answer[i + 1:i + 1 + len(guess)]
+        while accepted < len(truth) and guess[accepted] == truth[accepted]:
+            accepted += 1
+        drafter.record(guess, accepted)
+        i += accepted + 1
+    return drafter.drafts

@@ -15,7 +15,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import UnsupportedModelError
 from runtime.llm import row_cost
 from runtime.llm.llama_engine import LlamaEngine
-from runtime.llm.lookup import Drafter, draft, draft_length
+from runtime.llm.lookup import Drafter, draft, draft_length, replay
 from runtime.llm.model import Model
 
 SOURCES = """[1] notes/lease.md lines 1-6
@@ -156,3 +156,27 @@ def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_dr
     assert rejected > 0
     assert adaptive.draft_tokens - adaptive.accepted_tokens < rejected  # fewer tokens thrown away
     assert len(adaptive_drafts) < len(fixed_drafts)  # fewer verification batches
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_replaying_a_greedy_answer_offline_gives_the_drafts_the_engine_verified(
+        smollm2_path: Path, adaptive: bool) -> None:
+    """The drafter is driven by tokens only: fed a greedy answer's tokens without the model
+    (bench_lookup's 7B projection does this), it drafts and keeps what the engine did."""
+    m_tokens = 48
+    with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=1, isolate=False, prefix_cache=False)) as m:
+        prompt = rag_prompt(m, QUESTION)
+        engine = m._idle_engine()
+        tokens = engine.prompt_tokens(prompt)
+        plain = _run(engine, prompt, GenerateOptions(max_tokens=m_tokens + 1))[1]
+        answer = engine._cached[len(tokens):]  # every token but the last, which is never decoded
+        assert len(answer) == min(m_tokens, plain.completion_tokens)
+        engine._forget_cache()
+        options = GenerateOptions(max_tokens=m_tokens, prompt_lookup=True, lookup_adaptive=adaptive,
+                                  lookup_row_cost=0.1)
+        _run(engine, prompt, options)
+        verified = list(engine.last_drafts)
+        rows = engine.n_outputs - 1
+    drafter = Drafter(tokens, options.lookup_draft, options.lookup_ngram, 0.1, adaptive)
+    assert replay(drafter, answer, m_tokens, rows) == verified
+    assert sum(a for _, a in verified) > 0
