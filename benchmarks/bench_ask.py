@@ -7,20 +7,23 @@ Each run is a fresh ``rt ask --json`` process (what a person waits for). Its ``t
 the embedding-model load, the language-model load, query embedding, search, prompt building,
 prompt processing and generation; process start and imports (Python, Click, rt) are measured
 on their own, and what remains of the wall time is "other": opening the index, stopping the
-model process, and mostly the interpreter's exit (unloading torch takes about 2 s here). With
+model process, and mostly the interpreter's exit (unloading torch, where it was loaded, takes about 2 s here). With
 no ``--index`` the repository's docs/ are indexed into a temporary folder first (not counted).
 The default model is the embedded SmolLM2 (a temporary RT_HOME, so no registry default
 applies); ``--model`` takes any GGUF, e.g. the Mistral-7B-shaped one of make_7b_gguf.py.
 
 The same question is asked with each speed feature of issue 10 on alone, all on, and all off
-("today's path": a fresh RT_HOME per run, no prompt lookup, no packing), the configurations
-taking turns ``--repeat`` times:
+("today's path": a fresh RT_HOME per run, no prompt lookup, no packing, queries embedded with
+sentence-transformers and torch), the configurations taking turns ``--repeat`` times:
 
 * prefix cache: RT_HOME's saved prompt prefix, warmed once by a *different* question on the
   same index, so a run reuses what two questions share (the system prompt, the instructions,
   any source they both retrieve), not its own whole prompt;
 * prompt packing: ``rt ask``'s packing switch when this rt has one (runtime/rag/packing.py);
-* prompt lookup: ``--prompt-lookup``.
+* prompt lookup: ``--prompt-lookup``;
+* light embedder: the query and packing sentences embedded in numpy
+  (runtime/index/light_embedder.py) instead of loading torch (``RT_LIGHT_EMBEDDER=0`` in every
+  other configuration but "all on").
 
 Time to first token is the wall time up to the end of prompt processing (process start and
 imports, both model loads, retrieval, coverage, prompt building, prompt processing) plus one
@@ -79,7 +82,7 @@ def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str],
     t = data["timings"]
     parts = {
         "process start + imports": start_and_imports,
-        "embedding model load (torch)": t["embedding_model_load"],
+        "embedding model load": t["embedding_model_load"],
         "model load": t["model_load"],
         "query embedding": t["query_embedding"],
         "search": t["search"],
@@ -140,18 +143,20 @@ def packing_without_switch() -> str:
     return f"{state} in every configuration (rt ask has no switch for it), so 'today' is not today's path"
 
 
-def configurations(packing: tuple[tuple[str, ...], tuple[str, ...]] | None) -> dict[str, tuple[bool, tuple[str, ...]]]:
-    """Name -> (prefix cache warm, rt ask flags): all off, each feature alone, all on."""
+def configurations(packing: tuple[tuple[str, ...], tuple[str, ...]] | None
+                   ) -> dict[str, tuple[bool, tuple[str, ...], bool]]:
+    """Name -> (prefix cache warm, rt ask flags, light embedder): all off, each feature alone, all on."""
     pack_on, pack_off = packing if packing is not None else ((), ())
     lookup_on, lookup_off = ("--prompt-lookup",), ("--no-prompt-lookup",)
     configs = {
-        "today (all off)": (False, pack_off + lookup_off),
-        "prefix cache": (True, pack_off + lookup_off),
+        "today (all off)": (False, pack_off + lookup_off, False),
+        "prefix cache": (True, pack_off + lookup_off, False),
     }
     if packing is not None:
-        configs["prompt packing"] = (False, pack_on + lookup_off)
-    configs["prompt lookup"] = (False, pack_off + lookup_on)
-    configs["all on"] = (True, pack_on + lookup_on)
+        configs["prompt packing"] = (False, pack_on + lookup_off, False)
+    configs["prompt lookup"] = (False, pack_off + lookup_on, False)
+    configs["light embedder"] = (False, pack_off + lookup_off, True)
+    configs["all on"] = (True, pack_on + lookup_on, True)
     return configs
 
 
@@ -192,7 +197,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", help="comma-separated configurations to run besides today's and all on "
-                                       "(prefix, packing, lookup) [default: all]")
+                                       "(prefix, packing, lookup, light) [default: all]")
     args = parser.parse_args()
 
     common: tuple[str, ...] = ()
@@ -220,9 +225,9 @@ def main() -> None:
         print(f"prefix cache warmed by {WARM_QUESTION!r} ({warm['_prompt_tokens']:.0f} prompt tokens)", flush=True)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
         for i in range(args.repeat):
-            for name, (prefix, flags) in configs.items():
+            for name, (prefix, flags, light) in configs.items():
                 home = warm_home if prefix else Path(scratch) / f"cold-home-{i}-{len(runs[name])}-{name[:6]}"
-                run_env = dict(env, RT_HOME=str(home))
+                run_env = dict(env, RT_HOME=str(home), RT_LIGHT_EMBEDDER="1" if light else "0")
                 runs[name].append(one_ask(args.question, index, args.max_tokens, run_env, common + flags))
                 print(f"  {name}: first token {runs[name][-1]['_ttft']:.2f} s", file=sys.stderr, flush=True)
     model = Path(args.model).name if args.model else "the embedded SmolLM2"
@@ -230,7 +235,7 @@ def main() -> None:
           f"runs; {os.cpu_count()} CPUs; threads {args.threads or 'rt default'}")
     print(f"prompt packing: {' / '.join(packing[0] + packing[1]) if packing else packing_without_switch()}")
     print(f"(bare interpreter start {bare:.3f} s; importing sentence-transformers + torch alone "
-          f"{torch_import:.3f} s, part of the embedding model load)\n")
+          f"{torch_import:.3f} s, part of the embedding model load where the light embedder is off)\n")
     print(compare(runs))
     print(f"\nwhere the time goes, all on:\n{table(runs['all on'])}")
 

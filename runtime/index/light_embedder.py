@@ -19,6 +19,8 @@ sentence-transformers (its batched forward is faster on many chunks).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
@@ -104,9 +106,10 @@ class LightEmbedder:
             prepared = [text.lower() for text in prepared]
         encodings = self._tokenizer.encode_batch(prepared, add_special_tokens=True)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), _BATCH):
-            batch = order[start:start + _BATCH]
-            out[batch] = self._forward([encodings[i].ids for i in batch])
+        with _one_blas_thread():
+            for start in range(0, len(order), _BATCH):
+                batch = order[start:start + _BATCH]
+                out[batch] = self._forward([encodings[i].ids for i in batch])
         return out
 
     def embed_query(self, query: str) -> NDArray[np.float32]:
@@ -131,6 +134,21 @@ class LightEmbedder:
             pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[:, None]
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return (pooled / norms).astype(np.float32)
+
+
+@functools.cache
+def _thread_pools() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """numpy's BLAS on one thread while embedding: on a busy 2-core machine its two threads
+    waiting for each other made a query take 224-288 ms against 20-38 ms on one, and 16
+    chunks 9-30 s against 3-4 s (the same trap as torch's and FAISS's threads, see
+    runtime/index/embedder.py). The setting is process-wide, so it is restored after."""
+    return _thread_pools().limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -164,8 +182,10 @@ def _encode(weights: _Weights, config: _Config, activation: str, ids: NDArray[np
 
 
 def _linear(x: NDArray[np.float32], weight: tuple[NDArray[np.float32], NDArray[np.float32]]) -> NDArray[np.float32]:
-    matrix, bias = weight
-    return x @ matrix + bias  # matrix is stored transposed: (in, out)
+    matrix, bias = weight  # matrix is stored transposed: (in, out)
+    out = x.reshape(-1, matrix.shape[0]) @ matrix  # one 2-D GEMM, not one per sequence
+    out += bias
+    return out.reshape(*x.shape[:-1], matrix.shape[1])
 
 
 def _layer_norm(x: NDArray[np.float32], weight: tuple[NDArray[np.float32], NDArray[np.float32]],
@@ -185,13 +205,14 @@ def _gelu(x: NDArray[np.float32], activation: str) -> NDArray[np.float32]:
 
 def _erf(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """erf to within 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), elementwise in numpy."""
-    z = np.abs(x).astype(np.float64)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    erfc = t * np.exp(poly)
-    return (np.sign(x) * (1.0 - erfc)).astype(np.float32)
+    z = np.abs(x)
+    t = np.float32(1.0) / (np.float32(1.0) + np.float32(0.5) * z)
+    poly = np.full_like(t, 0.17087277)
+    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196,
+              1.00002368, -1.26551223):
+        poly = poly * t + np.float32(c)
+    erfc = t * np.exp(poly - z * z)
+    return np.copysign(np.float32(1.0) - erfc, x).astype(np.float32, copy=False)
 
 
 class _Weights:
