@@ -205,7 +205,7 @@ def measure_7b(path: Path, repeat: int) -> tuple[dict[int, float], float]:
 def print_projection(name: str, tallies: dict[str, Tally], answers: list[tuple[list[int], list[int]]],
                      own: tuple[dict[int, float], float], target: tuple[dict[int, float], float],
                      source: str, max_tokens: int, max_room: int, draft: int, ngram: int) -> None:
-    from benchmarks.lookup_projection import replay_answers, speedup
+    from benchmarks.lookup_projection import WALL_CLOCK_7B_COSTS, WALL_CLOCK_7B_ROW_COST, replay_answers, speedup
 
     def replayed(costs: dict[int, float], cost: float) -> tuple[float, int, int, int]:
         tokens, batches = replay_answers(answers, cost, max_tokens=max_tokens, max_room=max_room,
@@ -225,6 +225,9 @@ def print_projection(name: str, tallies: dict[str, Tally], answers: list[tuple[l
     print(f"    rt's drafter replayed with the 7B's row cost {target[1]:.3f}: drafts {on_7b[1]} tokens,"
           f" {on_7b[2]} accepted, over {on_7b[3]} answer tokens", flush=True)
     print(f"    projected generation speed-up on a 7B with this acceptance: {on_7b[0]:.2f}x", flush=True)
+    cheap = replayed(WALL_CLOCK_7B_COSTS, WALL_CLOCK_7B_ROW_COST)
+    print(f"    with docs/speed.md's 2-thread wall-clock costs instead (row cost {WALL_CLOCK_7B_ROW_COST}, taken under"
+          f" tenfold contention; the case of cheap rows): {cheap[0]:.2f}x ({cheap[2]}/{cheap[1]} accepted)", flush=True)
 
 
 def main() -> None:

@@ -20,10 +20,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 # The 7B shape's batch costs (cost of one decode of n tokens with logits for every row, / decode
-# of 1) when bench_lookup is run without --model-7b: docs/speed.md "Verifying a draft"
-# (one thread's CPU time after a 300-token prompt, least of 2), and rt's measured row cost.
-DOCUMENTED_7B_COSTS = {1: 1.0, 2: 1.13, 4: 1.36, 8: 1.93, 16: 3.06}
-DOCUMENTED_7B_ROW_COST = 0.13
+# of 1) when bench_lookup is run without --model-7b: docs/speed.md "Verifying a draft" (one
+# thread's CPU time after a 300-token prompt, least of 2; decode 1: 307 ms), and rt's measured
+# row cost for it (runtime.llm.row_cost).
+DOCUMENTED_7B_COSTS = {1: 1.0, 2: 1.79, 4: 3.20, 8: 5.78, 16: 6.16}
+DOCUMENTED_7B_ROW_COST = 0.581
+# The earlier wall-clock figures at 2 threads (docs/speed.md, the mean of two rounds taken while
+# the machine ran about ten times slower than idle, so scheduling delays that every decode pays
+# alike may have made rows look cheaper than they are), and their least-squares row cost: the
+# projection is also printed under them, as the case of a 7B whose rows are cheap.
+WALL_CLOCK_7B_COSTS = {1: 1.0, 2: 1.63, 4: 1.96, 8: 2.69, 16: 3.22}
+WALL_CLOCK_7B_ROW_COST = 0.17
 
 
 def batch_cost(costs: dict[int, float], n: int) -> float:
