@@ -54,12 +54,22 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.mark.parametrize("limit_mb", [300, 600, 1500])
 def test_rt_ask_under_a_low_address_space_limit_is_one_rt_line(indexed: dict[str, str], limit_mb: int) -> None:
     limit = limit_mb * 1024 * 1024
-    result = _rt("ask", "When is the lease up?", "--threads", "1", "--max-tokens", "4", limit=limit, env=indexed)
+    torch_path = {**indexed, "RT_LIGHT_EMBEDDER": "0"}  # the query embedded with torch, as before
+    result = _rt("ask", "When is the lease up?", "--threads", "1", "--max-tokens", "4", limit=limit, env=torch_path)
     assert result.returncode == InsufficientMemoryError.exit_code, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rt: error: loading the embedding model (torch) needs about")
     assert f"the limit (ulimit -v) is {human_bytes(limit)}" in lines[0]
     assert "--no-rag" in lines[0]
+
+
+@pytest.mark.skipif(not LINUX, reason="RLIMIT_AS as Linux applies it")
+def test_the_numpy_embedder_gets_rt_ask_past_the_query_under_300_mb(indexed: dict[str, str]) -> None:
+    limit = 300 * 1024 * 1024
+    result = _rt("ask", "When is the lease up?", "--threads", "1", "--max-tokens", "4", limit=limit, env=indexed)
+    assert result.returncode == InsufficientMemoryError.exit_code, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rt: error: ") and "torch" not in lines[0]
 
 
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_AS as Linux applies it")
