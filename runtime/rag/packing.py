@@ -5,9 +5,12 @@ usually one of them. :func:`pack` turns the ranked hits into fewer, shorter sour
 
 1. **Select** in each hit the sentence closest to the question, by the signals
    :mod:`runtime.rag.evidence` uses for claims: the share of the question's content words it
-   holds and its embedding similarity with the index's embedder; keep it with ``neighbours``
-   sentences on each side, and any other sentence of the hit that scores within
-   ``keep_ratio`` of the best (with the sentences between, so the excerpt stays one span).
+   holds and its embedding similarity with the index's embedder. The best-ranked hit
+   (``widen_top``) keeps it with ``neighbours`` sentences on each side, and any other sentence
+   that scores within ``keep_ratio`` of the best (with the sentences between, so the excerpt
+   stays one span): it is the passage most likely to hold the answer, and an answer often sits
+   beside the sentence that matches the question. The other hits give their best sentence
+   (and ``rest_after`` sentences after it): they corroborate or offer an alternative.
    A hit whose best sentence is far below the best of all (``min_relative_score``) can be left
    out; rt's default keeps every hit, as leaving some out cost citation validity (PackingOptions).
 2. **Merge** excerpts of the same file (and page) whose character spans overlap or touch
@@ -106,7 +109,8 @@ def pack(question: str, hits: Sequence[Hit], embedder: Embedder | None,
     split = [sentences(hit.text, prose=True) for hit in hits]
     scores = _score(question, split, embedder, options)
     top = max((max(row) for row in scores if row), default=0.0)
-    excerpts = [_excerpt(Region(hit, hit.text, hit.chars, hit.lines), spans, hit_scores, options)
+    excerpts = [_excerpt(Region(hit, hit.text, hit.chars, hit.lines), spans, hit_scores, options,
+                         wide=rank < options.widen_top)
                 for rank, (hit, spans, hit_scores) in enumerate(zip(hits, split, scores))
                 if rank < options.always_keep or max(hit_scores, default=0.0) >= options.min_relative_score * top]
     packed: list[Hit] = []
@@ -144,9 +148,15 @@ def _score(question: str, split: list[list[Span]], embedder: Embedder | None,
     return scores
 
 
-def _excerpt(region: Region, spans: list[Span], scores: list[float], options: PackingOptions) -> Hit:
+def _excerpt(region: Region, spans: list[Span], scores: list[float], options: PackingOptions,
+             *, wide: bool = True) -> Hit:
     """The region's hit narrowed to the chosen sentences (the whole region when it has at most
-    as many sentences as an excerpt would hold)."""
+    as many sentences as an excerpt would hold). A ``wide`` excerpt (one of the best-ranked
+    hits) has ``neighbours`` on each side; the others, their best sentence and ``rest_after``
+    sentences after it."""
+    if spans and not wide:
+        best = max(range(len(spans)), key=lambda i: scores[i])
+        return _narrow(region, spans[best].start, spans[min(len(spans) - 1, best + options.rest_after)].end)
     if len(spans) <= 1 + 2 * options.neighbours:
         first, last = 0, len(spans) - 1
     else:

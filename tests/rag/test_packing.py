@@ -14,6 +14,7 @@ from runtime.config import GenerateOptions, LoadOptions, PackingOptions
 from runtime.index import Hit, Index
 from runtime.index.config import IndexOptions
 from runtime.rag.packing import merge_hits, pack
+from runtime.rag.evidence import sentences
 
 # Invented facts, so an answer can only come from here; paragraphs long enough that a 64-token
 # chunk holds only part of one and neighbouring chunks overlap.
@@ -129,7 +130,8 @@ def test_overlapping_chunks_of_one_file_merge_into_one_source(index: Index) -> N
     text = Path(first.path).read_text(encoding="utf-8")
     assert region.text == text[region.chars[0]:region.chars[1]]  # type: ignore[index]
     # two whole chunks of one file come out as one source
-    assert len(pack("lighthouse", [second, first], None, PackingOptions(neighbours=50, max_sentences=100))) == 1
+    whole = PackingOptions(neighbours=50, max_sentences=100, widen_top=2)
+    assert len(pack("lighthouse", [second, first], None, whole)) == 1
 
 
 def test_chunks_separated_only_by_line_breaks_merge(index: Index) -> None:
@@ -203,3 +205,17 @@ def test_rt_ask_no_pack_gives_whole_chunks_and_pack_excerpts(index: Index, smoll
     for source in packed["sources"]:
         lines = Path(source["path"]).read_text(encoding="utf-8").splitlines()
         assert source["text"] in "\n".join(lines[source["lines"][0] - 1:source["lines"][1]])
+
+
+@pytest.mark.parametrize("rest_after", [0, 1])
+def test_only_the_best_ranked_passages_keep_their_neighbours(index: Index, rest_after: int) -> None:
+    question = "Who was the engineer of the tower?"
+    best = next(h for h in index.search(question, 5) if "Solberg" in h.text)
+    leaflet = next(h for h in index.search("visitor leaflet", 5) if h.path.endswith("visit.md"))
+    narrow = pack(question, [best, leaflet], index.embedder, PackingOptions(widen_top=1, rest_after=rest_after))
+    wide = pack(question, [best, leaflet], index.embedder, PackingOptions(widen_top=2))
+    assert [s.path for s in narrow] == [s.path for s in wide] == [best.path, leaflet.path]
+    assert narrow[0] == wide[0]  # the best-ranked passage keeps its neighbours
+    assert len(sentences(narrow[1].text, prose=True)) == 1 + rest_after < len(sentences(wide[1].text, prose=True))
+    for source in narrow:
+        assert_exact_slice(source)
