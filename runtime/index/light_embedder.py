@@ -24,7 +24,8 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ _OTHER_POOLING = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"
 _SENTENCE_BERT_KEYS = {"max_seq_length", "do_lower_case"}
 _ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh")
 _BATCH = 32  # texts per forward pass, sorted by length so a batch pads little
+_BLAS_TURN = threading.Lock()
 
 
 class Declined(Exception):
@@ -94,7 +96,6 @@ class LightEmbedder:
         self._pooling = _pooling_mode(pooling, self.dimension)
         self._tokenizer, self._offsets = _tokenizers(transformer, self.max_tokens)
         self._weights = _Weights(transformer / "model.safetensors", config)
-        self._activation = str(config["hidden_act"])
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Normalised vectors of ``texts`` (forward passes of up to 32 texts of similar length)."""
@@ -127,7 +128,7 @@ class LightEmbedder:
         for row, tokens in enumerate(batch):
             ids[row, :len(tokens)] = tokens
             mask[row, :len(tokens)] = 1.0
-        hidden = _encode(self._weights, self._config, self._activation, ids, mask)
+        hidden = _encode(self._weights, self._config, ids, mask)
         if self._pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -143,21 +144,25 @@ def _thread_pools() -> Any:
     return ThreadpoolController()
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
     """numpy's BLAS on one thread while embedding: on a busy 2-core machine its two threads
     waiting for each other made a query take 224-288 ms against 20-38 ms on one, and 16
     chunks 9-30 s against 3-4 s (the same trap as torch's and FAISS's threads, see
-    runtime/index/embedder.py). The setting is process-wide, so it is restored after."""
-    return _thread_pools().limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+    runtime/index/embedder.py). The setting is process-wide, so it is restored after, and
+    embedding threads (rt serve) take turns so one cannot restore it under another."""
+    with _BLAS_TURN, _thread_pools().limit(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
 class _Config:
     heads: int
     eps: float
+    activation: str
 
 
-def _encode(weights: _Weights, config: _Config, activation: str, ids: NDArray[np.int64],
+def _encode(weights: _Weights, config: _Config, ids: NDArray[np.int64],
             mask: NDArray[np.float32]) -> NDArray[np.float32]:
     """The encoder's last hidden state, ``(batch, tokens, hidden)``."""
     batch, width = ids.shape
@@ -176,7 +181,7 @@ def _encode(weights: _Weights, config: _Config, activation: str, ids: NDArray[np
         scores /= scores.sum(axis=-1, keepdims=True)
         context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, size)
         hidden = _layer_norm(_linear(context, layer.attention_out) + hidden, layer.attention_norm, config.eps)
-        inner = _gelu(_linear(hidden, layer.intermediate), activation)
+        inner = _gelu(_linear(hidden, layer.intermediate), config.activation)
         hidden = _layer_norm(_linear(inner, layer.output) + hidden, layer.output_norm, config.eps)
     return hidden
 
@@ -338,7 +343,8 @@ def _check_config(config: Any) -> _Config:
         raise Declined("config.json lacks the encoder's sizes")
     if config["hidden_size"] % config["num_attention_heads"]:
         raise Declined("the hidden size is not a multiple of the head count")
-    return _Config(heads=int(config["num_attention_heads"]), eps=float(config.get("layer_norm_eps", 1e-12)))
+    return _Config(heads=int(config["num_attention_heads"]), eps=float(config.get("layer_norm_eps", 1e-12)),
+                   activation=str(config["hidden_act"]))
 
 
 def _pooling_mode(folder: Path, dimension: int) -> str:
