@@ -170,6 +170,8 @@ class PackingOptions:
     (132 covered), the user message held 1,048 tokens with whole chunks, 609 with one neighbour
     each side for every passage (gold answer in the prompt 94.7%), 393 with neighbours for the
     best-ranked passage only (93.2%), 476 with the next sentence for every passage (93.9%).
+    SmolLM2's answers (60 + 20 dev questions, seed 10) with the last: 459 prompt tokens against
+    669 and 1,134, containment 31.5% (29.6% with either), citation validity 100%.
     """
 
     enabled: bool = True
