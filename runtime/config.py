@@ -143,8 +143,8 @@ class EvidenceOptions:
     questions, all-MiniLM-L6-v2, packed sources; best balanced accuracy over 0.1 x 0.01 steps):
     weight 0.5 kept, threshold 0.5 -> 0.68, balanced accuracy 0.754 -> 0.840 on dev, 0.744 ->
     0.834 on test; there, supported claims kept 0.99 -> 0.90, wrong sources caught 0.81 -> 0.98, claims
-    with a wrong fact in the source's words 0.19 -> 0.55 (docs/asking.md). Refit when the
-    embedding model changes.
+    with a wrong fact in the source's words 0.19 -> 0.55 (docs/asking.md); fitted without that
+    class the threshold would be 0.60. Refit when the embedding model changes.
     """
 
     lexical_weight: float = 0.5
