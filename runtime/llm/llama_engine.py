@@ -32,6 +32,7 @@ from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm import prefix_cache, row_cost
 from runtime.llm.lookup import Drafter
+from runtime.llm.row_cost import Measurement
 from runtime.llm.sampling import Sampler
 from runtime.llm.threads import sample_generation_threads
 from runtime.llm.yes_no import NO_WORDS, YES_WORDS, YesNo, from_logits, spelling_tokens
@@ -350,7 +351,7 @@ class LlamaEngine:
             self._row_costs[digest] = value
         return self._row_costs[digest]
 
-    def _measure_row_cost(self, rows: int) -> row_cost.Measurement | None:
+    def _measure_row_cost(self, rows: int) -> Measurement | None:
         """Time decodes of 1 and ``1 + rows`` tokens on one thread after
         :data:`row_cost.CONTEXT_TOKENS` more tokens of context, then leave the KV cache and the
         thread counts as they were; ``None`` when the context is too full."""

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from runtime import env
@@ -42,7 +43,7 @@ def model_identity(model: Path) -> list[str | int]:
     return [str(model.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def key_digest(key: list[object]) -> str:
+def key_digest(key: Sequence[object]) -> str:
     """A cache file name (32 hex digits) for a JSON-able ``key``."""
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
 
