@@ -52,7 +52,7 @@ def test_bad_model_file(kind: str, name: str, bad_files: dict[str, Path]) -> Non
 def test_preflight_refusal_and_force(smollm2_path: Path) -> None:
     runner = CliRunner()
     refused = runner.invoke(cli, command("ask", smollm2_path), env={"RT_MEMORY_LIMIT": "200M"})
-    assert_one_line_error(refused, "needs 210.9 MB (weights 96.6 MB, f16 KV cache 94.4 MB for --ctx 4096",
+    assert_one_line_error(refused, "needs 212.4 MB (weights 96.6 MB, f16 KV cache 94.4 MB for --ctx 4096",
                           "200.0 MB available (RT_MEMORY_LIMIT)", "--ctx 2048", "--kv-type q8_0",
                           "--force skips this check")
     assert refused.exit_code == 1

@@ -28,7 +28,7 @@ def test_default_model_is_smollm2() -> None:
                  "layers                30 (9 attention heads, 3 KV heads, head size 64)",
                  "chat template         yes", "fits                  yes"):
         assert line in out
-    assert "memory at --ctx 4096  210.9 MB (weights 96.6 MB, KV cache 94.4 MB, compute 19.9 MB; f16 KV)" in out
+    assert "memory at --ctx 4096  212.4 MB (weights 96.6 MB, KV cache 94.4 MB, compute 21.5 MB; f16 KV)" in out
     assert "file size             98.4 MB" in out
 
 
