@@ -79,6 +79,13 @@ class LoadOptions:
         return self.threads or default_threads()
 
 
+def output_rows(max_draft: int, n_ubatch: int) -> int:
+    """Rows of logits the engine reserves (``n_outputs_max``): the next token's, and one per
+    prompt-lookup draft token ``max_draft`` allows, at most a micro-batch (the memory estimate
+    counts the same rows)."""
+    return max(1, min(1 + max_draft, n_ubatch))
+
+
 @dataclass(frozen=True)
 class GenerateOptions:
     """Sampling and stopping. ``temperature=0`` is greedy and deterministic."""

@@ -182,7 +182,7 @@ class Index:
     def _checked_embedder(self) -> Embedder:
         if self._embedder is None:  # searching: the numpy embedder where it reproduces the model
             self._embedder = query_embedder(self._model_spec(), batch_size=self.options.batch_size,
-                                            light=env.light_embedder(self.options.light_embedder))
+                                            light=self.options.light_embedder)
         recorded = self.store.meta().get("dimension")
         if recorded is not None and int(recorded) != self._embedder.dimension:
             raise IndexMismatchError(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime import env
 from runtime.errors import RtError
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL
 from runtime.index.embedder import SentenceTransformerEmbedder, canonical_model_name
@@ -389,9 +390,10 @@ def _check_tokenizer_config(folder: Path, normalizer: Any) -> None:
 
 
 def query_embedder(model: str | None = None, *, batch_size: int = 32, light: bool = True) -> Embedder:
-    """The embedder to search with: :class:`LightEmbedder` when ``light`` and the folder allows,
-    else :class:`~runtime.index.embedder.SentenceTransformerEmbedder` (loaded as before)."""
-    if light:
+    """The embedder to search with: :class:`LightEmbedder` when ``light`` (``RT_LIGHT_EMBEDDER``
+    overrides it: :func:`runtime.env.light_embedder`) and the folder allows, else
+    :class:`~runtime.index.embedder.SentenceTransformerEmbedder` (loaded as before)."""
+    if env.light_embedder(light):
         try:
             return LightEmbedder(model)
         except Declined as why:

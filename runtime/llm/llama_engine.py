@@ -26,7 +26,7 @@ from typing import Any
 from llama_cpp import llama_cpp as L
 
 from runtime import env
-from runtime.config import GenerateOptions, LoadOptions
+from runtime.config import GenerateOptions, LoadOptions, output_rows
 from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
@@ -74,7 +74,7 @@ class LlamaEngine:
         self.pid = os.getpid()
         self._cached: list[int] = []  # the tokens the KV cache holds, in order
         self.last_drafts: list[tuple[int, int]] = []  # prompt lookup's (drafted, accepted) per batch
-        self._row_costs: dict[str, float] = {}  # measured lookup row costs, by cache key
+        self._row_cost: float | None = None  # the measured lookup row cost, once known
         self._yes_no_ids: tuple[list[int], list[int]] | None = None  # tokens spelling yes, no
 
     # --- loading ----------------------------------------------------------------------------
@@ -102,7 +102,7 @@ class LlamaEngine:
         # rt reads logits for one token per batch, or for each token of a prompt-lookup draft:
         # reserving 1 + max_draft rows instead of n_batch shrinks the compute buffer by about
         # n_batch * n_vocab * 4 bytes (SmolLM2: 102 -> 16 MiB; 9 rows add 1.7 MiB)
-        params.n_outputs_max = max(1, min(1 + opts.max_draft, params.n_batch))
+        params.n_outputs_max = output_rows(opts.max_draft, params.n_batch)
         params.n_threads = params.n_threads_batch = opts.n_threads
         if opts.threads is None:  # generation avoids the cores other processes keep busy
             params.n_threads = sample_generation_threads(opts.n_threads)
@@ -332,10 +332,9 @@ class LlamaEngine:
         cache or measured now (once) after the cached tokens, which stay."""
         if options.lookup_row_cost is not None:
             return options.lookup_row_cost
-        rows = max(1, self.n_outputs - 1)
-        key = row_cost.cache_key(self.path, self.options, rows)
-        digest = prefix_cache.key_digest(key)
-        if digest not in self._row_costs:
+        if self._row_cost is None:  # the key (model file, load options, rows) is fixed per engine
+            rows = max(1, self.n_outputs - 1)
+            key = row_cost.cache_key(self.path, self.options, rows)
             path = row_cost.cache_file(key)
             value = row_cost.read(path, key)
             if value is None:
@@ -348,8 +347,8 @@ class LlamaEngine:
                 value = measured.row_cost
                 logger.debug("lookup row cost measured: %.3f (decode 1: %.1f ms, 1 + %d: %.1f ms; %.2f s)",
                              value, measured.single * 1000, rows, measured.batch * 1000, measured.seconds)
-            self._row_costs[digest] = value
-        return self._row_costs[digest]
+            self._row_cost = value
+        return self._row_cost
 
     def _measure_row_cost(self, rows: int) -> Measurement | None:
         """Time decodes of 1 and ``1 + rows`` tokens on one thread after

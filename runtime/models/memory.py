@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import env
-from runtime.config import LoadOptions, kv_cache_type
+from runtime.config import LoadOptions, kv_cache_type, output_rows
 from runtime.errors import InsufficientMemoryError
 from runtime.fsutil import human_bytes
 from runtime.models.gguf_file import GGUFInfo
@@ -134,13 +134,7 @@ def compute_bytes(info: GGUFInfo, options: LoadOptions) -> int:
     masks = n_masks * n_ctx * n_ubatch * 2  # f16 KQ masks for flash attention
     # logits: one row in the graph (reserving more rows does not grow the logged buffer), and
     # output_rows in the output buffer, which grows to them at the first draft verification
-    return activations + masks + (1 + output_rows(options, n_ubatch)) * info.n_vocab * 4
-
-
-def output_rows(options: LoadOptions, n_ubatch: int) -> int:
-    """Rows of logits the engine reserves (``n_outputs_max``): the next token's, and one per
-    prompt-lookup draft token ``options.max_draft`` allows, as runtime.llm.llama_engine sets it."""
-    return max(1, min(1 + options.max_draft, n_ubatch))
+    return activations + masks + (1 + output_rows(options.max_draft, n_ubatch)) * info.n_vocab * 4
 
 
 def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:

@@ -263,11 +263,10 @@ class ModelHost:
         """``make_embedder``'s, else the default index's embedding model, else the embedded
         all-MiniLM-L6-v2."""
         if self._embedder is None:
-            from runtime import env
             from runtime.index import Index, IndexOptions
             from runtime.index.light_embedder import query_embedder
 
-            light = env.light_embedder(IndexOptions().light_embedder)
+            light = IndexOptions().light_embedder
             if self._make_embedder is not None:
                 self._embedder = self._make_embedder()
             elif self.indexes:
