@@ -54,7 +54,7 @@ INDEX_FIELDS = ("chunk_tokens", "overlap_tokens", "embedding_model")
 
 def index_for(data: EvalSet, options: IndexOptions) -> Index:
     """An index of ``data.corpus`` built with ``options`` (reused from the cache when it exists)."""
-    recipe = repr([getattr(options, f) for f in INDEX_FIELDS])
+    recipe = repr([data.corpus.name, *(getattr(options, f) for f in INDEX_FIELDS)])
     folder = cache_folder() / f"index-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}"
     index = Index.open(folder, create=True, options=options)
     index.embedder = PrecomputedQueries(index.embedder, _QUERY_VECTORS)  # each query embedded once per run

@@ -6,8 +6,9 @@ GGUF to ``--out`` and deletes the checkpoint. The weights are random: the model'
 noise, but the time llama.cpp spends on its prompt and its tokens is that of a real 7B.
 
 bench_convert's byte-level tokenizer has ~260 tokens, so a RAG prompt would take ~4x the
-tokens of a real 7B's. Here a 32,000-token byte-level BPE is trained on the SQuAD dev
-contexts (benchmarks/eval_data.py; 2 s) and a Mistral-style ``[INST]`` chat template is added,
+tokens of a real 7B's. Here a 32,000-token byte-level BPE is trained on the contexts of the
+eval data at hand (benchmarks/eval_data.py: SQuAD-Shifts' Reddit posts by default, SQuAD dev
+with RT_EVAL_DATA=squad where a copy is cached; 2 s) and a Mistral-style ``[INST]`` chat template is added,
 so ``rt ask`` builds the same prompts, at about a real tokenizer's tokens per character
 (3.1 characters per token on docs/memory.md), as it would for Mistral 7B Instruct.
 
@@ -46,8 +47,8 @@ def write_tokenizer(folder: Path) -> None:
 
     from benchmarks import eval_data
 
-    squad = json.loads(eval_data.fetch().read_text(encoding="utf-8"))
-    texts = [p["context"] for article in squad["data"] for p in article["paragraphs"]]
+    raw = json.loads(eval_data.fetch().read_text(encoding="utf-8"))  # SQuAD format, whichever set is at hand
+    texts = [p["context"] for article in raw["data"] for p in article["paragraphs"]]
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
