@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import re
 import statistics
 import sys
 import time
@@ -52,6 +51,7 @@ from benchmarks.eval_data import EvalSet, Question, cache_folder, load_eval_set 
 from benchmarks.probe_signals import add_probe, report as report_probe  # noqa: E402
 from runtime.config import CoverageOptions, GenerateOptions, LoadOptions, PackingOptions  # noqa: E402
 from runtime.rag.coverage import Coverage, decide, measure, needs_probe  # noqa: E402
+from runtime.rag.metrics import answer_words, contains, normalize  # noqa: E402
 
 
 def open_index(data: EvalSet, folder: Path | None = None) -> Any:
@@ -123,33 +123,6 @@ def fit(scored: Sequence[Scored]) -> CoverageOptions:
             if key > best_key:
                 best, best_key = options, key
     return best
-
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = re.compile(r"[^\w\s]|_")
-_CITES = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-_LEAD = re.compile(r"^\s*According to\s*(?:\[\d+(?:\s*,\s*\d+)*\])?\s*,?", re.I)
-
-
-def normalize(text: str) -> str:
-    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
-    return " ".join(_ARTICLES.sub(" ", _PUNCTUATION.sub(" ", text.lower())).split())
-
-
-def answer_words(answer: str, labels: Sequence[str]) -> str:
-    """What the answer says, normalised: without rt's "According to [n]," lead, without [n]
-    markers and without source labels the model copied from the prompt ("(Rhine.md, line 12)"),
-    whose digits would otherwise "contain" a numeric gold answer."""
-    text = _CITES.sub(" ", _LEAD.sub(" ", answer))
-    for label in labels:
-        text = text.replace(label, " ")
-    return normalize(text)
-
-
-def contains(said: str, answers: Sequence[str]) -> bool:
-    """Containment: a normalised gold answer appears in the normalised answer as whole words."""
-    padded = f" {said} "
-    return any(gold and f" {gold} " in padded for gold in (normalize(a) for a in answers))
 
 
 ARMS = {"off": PackingOptions(enabled=False), "on": PackingOptions()}

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "info": "runtime.cli.info:info",
     "models": "runtime.cli.models:models",
     "convert": "runtime.cli.convert:convert",
+    "eval": "runtime.cli.eval:eval_command",
     "index": "runtime.cli.index:index",
     "search": "runtime.cli.search:search",
     "serve": "runtime.cli.serve:serve",

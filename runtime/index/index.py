@@ -30,11 +30,12 @@ from runtime.index.proximity import sentence_shares
 from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under, path_key
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
-from runtime.index.store import DB_NAME, Store
+from runtime.index.store import DB_NAME, ChunkRow, Store
 from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "index.lock"
+SETTING_PREFIX = "setting."  # meta keys that callers above the index own (kept apart from the index's own)
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,39 @@ class Index:
         return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
                           int(meta["dimension"]) if "dimension" in meta else None,
                           meta["vector_index"], int(meta["generation"]), roots, _folder_size(self.folder))
+
+    # --- what rt eval reads and writes ------------------------------------------------------
+    def chunk_ids_by_document(self) -> dict[str, list[int]]:
+        """``path -> its chunk ids in reading order``, for every indexed file."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.chunk_ids_by_document()
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """``chunk id -> its text, file and place``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.chunks_for(ids)
+
+    def chunks_matching(self, word: str) -> int:
+        """How many chunks hold ``word`` (stemmed as keyword search stems)."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.chunks_matching(word)
+
+    def chunks_holding_all(self, words: Sequence[str], limit: int = 50) -> list[int]:
+        """Chunks whose text holds every one of ``words`` (stemmed as keyword search stems)."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.chunks_holding_all(words, limit)
+
+    def setting(self, key: str) -> str | None:
+        """A value the index's settings hold for ``key`` (``rt eval --calibrate`` keeps its rule there)."""
+        return self.store.meta().get(SETTING_PREFIX + key)
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Store ``value`` under ``key`` in the index's settings (``None`` removes it)."""
+        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait), self.store.transaction():
+            if value is None:
+                self.store.db.execute("DELETE FROM meta WHERE key = ?", (SETTING_PREFIX + key,))
+            else:
+                self.store.set_meta(**{SETTING_PREFIX + key: value})
 
     def close(self) -> None:
         """Close the database (searches after this fail)."""

@@ -283,6 +283,24 @@ class Store:
         row = self.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (phrase,)).fetchone()
         return int(row[0])
 
+    def chunk_ids_by_document(self) -> dict[str, list[int]]:
+        """``path -> its chunk ids in reading order``."""
+        rows = self.db.execute("SELECT d.path, c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
+                               "ORDER BY d.path, c.ordinal")
+        out: dict[str, list[int]] = {}
+        for path, chunk_id in rows:
+            out.setdefault(path, []).append(int(chunk_id))
+        return out
+
+    def chunks_holding_all(self, words: Sequence[str], limit: int = 50) -> list[int]:
+        """Chunks that hold every one of ``words`` (FTS5's tokenizer, each word a quoted phrase)."""
+        phrases = ['"' + w.replace('"', '""') + '"' for w in words if w.strip()]
+        if not phrases:
+            return []
+        rows = self.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?",
+                               (" AND ".join(phrases), limit))
+        return [int(r[0]) for r in rows]
+
     def counts(self) -> tuple[int, int]:
         """``(documents, chunks)``."""
         docs = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

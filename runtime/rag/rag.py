@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
+from runtime.rag.calibration import rule_for
 from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions, PackingOptions
 from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
@@ -144,7 +145,8 @@ class RAG:
     """A model and an index, asked together. Closing the RAG closes both.
 
     ``k`` overrides the index's default number of passages; ``coverage`` decides whether the
-    documents cover a question (``threshold``, when given, replaces its ``min_score``);
+    documents cover a question (default: the rule ``rt eval --calibrate`` stored in the index,
+    else rt's; ``threshold``, when given, replaces its ``min_score``);
     ``evidence`` when a cited source supports a sentence; ``packing`` how much of each
     retrieved passage goes into the prompt (:mod:`runtime.rag.packing`); ``options`` are the
     default sampling options.
@@ -152,14 +154,20 @@ class RAG:
 
     def __init__(self, model: LanguageModel, index: Index, *, k: int | None = None,
                  threshold: float | None = None, options: GenerateOptions = GenerateOptions(),
-                 coverage: CoverageOptions = CoverageOptions(),
+                 coverage: CoverageOptions | None = None,
                  evidence: EvidenceOptions = EvidenceOptions(),
                  packing: PackingOptions = PackingOptions(),
                  timer: TimedEmbedder | None = None, load_timings: LoadTimings = LoadTimings()) -> None:
         self.model = model
         self.index = index
         self.k = k
-        self.coverage = coverage if threshold is None else replace(coverage, min_score=threshold)
+        # the index's own rule (rt eval --calibrate) unless the caller gives one
+        self.coverage_rule = "given" if coverage is not None else "default"
+        if coverage is None:
+            coverage, self.coverage_rule = rule_for(index)
+        if threshold is not None:
+            coverage, self.coverage_rule = replace(coverage, min_score=threshold), "given"
+        self.coverage = coverage
         self.threshold = self.coverage.min_score
         self.evidence = evidence
         self.packing = packing
@@ -171,7 +179,7 @@ class RAG:
     @classmethod
     def open(cls, model: str | Path | None = None, index: str | Path | None = None, *,
              load: LoadOptions = LoadOptions(), k: int | None = None,
-             threshold: float = DEFAULT_THRESHOLD, options: GenerateOptions = GenerateOptions(),
+             threshold: float | None = None, options: GenerateOptions = GenerateOptions(),
              remote: RemoteEndpoints | None = None, packing: PackingOptions = PackingOptions()) -> RAG:
         """Open the index, load its embedding model, then load the language model.
 
@@ -248,6 +256,7 @@ class RAG:
         timings = Timings(retrieval=retrieval, query_embedding=embedding, search=retrieval - embedding)
         best = best_similarity(hits)
         coverage = assess(question, hits, self.index, self.coverage)
+        coverage.signals["rule"] = self.coverage_rule  # which rule decided: default, calibrated or given
         sourced: BuiltPrompt | None = None
         if needs_probe(coverage.signals, self.coverage):
             # the model's own yes/no, read after the sources and the question are in its KV

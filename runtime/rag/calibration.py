@@ -1,0 +1,192 @@
+"""A coverage rule fitted on one index's own questions (``rt eval --calibrate``).
+
+The default rule (:class:`~runtime.config.CoverageOptions`) was fitted on SQuAD articles; on
+other documents its threshold may sit in the wrong place. :func:`calibrate` fits the two numbers
+that move with the documents and the embedding model, the key-term weight and the score
+threshold, on part of an index's labelled questions (answerable, and about documents the index
+does not hold), and measures the fitted rule and the default side by side on the rest. A rule
+is kept only when it is better than the default there (balanced accuracy: the mean of
+the answered share of answerable questions and the declined share of unanswerable ones), so a
+rule that only fits its own questions is refused.
+
+The kept rule is stored in the index's settings (:meth:`Index.set_setting`) with its
+size, date, scores and rt version; :func:`rule_for` gives the RAG the rule to use and a name for
+``coverage.signals["rule"]``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from runtime.config import CoverageOptions
+from runtime.rag.coverage import decide
+
+if TYPE_CHECKING:
+    from runtime.index import Index
+
+TERM_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+FIT_SHARE = 0.6  # of each class, fitted on; the rest judges the fit
+MIN_PER_CLASS = 5  # fewer labelled questions of either kind than this in the fit part: no fit
+MAX_CUTS = 200  # thresholds tried per term weight
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A question's coverage signals (:func:`runtime.rag.coverage.measure`) and whether the
+    index should answer it."""
+
+    signals: dict[str, Any]
+    answerable: bool
+
+
+@dataclass(frozen=True)
+class Rates:
+    answered: float  # share of answerable questions the rule lets through
+    declined: float  # share of unanswerable questions the rule declines
+    n_answerable: int
+    n_unanswerable: int
+
+    @property
+    def balanced(self) -> float:
+        return (self.answered + self.declined) / 2
+
+
+@dataclass(frozen=True)
+class CalibratedRule:
+    """A fitted rule as stored in the index settings."""
+
+    term_weight: float
+    min_score: float
+    n: int  # labelled questions it was fitted on
+    date: str
+    balanced_accuracy: float  # on the held-back part
+    default_balanced_accuracy: float  # the default rule on that same part
+    rt_version: str
+
+    def options(self, base: CoverageOptions = CoverageOptions()) -> CoverageOptions:
+        return replace(base, term_weight=self.term_weight, min_score=self.min_score)
+
+    def describe(self) -> str:
+        return (f"calibrated on {self.n} questions of this index on {self.date[:10]} "
+                f"(balanced accuracy {self.balanced_accuracy:.3f}, default {self.default_balanced_accuracy:.3f})")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CalibratedRule | None:
+        """The stored rule, or ``None`` for text that is not one (an index written by a newer rt)."""
+        try:
+            value = json.loads(text)
+            return cls(**{k: value[k] for k in cls.__dataclass_fields__})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` found: the fitted rule, both rules' rates on the held-back part, and
+    whether the fitted rule may be kept (``reason`` says why not)."""
+
+    rule: CalibratedRule | None
+    fitted: Rates | None
+    default: Rates
+    fit_n: int
+    check_n: int
+    kept: bool
+    reason: str
+
+
+def rates(items: Sequence[Labelled], options: CoverageOptions) -> Rates:
+    answerable = [i for i in items if i.answerable]
+    unanswerable = [i for i in items if not i.answerable]
+    answered = sum(decide(i.signals, options).covered for i in answerable)
+    declined = sum(not decide(i.signals, options).covered for i in unanswerable)
+    return Rates(answered / max(1, len(answerable)), declined / max(1, len(unanswerable)),
+                 len(answerable), len(unanswerable))
+
+
+def fit(items: Sequence[Labelled], base: CoverageOptions = CoverageOptions()) -> CoverageOptions:
+    """The term weight and threshold that maximise the worse of the two rates (ties: the higher
+    balanced accuracy, then the rule nearest the default's threshold)."""
+    best, best_key = base, (-1.0, -1.0, 0.0)
+    for weight in TERM_WEIGHTS:
+        scores = sorted({round(i.signals["best_similarity"] + weight * (i.signals.get("term_share") or 0.0), 4)
+                         for i in items if i.signals.get("best_similarity") is not None})
+        if len(scores) > MAX_CUTS:  # evenly spaced quantiles: the fit stays quadratic-free on big sets
+            scores = [scores[round(j * (len(scores) - 1) / (MAX_CUTS - 1))] for j in range(MAX_CUTS)]
+        # every distinct cut, each halfway between two neighbouring scores (the widest margin
+        # on both sides, so the rule is not set at the edge of the questions it was fitted on)
+        cuts = [scores[0] - 1e-3] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [scores[-1] + 1e-3] \
+            if scores else []
+        for min_score in cuts:
+            options = replace(base, term_weight=weight, min_score=round(min_score, 4))
+            r = rates(items, options)
+            key = (min(r.answered, r.declined), r.balanced, -abs(min_score - base.min_score))
+            if key > best_key:
+                best, best_key = options, key
+    return best
+
+
+def split(items: Sequence[Labelled], seed: int) -> tuple[list[Labelled], list[Labelled]]:
+    """``FIT_SHARE`` of each class to fit on, the rest to check on, drawn with ``seed``."""
+    rng = random.Random(seed)
+    fit_part: list[Labelled] = []
+    check_part: list[Labelled] = []
+    for answerable in (True, False):
+        group = [i for i in items if i.answerable is answerable]
+        rng.shuffle(group)
+        cut = round(len(group) * FIT_SHARE)
+        fit_part += group[:cut]
+        check_part += group[cut:]
+    return fit_part, check_part
+
+
+def calibrate(items: Sequence[Labelled], *, seed: int = 0, base: CoverageOptions = CoverageOptions(),
+              version: str = "") -> Calibration:
+    """Fit on part of ``items``, judge on the rest against ``base`` (see the module docstring)."""
+    fit_part, check_part = split(items, seed)
+    default = rates(check_part, base)
+    counts = [sum(i.answerable is a for i in fit_part) for a in (True, False)]
+    if min(counts) < MIN_PER_CLASS:
+        return Calibration(None, None, default, len(fit_part), len(check_part), False,
+                           f"too few questions to fit a rule ({counts[0]} answerable and {counts[1]} "
+                           f"unanswerable in the fitting part; needs {MIN_PER_CLASS} of each)")
+    fitted_options = fit(fit_part, base)
+    fitted = rates(check_part, fitted_options)
+    rule = CalibratedRule(fitted_options.term_weight, fitted_options.min_score, len(fit_part),
+                          datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                          round(fitted.balanced, 4), round(default.balanced, 4), version)
+    if fitted.balanced <= default.balanced:
+        return Calibration(rule, fitted, default, len(fit_part), len(check_part), False,
+                           f"the fitted rule is no better than the default on the held-back questions "
+                           f"(balanced accuracy {fitted.balanced:.3f}, default {default.balanced:.3f}); "
+                           f"the default stays")
+    return Calibration(rule, fitted, default, len(fit_part), len(check_part), True, "kept")
+
+
+SETTING = "coverage_rule"
+
+
+def stored_rule(index: Index) -> CalibratedRule | None:
+    """The rule ``rt eval --calibrate`` stored in the index's settings, if any."""
+    text = index.setting(SETTING)
+    return CalibratedRule.from_json(text) if text else None
+
+
+def store_rule(index: Index, rule: CalibratedRule | None) -> None:
+    """Keep ``rule`` in the index's settings; ``None`` returns the index to rt's default rule."""
+    index.set_setting(SETTING, rule.to_json() if rule is not None else None)
+
+
+def rule_for(index: Index, base: CoverageOptions = CoverageOptions()) -> tuple[CoverageOptions, str]:
+    """The coverage rule the index's settings hold (else ``base``), and its name for the signals."""
+    rule = stored_rule(index)
+    if rule is None:
+        return base, "default"
+    return rule.options(base), "calibrated"
