@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -272,26 +273,28 @@ class _Api:
         return JSONResponse(shape.whole(result))
 
     async def _collect(self, request: Request, job: Any) -> Result:
-        """Run ``job`` to the end, or stop it when the client disconnects."""
+        """Run ``job`` to the end, or stop it when the client disconnects or the server stops."""
         events = self.host.stream(job)
         watcher = asyncio.ensure_future(_disconnected(request))
         ending = asyncio.ensure_future(self.shutdown.ending.wait())
+        step: asyncio.Future[Any] | None = None
         try:
             while True:
-                nxt = asyncio.ensure_future(events.__anext__())
-                await asyncio.wait({nxt, watcher, ending}, return_when=asyncio.FIRST_COMPLETED)
-                if not nxt.done():  # the client went away or the server is stopping: stop the generation
-                    await _stop(nxt)
-                    if ending.done():
-                        raise self.shutdown.error()
+                step = asyncio.ensure_future(events.__anext__())
+                await asyncio.wait({step, watcher, ending}, return_when=asyncio.FIRST_COMPLETED)
+                if ending.done() and not step.done():
+                    await _stop(step, timeout=self.shutdown.stop_seconds)
+                    raise self.shutdown.error()
+                if not step.done():  # the client went away: stop the generation
+                    await _stop(step)
                     raise ClientDisconnect()
-                kind, value = nxt.result()
+                kind, value = step.result()
                 if kind == "done":
                     return value  # type: ignore[no-any-return]
         finally:
             watcher.cancel()
             ending.cancel()
-            await events.aclose()
+            await _close(events, step)
 
     async def _respond_stream(self, job: Any, shape: Shape) -> Response:
         turn = self.queue.turn()
@@ -300,17 +303,18 @@ class _Api:
         async def body() -> AsyncIterator[bytes]:
             events = self.host.stream(job)
             ending = asyncio.ensure_future(self.shutdown.ending.wait())
+            step: asyncio.Future[Any] | None = None
             try:
                 yield sse.event(shape.first())
                 while True:
-                    nxt = asyncio.ensure_future(events.__anext__())
-                    await asyncio.wait({nxt, ending}, return_when=asyncio.FIRST_COMPLETED)
-                    if not nxt.done():  # the server is stopping: end the stream as an error, completely
-                        await _stop(nxt)
+                    step = asyncio.ensure_future(events.__anext__())
+                    await asyncio.wait({step, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    if not step.done():  # the server is stopping: end the stream as an error, completely
+                        await _stop(step, timeout=self.shutdown.stop_seconds)
                         yield sse.event(self.shutdown.error().body())
                         break
                     try:
-                        kind, value = nxt.result()
+                        kind, value = step.result()
                     except StopAsyncIteration:
                         break
                     if kind == "piece":
@@ -324,17 +328,40 @@ class _Api:
                 yield sse.DONE
             finally:
                 ending.cancel()
-                await events.aclose()
+                await _close(events, step)
                 await turn.__aexit__(None, None, None)
 
         return sse.EventStream(body())
 
 
-async def _stop(step: asyncio.Future[Any]) -> None:
-    """Cancel a pending step of a generation's events, which stops the generation, and wait for it."""
+_LEFT_RUNNING: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+
+
+async def _stop(step: asyncio.Future[Any], *, timeout: float | None = None) -> None:
+    """Cancel a pending step of a generation's events, which stops the generation, and wait for
+    the model to be idle; at most ``timeout`` seconds (a shutdown), after which the step is left
+    to end when the model process does (:meth:`ModelHost.close` ends it)."""
     step.cancel()
-    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, RtError):
-        await step
+    await asyncio.wait({step}, timeout=timeout)
+    step.add_done_callback(_retrieve)
+    if not step.done():
+        _LEFT_RUNNING.add(step)
+
+
+def _retrieve(step: asyncio.Future[Any]) -> None:
+    """Take a stopped step's outcome, so that asyncio does not log it as never retrieved."""
+    if not step.cancelled():
+        step.exception()
+
+
+async def _close(events: AsyncIterator[Any], step: asyncio.Future[Any] | None) -> None:
+    """Close a generation's events: stop a step still pending (its response was cancelled: the
+    client left), then close the iterator unless a step left running by a shutdown still uses it."""
+    if step is not None and not step.done():
+        if step in _LEFT_RUNNING:
+            return
+        await _stop(step)
+    await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _disconnected(request: Request) -> None:

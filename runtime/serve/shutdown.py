@@ -18,6 +18,11 @@ from runtime.serve.schemas import BadRequest
 class Shutdown:
     """Set :attr:`ending` ``drain_seconds`` after :meth:`begin` (called from a signal handler)."""
 
+    # After ``ending``, how long a request waits for its generation to stop (between two
+    # tokens) before it answers anyway; a model still busy then (inside a long prompt, which it
+    # reads without looking for "cancel") is ended by ModelHost.close.
+    stop_seconds = 1.0
+
     def __init__(self, drain_seconds: float) -> None:
         self.drain_seconds = drain_seconds
         self.ending = asyncio.Event()

@@ -3,16 +3,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.errors import ModelCrashedError
+from runtime.llm.model import Model
+from runtime.serve.host import ModelHost
 from runtime.serve.server import GRACEFUL_SECONDS
 from tests.serve.conftest import start_rt_serve
 
@@ -54,3 +61,39 @@ def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_exits_in_tim
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_closing_the_host_ends_a_model_process_that_does_not_stop(smollm2_path: Path) -> None:
+    """A generation that does not look at ``cancel`` (as a model reading a long prompt does not)
+    would hold a shutdown for as long as it runs: closing the host ends its process instead."""
+    load = LoadOptions(n_ctx=2048, threads=1)
+    host = ModelHost(lambda: Model(smollm2_path, load), model_id="smollm2", load=load)  # type: ignore[arg-type, return-value]
+    started = threading.Event()
+    pieces: list[str] = []
+
+    def deaf(host: ModelHost) -> int:
+        model: Any = host.model
+        prompt = model.chat_prompt([{"role": "user", "content": "Count from 1 to 2000, one number per line."}])
+        for piece in model.stream(prompt, GenerateOptions(max_tokens=1500, threads=1)):
+            pieces.append(piece)
+            started.set()
+        return len(pieces)
+
+    async def close_while_generating() -> tuple[int | None, BaseException | int]:
+        job = asyncio.ensure_future(host.call(deaf))
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 120)
+        pid = host.pid
+        host.close()
+        try:
+            return pid, await job
+        except ModelCrashedError as exc:
+            return pid, exc
+
+    try:
+        pid, outcome = asyncio.run(close_while_generating())
+    finally:
+        host.close()
+    assert isinstance(outcome, ModelCrashedError), f"the generation ran to its end: {outcome} pieces"
+    assert len(pieces) < 1500
+    assert host.counters.crashes == 0  # ended on purpose, not a crash to report
+    assert pid is not None and (not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
