@@ -63,6 +63,29 @@ def test_sigterm_mid_stream_ends_the_stream_with_an_error_event_and_exits_in_tim
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is TerminateProcess there")
+def test_sigterm_answers_a_request_still_generating_with_a_503(tmp_path: Path) -> None:
+    server = start_rt_serve(tmp_path)
+    answers: list[httpx.Response] = []
+    try:
+        asking = threading.Thread(target=lambda: answers.append(httpx.post(
+            server.url + "/chat/completions", json=LONG | {"stream": False}, timeout=60)))
+        asking.start()
+        deadline = time.monotonic() + 60
+        while server.health()["queue"]["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        asking.join(60)
+        code = server.process.wait(timeout=60)
+    finally:
+        server.stop()
+    assert answers and answers[0].status_code == 503, answers
+    assert answers[0].json()["error"]["code"] == "server_shutting_down"
+    assert code == 0
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+
+
 def test_closing_the_host_ends_a_model_process_that_does_not_stop(smollm2_path: Path) -> None:
     """A generation that does not look at ``cancel`` (as a model reading a long prompt does not)
     would hold a shutdown for as long as it runs: closing the host ends its process instead."""
