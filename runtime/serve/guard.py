@@ -37,6 +37,15 @@ def _bracketed(host: str) -> str:
     return host
 
 
+def _split(host: str) -> tuple[str, int | None] | None:
+    """``name[:port]`` as (name, port); None when it is not one (``[evil``, ``a:b:c``, ``x:port``)."""
+    try:
+        parts = urlsplit(f"//{host}")
+        return (parts.hostname or ""), parts.port
+    except ValueError:
+        return None
+
+
 def allowed_hosts(bind: str, port: int, extra: Iterable[str] = ()) -> frozenset[str] | None:
     """The ``Host`` values a server bound to ``bind:port`` accepts (None: any, ``*`` in ``extra``).
 
@@ -56,7 +65,8 @@ def allowed_hosts(bind: str, port: int, extra: Iterable[str] = ()) -> frozenset[
         host = _bracketed(name)
         allowed |= {host, f"{host}:{port}"}
     for name in extra:
-        if urlsplit(f"//{name}").port is not None:
+        split = _split(name)
+        if split is not None and split[1] is not None:
             allowed.add(name)
         else:
             host = _bracketed(name)
@@ -65,9 +75,11 @@ def allowed_hosts(bind: str, port: int, extra: Iterable[str] = ()) -> frozenset[
 
 
 def _ip_literal(host: str) -> bool:
-    name = urlsplit(f"//{host}").hostname or ""
+    split = _split(host)
+    if split is None:
+        return False
     try:
-        ipaddress.ip_address(name)
+        ipaddress.ip_address(split[0])
     except ValueError:
         return False
     return True
@@ -85,7 +97,10 @@ def origin_allowed(origin: str, allowed: frozenset[str] | None, *, wildcard: boo
     """Whether a browser page of ``origin`` (``scheme://host[:port]``, or ``null``) may call."""
     if allowed is None:
         return True
-    parts = urlsplit(origin.strip())
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:  # "http://[evil"
+        return False
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         return False
     return host_allowed(parts.netloc, allowed, wildcard=wildcard)

@@ -40,7 +40,8 @@ def test_a_rebinding_name_in_host_is_refused_before_any_work(rt_server: Server, 
 
 
 @pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.evil.example", "localhost:1",
-                                  "127.0.0.1:{port}.evil.example"])
+                                  "127.0.0.1:{port}.evil.example", "[evil", "[::1", "a:b:c", "",
+                                  "127.0.0.1:{port}@evil.example"])
 def test_host_values_that_only_look_local_are_refused(rt_server: Server, host: str) -> None:
     response = httpx.get(rt_server.url + "/models", headers={"Host": host.format(port=rt_server.port)}, timeout=30)
     _refused(response, 403, "host_not_allowed")
@@ -54,7 +55,7 @@ def test_the_bound_address_names_are_served(rt_server: Server, host: str) -> Non
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://localhost.evil.example:{port}",
-                                    "file://", "http://127.0.0.1:{port}/path"])
+                                    "file://", "http://127.0.0.1:{port}/path", "http://[evil", ""])
 def test_a_cross_site_page_is_refused_even_through_the_right_host(rt_server: Server, origin: str) -> None:
     response = httpx.post(rt_server.url + "/chat/completions", json=RAG,
                           headers={"Origin": origin.format(port=rt_server.port)}, timeout=30)
@@ -119,12 +120,15 @@ def test_allowed_hosts_name_the_bind_address_and_the_extra_names() -> None:
         assert host_allowed(host, allowed, wildcard=False)
     for host in ("proxy.example", "192.168.1.5", "rt.lan:9", "evil.example"):
         assert not host_allowed(host, allowed, wildcard=False)
+    assert host_allowed("[fe80::1]:8080", allowed_hosts("127.0.0.1", 8080, ["fe80::1"]), wildcard=False)
     assert allowed_hosts("127.0.0.1", 8080, ["*"]) is None
     assert host_allowed("evil.example", None, wildcard=False)
     # bound to every interface: an address (never a rebinding) is served, another name is not
     every = allowed_hosts("0.0.0.0", 8080)
     assert host_allowed("192.168.1.5:8080", every, wildcard=True)
     assert not host_allowed("evil.example:8080", every, wildcard=True)
+    for odd in ("192.168.1.5:http", "[192.168.1.5", "[::1"):
+        assert not host_allowed(odd, every, wildcard=True)
     assert origin_allowed("http://rt.lan:8080", allowed, wildcard=False)
     assert not origin_allowed("https://evil.example", allowed, wildcard=False)
 

@@ -86,9 +86,14 @@ def test_sigterm_answers_a_request_still_generating_with_a_503(tmp_path: Path) -
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
 
 
-def test_closing_the_host_ends_a_model_process_that_does_not_stop(smollm2_path: Path) -> None:
+@pytest.mark.parametrize("signals", ["posix", "windows"])
+def test_closing_the_host_ends_a_model_process_that_does_not_stop(smollm2_path: Path, signals: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A generation that does not look at ``cancel`` (as a model reading a long prompt does not)
-    would hold a shutdown for as long as it runs: closing the host ends its process instead."""
+    would hold a shutdown for as long as it runs: closing the host ends its process instead.
+    Windows' signal module has no SIGKILL; there os.kill(pid, SIGTERM) is TerminateProcess."""
+    if signals == "windows":
+        monkeypatch.delattr(signal, "SIGKILL")
     load = LoadOptions(n_ctx=2048, threads=1)
     host = ModelHost(lambda: Model(smollm2_path, load), model_id="smollm2", load=load)  # type: ignore[arg-type, return-value]
     started = threading.Event()
