@@ -180,7 +180,7 @@ def test_a_bad_key_file_is_one_clear_line(tmp_path: Path, content: str | None, s
 
 def test_the_key_file_key_is_required(tmp_path: Path) -> None:
     key_file = tmp_path / "key.txt"
-    key_file.write_text("from-a-file\n", encoding="utf-8")
+    key_file.write_bytes(b"\xef\xbb\xbffrom-a-file\r\n")  # as Windows' Notepad saves it: a BOM, CRLF
     server = start_rt_serve(tmp_path, "--api-key-file", str(key_file))
     try:
         assert httpx.get(server.url + "/models", timeout=30).status_code == 401
