@@ -18,27 +18,37 @@ _SERVE = ServeOptions()
 
 @click.command()
 @click.option("--host", default=_SERVE.host, show_default=True,
-              help="Address to listen on (anything but loopback should have --api-key).")
+              help="Address to listen on (anything but loopback needs an API key, or --insecure).")
 @click.option("--port", type=click.IntRange(1, 65535), default=_SERVE.port, show_default=True)
 @click.option("--index", "indexes", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Index folder a request's \"rag\" may use (repeatable; the first is the default) "
                    "[default: RT_INDEX or RT_HOME/index, if built].")
 @click.option("--api-key", default=None, metavar="KEY",
-              help="Require 'Authorization: Bearer KEY' [default: RT_API_KEY].")
+              help="Require 'Authorization: Bearer KEY' (visible in ps: prefer --api-key-file or "
+                   "RT_API_KEY) [default: RT_API_KEY].")
+@click.option("--api-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Read the key from PATH (one line).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also serve requests whose Host or Origin is NAME (repeatable; '*' turns the check off).")
+@click.option("--insecure", is_flag=True, default=False,
+              help="Listen on a non-loopback address without an API key.")
 @click.option("--max-queue", type=click.IntRange(min=0), default=_SERVE.max_queue, show_default=True,
               help="Requests that may wait for the model; more are answered 429 with Retry-After.")
 @model_options
 @remote_options
-def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, max_queue: int,
-          **params: Any) -> None:
+def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, api_key_file: Path | None,
+          allowed_hosts: tuple[str, ...], insecure: bool, max_queue: int, **params: Any) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (chat, completions, embeddings, RAG)."""
     _require_serve_extra()
+    from runtime.serve.access import check_exposure, resolve_api_key
     from runtime.serve.host import ModelHost
     from runtime.serve.loading import model_loader
     from runtime.serve.server import run_server
 
     show_warnings()
-    options = ServeOptions(host=host, port=port, api_key=api_key or env.api_key(), max_queue=max_queue)
+    options = ServeOptions(host=host, port=port, api_key=resolve_api_key(api_key, api_key_file),
+                           max_queue=max_queue, allowed_hosts=allowed_hosts, insecure=insecure)
+    check_exposure(options)
     if not options.loopback and not options.api_key:
         click.echo(f"rt: warning: listening on {host} without --api-key: anyone who can reach this "
                    "machine can use the model", err=True)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import hmac
 import logging
 import time
-import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +39,7 @@ from runtime.errors import (
 )
 from runtime.serve import sse
 from runtime.serve.config import ServeOptions
+from runtime.serve.guard import RequestGuard, allowed_hosts
 from runtime.serve.host import ModelHost
 from runtime.serve.jobs import Result, ask, generate
 from runtime.serve.queue import GenerationQueue, QueueFull
@@ -48,6 +51,8 @@ from runtime.serve.schemas import (
     TokenizeRequest,
     parse_body,
 )
+from runtime.serve.shapes import ChatShape, Shape, TextShape
+from runtime.serve.shutdown import Shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +60,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(host: ModelHost, options: ServeOptions = ServeOptions()) -> Starlette:
-    """The application serving ``host``'s model; closing the app (lifespan end) closes ``host``."""
-    api = _Api(host, options)
+    """The application serving ``host``'s model; closing the app (lifespan end) closes ``host``.
+
+    Requests naming another host or origin, and non-JSON bodies, are refused before any work
+    (:mod:`runtime.serve.guard`). ``app.state.shutdown`` (a :class:`Shutdown`) is told of a
+    shutdown signal; running requests are ended ``options.drain_seconds`` later.
+    """
+    shutdown = Shutdown(options.drain_seconds)
+    api = _Api(host, options, shutdown)
 
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
@@ -72,7 +83,11 @@ def create_app(host: ModelHost, options: ServeOptions = ServeOptions()) -> Starl
         Route("/v1/embeddings", api.guarded(api.embeddings), methods=["POST"]),
         Route("/tokenize", api.guarded(api.tokenize), methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan))
+    guard = Middleware(RequestGuard, allowed=allowed_hosts(options.host, options.port, options.allowed_hosts),
+                       wildcard=options.wildcard)
+    app = Starlette(routes=routes, middleware=[guard], lifespan=contextlib.asynccontextmanager(lifespan))
+    app.state.shutdown = shutdown
+    return app
 
 
 def error_for(exc: RtError) -> BadRequest:
@@ -96,9 +111,10 @@ def _error_response(error: BadRequest) -> JSONResponse:
 
 
 class _Api:
-    def __init__(self, host: ModelHost, options: ServeOptions) -> None:
+    def __init__(self, host: ModelHost, options: ServeOptions, shutdown: Shutdown) -> None:
         self.host = host
         self.options = options
+        self.shutdown = shutdown
         self.queue = GenerationQueue(options.max_queue)
 
     # --- the frame every endpoint shares ------------------------------------------------
@@ -130,7 +146,10 @@ class _Api:
             return
         given = request.headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        # digests of equal length: the comparison's time tells nothing about the key, its length included
+        matches = hmac.compare_digest(hashlib.sha256(token.strip().encode()).digest(),
+                                      hashlib.sha256(key.encode()).digest())
+        if scheme.lower() != "bearer" or not matches:
             raise BadRequest("missing or wrong API key; send it as 'Authorization: Bearer KEY'", status=401,
                              code="invalid_api_key", error_type="authentication_error",
                              headers={"WWW-Authenticate": "Bearer"})
@@ -229,7 +248,7 @@ class _Api:
         self._check_model(body.model)
         options = body.generate_options(self._n_ctx())
         job = generate(body.text(), None, options)
-        return await self._respond(request, body.stream, job, _TextShape(self.host.model_id, body.include_usage))
+        return await self._respond(request, body.stream, job, TextShape(self.host.model_id, body.include_usage))
 
     async def chat(self, request: Request) -> Response:
         body = parse_body(await self._body(request), ChatRequest, limit=self.options.max_body)
@@ -241,12 +260,12 @@ class _Api:
             job = ask(messages, options, index=body.rag.index, k=body.rag.k, answer_anyway=body.rag.answer_anyway)
         else:
             job = generate(None, messages, options)
-        return await self._respond(request, body.stream, job, _ChatShape(self.host.model_id, body.include_usage))
+        return await self._respond(request, body.stream, job, ChatShape(self.host.model_id, body.include_usage))
 
     def _n_ctx(self) -> int:
         return self.host.n_ctx
 
-    async def _respond(self, request: Request, stream: bool, job: Any, shape: _Shape) -> Response:
+    async def _respond(self, request: Request, stream: bool, job: Any, shape: Shape) -> Response:
         if stream:
             return await self._respond_stream(job, shape)
         async with self.queue.turn():
@@ -254,34 +273,50 @@ class _Api:
         return JSONResponse(shape.whole(result))
 
     async def _collect(self, request: Request, job: Any) -> Result:
-        """Run ``job`` to the end, or stop it when the client disconnects."""
+        """Run ``job`` to the end, or stop it when the client disconnects or the server stops."""
         events = self.host.stream(job)
         watcher = asyncio.ensure_future(_disconnected(request))
+        ending = asyncio.ensure_future(self.shutdown.ending.wait())
+        step: asyncio.Future[Any] | None = None
         try:
             while True:
-                nxt = asyncio.ensure_future(events.__anext__())
-                await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                if not nxt.done():  # the client went away: stop the generation
-                    nxt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, RtError):
-                        await nxt
+                step = asyncio.ensure_future(events.__anext__())
+                await asyncio.wait({step, watcher, ending}, return_when=asyncio.FIRST_COMPLETED)
+                if ending.done() and not step.done():
+                    await _stop(step, timeout=self.shutdown.stop_seconds)
+                    raise self.shutdown.error()
+                if not step.done():  # the client went away: stop the generation
+                    await _stop(step)
                     raise ClientDisconnect()
-                kind, value = nxt.result()
+                kind, value = step.result()
                 if kind == "done":
                     return value  # type: ignore[no-any-return]
         finally:
             watcher.cancel()
-            await events.aclose()
+            ending.cancel()
+            await _close(events, step)
 
-    async def _respond_stream(self, job: Any, shape: _Shape) -> Response:
+    async def _respond_stream(self, job: Any, shape: Shape) -> Response:
         turn = self.queue.turn()
         await turn.__aenter__()  # queue full: raises QueueFull here, answered 429
 
         async def body() -> AsyncIterator[bytes]:
             events = self.host.stream(job)
+            ending = asyncio.ensure_future(self.shutdown.ending.wait())
+            step: asyncio.Future[Any] | None = None
             try:
                 yield sse.event(shape.first())
-                async for kind, value in events:
+                while True:
+                    step = asyncio.ensure_future(events.__anext__())
+                    await asyncio.wait({step, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    if not step.done():  # the server is stopping: end the stream as an error, completely
+                        await _stop(step, timeout=self.shutdown.stop_seconds)
+                        yield sse.event(self.shutdown.error().body())
+                        break
+                    try:
+                        kind, value = step.result()
+                    except StopAsyncIteration:
+                        break
                     if kind == "piece":
                         yield sse.event(shape.piece(value))
                     else:
@@ -292,10 +327,41 @@ class _Api:
                 yield sse.event(error_for(exc).body())
                 yield sse.DONE
             finally:
-                await events.aclose()
+                ending.cancel()
+                await _close(events, step)
                 await turn.__aexit__(None, None, None)
 
         return sse.EventStream(body())
+
+
+_LEFT_RUNNING: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+
+
+async def _stop(step: asyncio.Future[Any], *, timeout: float | None = None) -> None:
+    """Cancel a pending step of a generation's events, which stops the generation, and wait for
+    the model to be idle; at most ``timeout`` seconds (a shutdown), after which the step is left
+    to end when the model process does (:meth:`ModelHost.close` ends it)."""
+    step.cancel()
+    await asyncio.wait({step}, timeout=timeout)
+    step.add_done_callback(_retrieve)
+    if not step.done():
+        _LEFT_RUNNING.add(step)
+
+
+def _retrieve(step: asyncio.Future[Any]) -> None:
+    """Take a stopped step's outcome, so that asyncio does not log it as never retrieved."""
+    if not step.cancelled():
+        step.exception()
+
+
+async def _close(events: AsyncIterator[Any], step: asyncio.Future[Any] | None) -> None:
+    """Close a generation's events: stop a step still pending (its response was cancelled: the
+    client left), then close the iterator unless a step left running by a shutdown still uses it."""
+    if step is not None and not step.done():
+        if step in _LEFT_RUNNING:
+            return
+        await _stop(step)
+    await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _disconnected(request: Request) -> None:
@@ -306,94 +372,3 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-class _Shape:
-    """How results become OpenAI objects (chat completion or text completion)."""
-
-    object_name = ""
-    chunk_name = ""
-
-    def __init__(self, model_id: str, include_usage: bool) -> None:
-        self.model_id = model_id
-        self.include_usage = include_usage
-        self.id = f"{self.prefix}-{uuid.uuid4().hex[:24]}"
-        self.created = int(time.time())
-
-    prefix = "cmpl"
-
-    def _frame(self, object_name: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": self.id, "object": object_name, "created": self.created, "model": self.model_id,
-                "choices": choices}
-
-    def whole(self, result: Result) -> dict[str, Any]:
-        data = self._frame(self.object_name, [self.choice(result)])
-        return data | _extras(result)
-
-    def first(self) -> dict[str, Any]:
-        return self._frame(self.chunk_name, [self.delta({"role": "assistant", "content": ""}, None)])
-
-    def piece(self, text: str) -> dict[str, Any]:
-        return self._frame(self.chunk_name, [self.delta({"content": text}, None)])
-
-    def last(self, result: Result) -> list[dict[str, Any]]:
-        final = self._frame(self.chunk_name, [self.delta({}, _finish(result))]) | _extras(result)
-        chunks = [final]
-        if self.include_usage:
-            chunks.append(self._frame(self.chunk_name, []) | {"usage": _usage(result)})
-        return chunks
-
-    def choice(self, result: Result) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def delta(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class _ChatShape(_Shape):
-    object_name, chunk_name, prefix = "chat.completion", "chat.completion.chunk", "chatcmpl"
-
-    def choice(self, result: Result) -> dict[str, Any]:
-        return {"index": 0, "message": {"role": "assistant", "content": result.text}, "logprobs": None,
-                "finish_reason": _finish(result)}
-
-    def delta(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-
-class _TextShape(_Shape):
-    object_name, chunk_name, prefix = "text_completion", "text_completion", "cmpl"
-
-    def choice(self, result: Result) -> dict[str, Any]:
-        return {"index": 0, "text": result.text, "logprobs": None, "finish_reason": _finish(result)}
-
-    def delta(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"index": 0, "text": delta.get("content", ""), "logprobs": None, "finish_reason": finish}
-
-
-def _finish(result: Result) -> str:
-    return "length" if result.finish_reason == "length" else "stop"
-
-
-def _usage(result: Result) -> dict[str, Any]:
-    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "total_tokens": result.prompt_tokens + result.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": result.cached_tokens}}
-
-
-COVERAGE_KEYS = ("covered", "from_documents", "best_similarity", "threshold", "citations", "supported",
-                 "dropped", "dropped_turns", "notices")
-
-
-def _extras(result: Result) -> dict[str, Any]:
-    """``usage`` always; with RAG, ``sources``, ``claims`` (each sentence's evidence) and
-    ``coverage``: the verdict fields of ``rt ask --json`` with its coverage ``reason`` and
-    ``signals``, in one object whose keys never change."""
-    extras: dict[str, Any] = {"usage": _usage(result)}
-    if result.answer is not None:
-        data = result.answer.to_dict()
-        found = data.get("coverage")
-        detail: dict[str, Any] = found if isinstance(found, dict) else {}
-        extras["sources"] = data["sources"]
-        extras["claims"] = data.get("claims", [])
-        extras["coverage"] = {key: data.get(key) for key in COVERAGE_KEYS} | {
-            "reason": detail.get("reason"), "signals": detail.get("signals", {})}
-    return extras

@@ -11,7 +11,10 @@ loads the model again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +111,8 @@ class ModelHost:
         self._embedder: Embedder | None = None
         self._make_embedder = make_embedder
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-model")
+        self._running = False  # a job is in the model thread
+        self._closing = False
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="rt-embed")
 
     # --- in the model thread ------------------------------------------------------------
@@ -200,12 +205,24 @@ class ModelHost:
                 logger.debug("closing the crashed model", exc_info=True)
 
     def _run_job(self, job: Job, emit: Emit, cancel: threading.Event) -> Any:
+        self._running = True
         try:
             return job(self, emit, cancel)
         except ModelCrashedError:
-            self.counters.crashes += 1
+            if not self._closing:
+                self.counters.crashes += 1
             self._forget_model()
             raise
+        finally:
+            self._running = False
+
+    def _end_model_process(self) -> None:
+        pid = self.pid
+        if pid is None:  # in this process (LoadOptions.isolate off): only the job can stop it
+            return
+        logger.info("ending the model process %d, still busy at shutdown", pid)
+        with contextlib.suppress(OSError):  # already gone
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # TerminateProcess on Windows
 
     # --- from the event loop -----------------------------------------------------------
     async def call(self, job: Callable[[ModelHost], Any]) -> Any:
@@ -277,7 +294,15 @@ class ModelHost:
         return self._embedder
 
     def close(self) -> None:
-        """Stop the threads, free the model and close the indexes."""
+        """Stop the threads, free the model and close the indexes.
+
+        A job still running was told to stop and has not (the model reads a long prompt without
+        looking for "cancel": a minute on a 7B model): its model process is ended at once, so
+        that a shutdown keeps its 5 s.
+        """
+        self._closing = True
+        if self._running:
+            self._end_model_process()
         self._model_thread.shutdown(wait=True, cancel_futures=True)
         self._embed_thread.shutdown(wait=True, cancel_futures=True)
         for session in self._rags.values():

@@ -9,6 +9,7 @@ field of a chat request (``{"k": 5, "index": "notes", "answer_anyway": false}``)
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -154,9 +155,15 @@ def parse_body(raw: bytes, schema: type[R], *, limit: int) -> R:
                          code="body_too_large")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the request body nests arrays or objects too deeply to be read") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"the request body is not JSON ({exc}); send a JSON object with "
                          "Content-Type: application/json") from None
+    except ValueError:  # Python (3.10.7 on) refuses integers of over 4300 digits, sys.int_info's limit
+        digits = getattr(sys.int_info, "default_max_str_digits", 4300)
+        raise BadRequest(f"the request body holds a number of over {digits} digits, more than any field takes") \
+            from None
     if not isinstance(data, dict):
         raise BadRequest(f"the request body must be a JSON object, not {type(data).__name__}")
     try:
