@@ -121,6 +121,23 @@ def rt_server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> I
     server.stop()
 
 
+# llama-cpp-python's server as `python -m llama_cpp.server`, with llama.cpp's extra buffer types
+# off as rt loads models: their repacked AMX kernels crash the server on some CPUs (this CI
+# machine's: a segfault on the first chat request). The server's own code runs unchanged.
+_PLAIN_WEIGHTS_SERVER = """
+import runpy, sys
+import llama_cpp.llama_cpp as native
+_default = native.llama_model_default_params
+def _plain():
+    params = _default()
+    params.use_extra_bufts = False
+    return params
+native.llama_model_default_params = _plain
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.fixture(scope="session")
 def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[Server]:
     """llama-cpp-python's own OpenAI-compatible server with SmolLM2, started from an empty
@@ -128,7 +145,7 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Pat
     pytest.importorskip("llama_cpp.server")
     port = free_port()
     cwd = tmp_path_factory.mktemp("llama-cpp-server")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
+    command = [sys.executable, "-c", _PLAIN_WEIGHTS_SERVER, "--model", str(smollm2_path), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false"]
     server = start(command, cwd=cwd, env=dict(os.environ), ready="/v1/models", port=port)
     yield server
