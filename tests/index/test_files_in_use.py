@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from runtime import fsutil
-from runtime.errors import FileInUseError
+from runtime.errors import FileInUseError, PathTooLongError
 from runtime.index import Index
 from runtime.index.vectors import VectorIndex, saved_generation_files
 from tests.index.conftest import HashingEmbedder
@@ -53,3 +54,13 @@ def test_an_update_goes_on_while_a_reader_holds_the_old_vectors_file(tmp_path: P
         index.add([docs])
     assert old not in saved_generation_files(folder).values()
     assert len(saved_generation_files(folder)) == 1
+
+
+def test_an_index_folder_too_deep_for_windows_is_refused_before_anything_is_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "win32")
+    folder = tmp_path / ("i" * 110) / ("j" * 110)
+    with pytest.raises(PathTooLongError) as caught:
+        Index.open(folder, create=True, embedder=HashingEmbedder())
+    assert "too long for Windows" in str(caught.value) and "LongPathsEnabled" in str(caught.value)
+    assert not folder.exists()
