@@ -157,6 +157,8 @@ def check_replaceable(final: Path | str) -> None:
     final = Path(final)
     if not REPLACE_REFUSED_WHILE_OPEN or not final.is_file():
         return
+    # For the instant between the two renames the file is missing under its name, as it is
+    # while any replace runs; a program that opens it then sees what it would see then.
     probe = final.with_name(f"{PROBE_MARK}{os.getpid()}-{final.name}")
     try:
         retry_in_use(lambda: os.rename(final, probe), str(final))
@@ -236,8 +238,12 @@ def atomic_path(final: Path | str, *, keep_if_in_use: bool = True) -> Iterator[P
         raise
 
 
-def atomic_write_bytes(final: Path | str, data: bytes, *, keep_if_in_use: bool = True) -> None:
-    """Write ``data`` to ``final`` through :func:`atomic_path`."""
+def atomic_write_bytes(final: Path | str, data: bytes, *, keep_if_in_use: bool = False) -> None:
+    """Write ``data`` to ``final`` through :func:`atomic_path`.
+
+    Small files (a manifest, a cache) are cheap to write again: by default one that cannot
+    replace a held ``final`` is dropped, not kept beside it.
+    """
     with atomic_path(final, keep_if_in_use=keep_if_in_use) as tmp:
         tmp.write_bytes(data)
 

@@ -120,10 +120,9 @@ class Registry:
             lock.release()
 
     def _save(self, data: dict) -> None:
-        # A manifest that cannot replace the old one is dropped, not kept beside it: the next
-        # update rewrites it from the old one, and a stale copy would only mislead.
-        atomic_write_bytes(self.manifest_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"),
-                           keep_if_in_use=False)
+        # A manifest that cannot replace the old one is dropped, not kept beside it (the
+        # default): the next update rewrites it from the old one; a stale copy would mislead.
+        atomic_write_bytes(self.manifest_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
     def entries(self) -> list[ModelEntry]:
         """Every registered model, in the order they were added."""

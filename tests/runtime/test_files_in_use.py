@@ -141,3 +141,20 @@ def test_long_paths_are_fine_off_windows(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120) / ("e" * 100)
     atomic_write_bytes(deep / "model.gguf", b"x")
     assert (deep / "model.gguf").read_bytes() == b"x"
+
+
+def test_a_small_file_that_cannot_replace_a_held_one_is_not_kept(
+        tmp_path: Path, held_files: HeldFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fsutil, "IN_USE_RETRY_WAITS", (0.01,))
+    final = tmp_path / "row-cost.json"
+    final.write_bytes(b"old")
+    real_check = fsutil.check_replaceable
+
+    def free_when_checked_then_held(path: Path) -> None:
+        real_check(path)
+        held_files.hold(path)  # a reader opens it while the new one is written
+
+    monkeypatch.setattr(fsutil, "check_replaceable", free_when_checked_then_held)
+    with pytest.raises(FileInUseError, match="it was not replaced"):
+        atomic_write_bytes(final, b"new")
+    assert final.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["row-cost.json"]
