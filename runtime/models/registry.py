@@ -21,7 +21,7 @@ from pathlib import Path
 
 from runtime import env
 from runtime.errors import ConfigError, ModelNotFoundError, RegistryError
-from runtime.fsutil import atomic_write_bytes, retry_in_use
+from runtime.fsutil import atomic_write_bytes, check_path_length, retry_in_use
 
 MANIFEST = "manifest.json"
 # Updates hold the lock for milliseconds (a JSON file of a few KB); only a stuck process makes
@@ -102,6 +102,7 @@ class Registry:
         """The manifest, locked against other writers; saved when the block ends without error."""
         from filelock import FileLock, Timeout
 
+        check_path_length(self.manifest_path)  # before the folder: Windows' MAX_PATH, named fix
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.root / (MANIFEST + ".lock"), timeout=MANIFEST_LOCK_WAIT, thread_local=False)
         try:

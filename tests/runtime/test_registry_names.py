@@ -93,6 +93,7 @@ def test_a_models_folder_too_deep_for_windows_says_how_to_fix_it(
     assert not deep.exists()
     with pytest.raises(PathTooLongError):
         Registry().add(ModelEntry(name="m", file="m.gguf"))
+    assert not deep.exists()
 
 
 def test_convert_out_too_deep_for_windows_is_refused_by_the_cli(
