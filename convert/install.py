@@ -20,6 +20,7 @@ from pathlib import Path
 from convert.link import link_or_copy
 from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from runtime.errors import ConfigError
+from runtime.fsutil import check_target
 from runtime.models.registry import ModelEntry, Registry, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,19 @@ def check_name(name: str) -> str:
             hint="use letters, digits, '.', '_' and '-' (e.g. qwen2.5-7b-instruct-q4_k_m), without .gguf",
         )
     return name
+
+
+def _checked_target(registry: Registry, name: str, out: Path | None) -> Path:
+    """Where ``name`` will be written, refused now (before a download or a conversion) if the
+    registry cannot take the name or the file cannot be written there."""
+    check_name(name)
+    if out is not None:
+        target = Path(out)
+    else:
+        registry.check_new_name(name)
+        target = registry.root / f"{name}.gguf"
+    check_target(target)
+    return target
 
 
 def default_name(source: str, quant: str | None = None) -> str:
@@ -96,9 +110,8 @@ def install_gguf(
     from runtime.models.gguf_file import inspect_gguf
 
     registry = registry or Registry()
-    check_name(name)
+    target = _checked_target(registry, name, out)
     inspect_gguf(source_file)  # refuse a broken file before it lands anywhere
-    target = Path(out) if out is not None else registry.root / f"{name}.gguf"
     how = link_or_copy(source_file, target)
     logger.info("%s %s -> %s", "linked" if how == "link" else "copied", source_file, target)
     return _finish(target, registry, name=name, source=source, register=out is None, make_default=make_default)
@@ -137,8 +150,9 @@ def install_hub_gguf(
     from convert.hub import download_gguf
 
     registry = registry or Registry()
-    name = check_name(name or default_name(repo, quant))
-    folder, filename = (out.parent, out.name) if out is not None else (registry.root, f"{name}.gguf")
+    name = name or default_name(repo, quant)
+    target = _checked_target(registry, name, out)
+    folder, filename = target.parent, target.name
     got = download_gguf(repo, quant, folder, filename=filename, revision=revision, progress=progress)
     return _finish(got.path, registry, name=name, source=got.source, register=out is None,
                    make_default=make_default, sha256=got.sha256)
@@ -161,6 +175,7 @@ def install_checkpoint(
 
     registry = registry or Registry()
     quant = check_quant(quant)  # before any download starts
+    target = _checked_target(registry, name or default_name(str(source), quant), out)
     folder = Path(source).expanduser()
     if folder.is_dir():
         origin = f"local:{folder.resolve()}"
@@ -174,7 +189,6 @@ def install_checkpoint(
             )
         folder = download_checkpoint(str(source), revision=revision, progress=progress)
         origin = f"hf:{source}@{folder.name[:12]}"
-    name = check_name(name or default_name(str(source), quant))
-    target = Path(out) if out is not None else registry.root / f"{name}.gguf"
+    name = name or default_name(str(source), quant)
     result = convert_checkpoint(folder, target, quant, name=name, progress=progress)
     return _finish(result.path, registry, name=name, source=origin, register=out is None, make_default=make_default)

@@ -72,10 +72,11 @@ def convert_checkpoint(
     libggml without the quantizer functions, takes the two-step path: an intermediate F16/BF16
     GGUF beside ``out`` that llama.cpp quantizes. ``name`` goes into the GGUF's
     ``general.name`` (default: the folder's name). ``progress`` shows tqdm bars on stderr.
-    Raises ConvertError (and subclasses), InsufficientDiskError.
+    Raises ConvertError (and subclasses), InsufficientDiskError, FileInUseError, PathTooLongError.
     """
     source, out = Path(source), Path(out)
     quant = check_quant(quant)
+    fsutil.check_target(out)  # a path too long, or a GGUF a running rt holds: say so before the work
     config = _read_config(source)
     arch = architecture_for(config)
     checkpoint = Checkpoint.open(source)

@@ -110,6 +110,27 @@ class RegistryError(RtError, ValueError):
     """The model registry (manifest) is unreadable or an entry is inconsistent."""
 
 
+class FileInUseError(RtError, PermissionError):
+    """Windows refused to replace or delete a file another program holds open (a loaded model).
+
+    ``path`` is the file that could not be replaced; ``kept`` is where the finished new file
+    was kept instead (``None`` when the refusal came before any work).
+    """
+
+    def __init__(self, message: str, *, path: object = None, kept: object = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.kept = kept
+
+
+class PathTooLongError(RtError, OSError):
+    """A file rt would create has a path longer than Windows accepts without long-path support."""
+
+    def __init__(self, message: str, *, path: object = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
 class ConvertError(RtError, ValueError):
     """A checkpoint cannot be converted (missing shard, bad header, unsupported layout)."""
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts).
-pytest_plugins = ("tests.hubserver",)
+# The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts); Windows' refusal
+# to replace files held open, imitated (held_files).
+pytest_plugins = ("tests.hubserver", "tests.windows")
 
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.

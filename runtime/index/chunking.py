@@ -19,10 +19,14 @@ from runtime.index.readers import Section
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 
-_BLOCK = re.compile(r"\S(?:.*?\S)??(?=\n[ \t]*\n|\s*\Z)", re.S)
-_PIECE = re.compile(r"\S.*?(?:[.!?;:](?=\s)|(?=\n)|\Z)", re.S)
+# The readers give text with "\n" line ends (readers.unix_newlines); a section made elsewhere
+# may still hold CRLF or CR, so the patterns take any of the three (the same on "\n"-only text).
+_EOL = r"(?:\r\n?|\n)"
+_BLOCK = re.compile(rf"\S(?:.*?\S)??(?={_EOL}[ \t]*{_EOL}|\s*\Z)", re.S)
+_PIECE = re.compile(r"\S.*?(?:[.!?;:](?=\s)|(?=[\r\n])|\Z)", re.S)
 _MD_HEADING = re.compile(r"#{1,6}\s")
-_RST_UNDERLINE = re.compile(r"\n([=\-~^\"'`#*+])\1{2,}[ \t]*(?:\n|\Z)")
+_RST_UNDERLINE = re.compile(rf"{_EOL}([=\-~^\"'`#*+])\1{{2,}}[ \t]*(?:{_EOL}|\Z)")
+_LINE_END = re.compile(r"[\r\n]")
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,8 @@ class _Tokens:
 def _is_heading(text: str, start: int, end: int) -> bool:
     if _MD_HEADING.match(text, start):
         return True
-    line_end = text.find("\n", start, end)
-    return line_end != -1 and _RST_UNDERLINE.match(text, line_end) is not None
+    line_end = _LINE_END.search(text, start, end)
+    return line_end is not None and _RST_UNDERLINE.match(text, line_end.start()) is not None
 
 
 def _units(text: str, tokens: _Tokens, window: int) -> list[_Unit]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime import env
 from runtime.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from runtime.fsutil import check_path_length
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
@@ -116,6 +117,7 @@ class Index:
         if not (folder / DB_NAME).exists() and not (create or rebuild):
             raise IndexNotFoundError(f"no index at {folder}", hint="run `rt index PATH` to build one")
         if create or rebuild:
+            check_path_length(vectors_file(folder, 10**9))  # Windows' MAX_PATH: the longest name here
             with WriteLock(folder / LOCK_NAME, wait=wait):
                 store = _open_for_writing(folder, rebuild)
                 try:

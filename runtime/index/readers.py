@@ -157,15 +157,34 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return "".join(text_blocks(io.BytesIO(data), facts.encoding)), facts.encoding
 
 
+def unix_newlines(text: str) -> str:
+    """``text`` with Windows (CRLF) and old Mac (CR) line endings made ``\\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def text_blocks(handle: BinaryIO, encoding: str, block_bytes: int = 1 << 20) -> Iterator[str]:
     """The decoded text of ``handle``, one block at a time (invalid bytes replaced: the file may
-    have changed since it was fingerprinted)."""
+    have changed since it was fingerprinted), its line endings made ``\\n``.
+
+    A file saved by Notepad or exported by Office ends its lines with CRLF: the chunker's
+    paragraph and heading patterns, and the line numbers, see ``\\n`` only. A CR that ends a
+    block waits for the next one, in case that starts with the LF of the same line end.
+    """
     decoder = codecs.getincrementaldecoder(encoding)("replace")
-    while block := handle.read(block_bytes):
-        if text := decoder.decode(block):
+    held = ""
+
+    def decoded() -> Iterator[str]:
+        while block := handle.read(block_bytes):
+            yield decoder.decode(block)
+        yield decoder.decode(b"", final=True)
+
+    for text in decoded():
+        text = held + text
+        held = "\r" if text.endswith("\r") else ""
+        if text := unix_newlines(text[:-1] if held else text):
             yield text
-    if tail := decoder.decode(b"", final=True):
-        yield tail
+    if held:
+        yield "\n"
 
 
 class SectionCutter:
@@ -190,6 +209,7 @@ class SectionCutter:
     def add(self, text: str, line: int = 1, *, source: bool = True) -> Iterator[Section]:
         """Append ``text`` that starts at source ``line``; with ``source``, its newlines advance
         the line. Yields the sections that became full."""
+        text = unix_newlines(text)  # text from documents (a PDF page, an e-mail body) may use CRLF
         for start in range(0, len(text), self.max_chars):
             piece = text[start:start + self.max_chars]
             if self.lines:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import InsufficientDiskError
+from runtime.errors import FileInUseError, InsufficientDiskError
 from runtime.fsutil import atomic_path, free_space, human_bytes
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,15 @@ class VectorIndex:
         import faiss
 
         try:
-            with atomic_path(path) as tmp:
+            # A cache file kept beside a held one would never be read: no ``.new`` copy.
+            with atomic_path(path, keep_if_in_use=False) as tmp:
                 with open(tmp, "wb") as fh:
                     faiss.write_index(self.index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]
+        except FileInUseError as exc:
+            raise FileInUseError(
+                f"{path} is in use by another program (a running rt serve, rt chat or rt ask?); "
+                "it was not replaced", path=path,
+                hint="the documents are committed: close that program and run `rt index` again") from exc
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise

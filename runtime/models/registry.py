@@ -20,13 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime import env
-from runtime.errors import ModelNotFoundError, RegistryError
-from runtime.fsutil import atomic_write_bytes
+from runtime.errors import ConfigError, ModelNotFoundError, RegistryError
+from runtime.fsutil import atomic_write_bytes, check_path_length, retry_in_use
 
 MANIFEST = "manifest.json"
 # Updates hold the lock for milliseconds (a JSON file of a few KB); only a stuck process makes
 # another wait this long.
 MANIFEST_LOCK_WAIT = 60.0
+# Windows' device names: a file named ``CON.gguf`` or ``nul.q4.gguf`` is the device, not a file.
+RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10))})
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,21 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def check_model_name(name: str) -> str:
+    """Refuse a name that Windows reserves for a device (``CON``, ``com1.q4``, any case)."""
+    device = name.split(".")[0].rstrip(" ").upper()
+    if device in RESERVED_NAMES:
+        raise ConfigError(
+            f"{name!r} cannot be a model name: {device} is a device name on Windows, not a file",
+            hint=f"choose another name (e.g. {name.split('.')[0]}-model)",
+        )
+    return name
+
+
+def _same_but_case(a: str, b: str) -> bool:
+    return a != b and a.casefold() == b.casefold()
+
+
 class Registry:
     """The models folder and its manifest."""
 
@@ -68,7 +86,8 @@ class Registry:
         if not path.exists():
             return {"default": None, "models": []}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # On Windows a read that meets another process's replace is refused for a moment.
+            data = json.loads(retry_in_use(lambda: path.read_text(encoding="utf-8"), str(path)))
             if not isinstance(data.get("models"), list):
                 raise ValueError("no 'models' list")
             return data
@@ -83,6 +102,7 @@ class Registry:
         """The manifest, locked against other writers; saved when the block ends without error."""
         from filelock import FileLock, Timeout
 
+        check_path_length(self.manifest_path)  # before the folder: Windows' MAX_PATH, named fix
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.root / (MANIFEST + ".lock"), timeout=MANIFEST_LOCK_WAIT, thread_local=False)
         try:
@@ -101,6 +121,8 @@ class Registry:
             lock.release()
 
     def _save(self, data: dict) -> None:
+        # A manifest that cannot replace the old one is dropped, not kept beside it (the
+        # default): the next update rewrites it from the old one; a stale copy would mislead.
         atomic_write_bytes(self.manifest_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
     def entries(self) -> list[ModelEntry]:
@@ -117,21 +139,42 @@ class Registry:
         return names[0] if names else None
 
     def get(self, name: str) -> ModelEntry:
-        for entry in self.entries():
+        entries = self.entries()
+        for entry in entries:
             if entry.name == name:
                 return entry
-        known = ", ".join(e.name for e in self.entries()) or "none"
+        known = ", ".join(e.name for e in entries) or "none"
+        near = [e.name for e in entries if _same_but_case(e.name, name)]
         raise ModelNotFoundError(
             f"no model named {name!r} in {self.root} (registered: {known})",
-            hint="see `rt models`, or get one with `rt convert`",
+            hint=f"names are case-sensitive: did you mean {near[0]!r}?" if near
+            else "see `rt models`, or get one with `rt convert`",
         )
+
+    def check_new_name(self, name: str) -> str:
+        """Refuse, before any work, a name Windows reserves or one that differs from a registered
+        name only in case: on a case-insensitive disk (Windows, macOS) both would be one file."""
+        check_model_name(name)
+        self._refuse_case_twin(name, self._load()["models"])
+        return name
+
+    def _refuse_case_twin(self, name: str, models: list[dict]) -> None:
+        for model in models:
+            if _same_but_case(model["name"], name):
+                raise RegistryError(
+                    f"{name!r} differs from the registered model {model['name']!r} only in case; "
+                    f"on Windows and macOS both would be the file {model['file']}",
+                    hint=f"use {model['name']!r} to replace that model, or choose another name",
+                )
 
     def path_of(self, entry: ModelEntry) -> Path:
         return self.root / entry.file
 
     def add(self, entry: ModelEntry, *, make_default: bool = False) -> ModelEntry:
         """Register (or replace) ``entry``; the first model registered becomes the default."""
+        check_model_name(entry.name)
         with self._updating() as data:
+            self._refuse_case_twin(entry.name, data["models"])
             data["models"] = [m for m in data["models"] if m["name"] != entry.name] + [asdict(entry)]
             if make_default or not data.get("default"):
                 data["default"] = entry.name
@@ -150,11 +193,12 @@ class Registry:
             data["models"] = [m for m in data["models"] if m["name"] != name]
             if data.get("default") == name:
                 data["default"] = data["models"][0]["name"] if data["models"] else None
-            shared = any(m["file"] == entry.file for m in data["models"])
+            # Case-insensitively: on Windows `mistral.gguf` is `Mistral.gguf`, another entry's file.
+            shared = any(m["file"].casefold() == entry.file.casefold() for m in data["models"])
             path = self.path_of(entry)
             if delete_file and not shared and path.exists() and path.resolve().parent == self.root.resolve():
                 try:  # before the manifest changes: a file that stays must stay registered
-                    os.remove(path)
+                    retry_in_use(lambda: os.remove(path), str(path))
                 except OSError as exc:  # on Windows, a model another process has loaded
                     raise RegistryError(
                         f"cannot delete {path}: {exc.strerror or exc}; {name!r} stays registered",
