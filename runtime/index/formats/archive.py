@@ -64,10 +64,10 @@ def _mb(size: float) -> str:
 class Budget:
     """The bytes one file's archive has produced so far, across every member read."""
 
-    limits: ArchiveLimits = LIMITS
+    limits: ArchiveLimits = field(default_factory=lambda: LIMITS)
     used: int = 0
     xml_used: int = 0
-    opened: int = field(default=0)
+    opened: int = 0
 
 
 # An entity declaration, in the encodings an XML member can use: no OOXML, OpenDocument or EPUB
@@ -111,12 +111,12 @@ class _CountingReader(io.RawIOBase):
         limits, budget, name = self._budget.limits, self._budget, self._info.filename
         self.size += n
         budget.used += n
-        ratio = self.size / max(self._info.compress_size, 1)
+        ratio = self.size / max(self._consumed(), 1)
         if self.size > self._limit:
             raise ArchiveBombError(f"archive bomb: member {name} expands past {_mb(self._limit)} (ratio {ratio:.0f}:1)")
         if self.size > limits.ratio_after_bytes and ratio > limits.ratio:
-            raise ArchiveBombError(f"archive bomb: member {name} expands {ratio:.0f}:1, past the "
-                                   f"{limits.ratio}:1 allowed above {_mb(limits.ratio_after_bytes)}")
+            raise ArchiveBombError(f"archive bomb: member {name} expands past {_mb(self.size)} "
+                                   f"(ratio {ratio:.0f}:1, limit {limits.ratio}:1)")
         if budget.used > limits.total_bytes:
             raise ArchiveBombError(f"archive bomb: its members expand past {_mb(limits.total_bytes)} in all")
         if self._tree:
@@ -124,6 +124,16 @@ class _CountingReader(io.RawIOBase):
             if budget.xml_used > limits.parsed_xml_bytes:
                 raise ArchiveBombError(f"archive too large to parse: its XML members expand past "
                                        f"{_mb(limits.parsed_xml_bytes)} (at {name}, ratio {ratio:.0f}:1)")
+
+    def _consumed(self) -> int:
+        """The compressed bytes decompressed so far. zipfile reads ahead, keeping what is left of
+        the member and the input its decompressor has not used yet (private fields of ZipExtFile
+        and zlib's decompressor; without them, the whole compressed size)."""
+        left = getattr(self._inner, "_compress_left", None)
+        if not isinstance(left, int):
+            return self._info.compress_size
+        unused = getattr(getattr(self._inner, "_decompressor", None), "unconsumed_tail", b"")
+        return self._info.compress_size - left - (len(unused) if isinstance(unused, bytes) else 0)
 
     def close(self) -> None:
         self._inner.close()
@@ -164,8 +174,9 @@ def _is_xml(name: str) -> bool:
     return name.lower().endswith((".xml", ".rels", ".vml"))
 
 
-def checked_archive(handle: IO[bytes], limits: ArchiveLimits = LIMITS) -> zipfile.ZipFile:
+def checked_archive(handle: IO[bytes], limits: ArchiveLimits | None = None) -> zipfile.ZipFile:
     """``handle`` opened as a zip archive, its member count checked."""
+    limits = limits or LIMITS
     archive = zipfile.ZipFile(handle)
     count = len(archive.infolist())
     if count > limits.members:
@@ -174,7 +185,7 @@ def checked_archive(handle: IO[bytes], limits: ArchiveLimits = LIMITS) -> zipfil
     return archive
 
 
-def check_archive(handle: IO[bytes], limits: ArchiveLimits = LIMITS) -> None:
+def check_archive(handle: IO[bytes], limits: ArchiveLimits | None = None) -> None:
     """Stream every member of the zip ``handle`` through the counter, keeping nothing.
 
     For the libraries that open the archive themselves: a member past a limit, one whose
@@ -182,6 +193,7 @@ def check_archive(handle: IO[bytes], limits: ArchiveLimits = LIMITS) -> None:
     Every central-directory entry is read, duplicated names included. ``handle`` is left at 0.
     """
     start = handle.tell()
+    limits = limits or LIMITS
     limits = replace(limits, total_bytes=limits.library_total_bytes)
     budget = Budget(limits)
     with checked_archive(handle, limits) as archive:
