@@ -189,8 +189,9 @@ class ArchiveFuzzReport:
 
 def fuzz_archives(workdir: Path, cases: int, seed: int, kinds: tuple[str, ...] | None = None,
                   bound_s: float = 20.0, rss_bound: int = 1_000_000_000,
-                  budget_s: float = 0.0) -> ArchiveFuzzReport:
-    """``cases`` mutated archives through rt's readers, the formats taken in turn."""
+                  budget_s: float = 0.0, before_case: Callable[[], object] | None = None) -> ArchiveFuzzReport:
+    """``cases`` mutated archives through rt's readers, the formats taken in turn (``before_case``
+    is called before each, e.g. to rearm a watchdog)."""
     sources = seeds(workdir)
     names = [k for k in sources if kinds is None or k in kinds]
     rng, report = random.Random(seed), ArchiveFuzzReport()
@@ -198,6 +199,8 @@ def fuzz_archives(workdir: Path, cases: int, seed: int, kinds: tuple[str, ...] |
     for n in range(cases):
         if budget_s and time.perf_counter() - start > budget_s:
             break
+        if before_case is not None:
+            before_case()
         kind = names[n % len(names)]
         target = workdir / f"fuzz.{kind}"
         name = f"{kind}/{mutate(rng, sources[kind], kind, target)}#{n}"
