@@ -4,6 +4,7 @@ in bounded memory, while the good files beside them are indexed."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from runtime.index.formats import archive
 from runtime.index.formats.archive import LIMITS
 from runtime.index.readers import UnreadableFileError, reader_for
 from tests.index.archive_files import bomb_member, deflated, lying, members_of, with_member, write_zip
-from tests.index.test_formats import make_docx, make_epub, make_odp, make_odt, make_pptx, make_xlsx
+from tests.index.test_formats import make_docx, make_epub, make_mbox, make_odp, make_odt, make_pptx, make_xlsx
 from tests.index.test_memory_bound import MEASURE, PEAK_RSS_BOUND, REPO
 
 # The member each format's reader must read, with the function that makes a good file.
@@ -128,6 +129,17 @@ def test_a_table_cell_spanning_a_hundred_million_columns_is_read_once(tmp_path: 
     xml = zlib.decompress(document.data, -15).replace(b"<w:tcPr>", b'<w:tcPr><w:gridSpan w:val="100000000"/>')
     wide = with_member(source, tmp_path / "span.docx", deflated("word/document.xml", xml))
     assert "Attic | thermostatic valve model TRV-88" in read_in_subprocess(wide)
+
+
+def test_a_bomb_attached_to_a_message_does_not_lose_the_message(tmp_path: Path, caplog) -> None:
+    bomb = with_member(good(tmp_path, "docx"), tmp_path / "bomb.docx", bomb_member("word/document.xml", 200,
+                                                                                    declared=1000))
+    mbox = tmp_path / "inbox.mbox"
+    make_mbox(mbox, bomb)
+    with caplog.at_level(logging.INFO, logger="runtime.index.formats.mail"):
+        text = read(mbox)
+    assert "tapas bar" in text and "The draft is attached." in text
+    assert "contract.docx skipped: archive bomb: member word/document.xml expands past" in caplog.text
 
 
 def read_in_subprocess(path: Path) -> str:

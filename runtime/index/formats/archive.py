@@ -30,9 +30,10 @@ class ArchiveLimits:
 
     ``member_bytes``: one member rt streams (a chapter, content.xml). ``parsed_xml_bytes``: the
     XML members together of a file a library parses whole into an lxml tree (python-docx and
-    python-pptx parse every XML part; openpyxl a sheet without a ``<dimension>``): lxml takes
-    about 18x the XML's size (28 MB of sheet XML built a 517 MB tree), so 20 MB stays within
-    docs/indexing.md's 1.2 GB with the 0.54 GB that `rt index` holds anyway. ``total_bytes``:
+    python-pptx parse every XML part; openpyxl a sheet without a ``<dimension>``). The worst
+    case measured is openpyxl's scan for the dimension, which keeps every element: 28 MB of
+    sheet XML built a 517 MB tree (python-docx on 16 MB of document.xml: 90 MB), so 20 MB stays
+    within docs/indexing.md's 1.2 GB with the 0.54 GB that `rt index` holds anyway. ``total_bytes``:
     all members together, counting a member each time it is read; ``library_total_bytes`` the
     same for a file a library opens (python-docx and python-pptx hold every part in memory).
     ``ratio``: the most a member
