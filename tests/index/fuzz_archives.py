@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import resource
 import sys
 import time
 from collections import Counter
@@ -129,8 +128,12 @@ def mutate(rng: random.Random, members: list[RawMember], kind: str, target: Path
 
 
 def peak_rss() -> int:
-    """This process's peak resident set, in bytes (KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident set, in bytes (0 on Windows, which has no ``resource``)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak if sys.platform == "darwin" else peak * 1024
 
 
