@@ -166,6 +166,31 @@ def test_members_read_again_and_again_count_against_the_total(tmp_path: Path, mo
     refused(bomb, "archive bomb: its members expand past 20 MB in all")
 
 
+def test_a_package_listing_a_million_chapters_is_refused(tmp_path: Path) -> None:
+    opf = ('<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><manifest>'
+           '<item id="c1" href="one.xhtml" media-type="application/xhtml+xml"/></manifest><spine>'
+           + '<itemref idref="c1"/>' * 1_000_000 + '</spine></package>').encode()
+    bomb = with_member(good(tmp_path, "epub"), tmp_path / "spine.epub", deflated("OEBPS/content.opf", opf))
+    refused(bomb, "archive bomb: OEBPS/content.opf lists more than 10000 items")
+
+
+def test_text_without_headings_and_long_headings_stay_bounded(tmp_path: Path) -> None:
+    """An .odt of 20,000 paragraphs and no heading comes as sections of at most max_chars (it
+    was held and joined whole); a heading of 100,000 characters is cut in the location."""
+    paragraphs = "".join(f"<text:p>paragraph {n} of the long document.</text:p>" for n in range(20_000))
+    xml = ('<?xml version="1.0"?><office:document-content '
+           'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>'
+           f'<text:h text:outline-level="1">{"long " * 20_000}</text:h>{paragraphs}'
+           '</office:text></office:body></office:document-content>').encode()
+    odt = write_zip(tmp_path / "long.odt", [deflated("content.xml", xml)])
+    with open(odt, "rb") as handle:
+        sections = list(reader_for(odt).read(handle, None, 4000))
+    assert len(sections) > 100 and all(len(s.text) <= 4000 for s in sections)
+    assert all(s.location is not None and len(s.location) <= 200 for s in sections)
+    assert "paragraph 19999 of the long document." in sections[-1].text
+
+
 def test_bombs_are_skipped_in_bounded_memory_and_the_good_files_indexed(tmp_path: Path) -> None:
     """The real `rt index` on a bomb of each format beside good files, its peak RSS measured
     (before: python-docx alone held the 1 GB member, past 2 GB)."""

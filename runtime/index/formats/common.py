@@ -13,6 +13,13 @@ from runtime.index.readers import Section, SectionCutter, UnreadableFileError
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML and old .doc/.xls/.ppt files
 MAX_XML_DEPTH = 2000  # open elements held at once; real documents nest a few dozen deep
+MAX_HEADING_CHARS = 200  # of one heading in a location label, which every chunk under it stores
+
+
+def heading_label(text: str) -> str:
+    """``text`` as one step of a heading path: one line, at most :data:`MAX_HEADING_CHARS`."""
+    words = " ".join(text.split())
+    return words if len(words) <= MAX_HEADING_CHARS else words[:MAX_HEADING_CHARS - 1] + "…"
 
 
 def located(text: str, location: str | None, max_chars: int, page: int | None = None) -> Iterator[Section]:

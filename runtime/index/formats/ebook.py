@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO, BinaryIO
 
-from runtime.index.formats.archive import Budget, checked_archive, open_member
-from runtime.index.formats.common import guarded, located, xml_ends
+from runtime.index.formats.archive import ArchiveBombError, Budget, checked_archive, open_member
+from runtime.index.formats.common import guarded, heading_label, located, xml_ends
 from runtime.index.readers import Section, UnreadableFileError, read_html_stream
 
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
@@ -48,6 +48,8 @@ def _epub(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
                     manifest[element.get("id")] = element.get("href", "")
                 elif element.tag == f"{_OPF}itemref":
                     spine.append(element.get("idref"))
+                if len(manifest) + len(spine) > 2 * budget.limits.members:  # not a list of what the zip holds
+                    raise ArchiveBombError(f"archive bomb: {opf_path} lists more than {budget.limits.members} items")
         base = posixpath.dirname(opf_path)
         for number, idref in enumerate(spine, start=1):
             href = manifest.get(idref)
@@ -100,13 +102,16 @@ def _odf_sections(stream: IO[bytes], max_chars: int) -> Iterator[Section]:
     read as the XML streams (an element's text is complete when it ends)."""
     headings: list[tuple[int, str]] = []
     parts: list[str] = []
+    held = 0  # characters in parts: text without headings is passed on every section's worth
     slides = 0
     slide: list[str] = []
 
     def flush() -> Iterator[Section]:
+        nonlocal held
         if parts and not slides:
             yield from located("\n\n".join(parts), " > ".join(h for _, h in headings) or None, max_chars)
         parts.clear()
+        held = 0
 
     for element, open_elements in xml_ends(stream, frozenset({f"{_ODF_TEXT}p", f"{_ODF_TEXT}h"})):
         if element.tag == f"{_ODF_DRAW}page":
@@ -122,10 +127,14 @@ def _odf_sections(stream: IO[bytes], max_chars: int) -> Iterator[Section]:
         elif element.tag == f"{_ODF_TEXT}h":
             yield from flush()
             level = _outline_level(element.get(f"{_ODF_TEXT}outline-level", "1"))
-            headings = [h for h in headings if h[0] < level] + [(level, text)]
+            headings = [h for h in headings if h[0] < level] + [(level, heading_label(text))]
             parts.append("#" * level + " " + text)
+            held += len(text)
         elif text.strip():
             parts.append(text)
+            held += len(text)
+            if held >= max_chars:
+                yield from flush()
     yield from flush()
 
 

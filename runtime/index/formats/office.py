@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from runtime.index.formats.archive import check_archive
-from runtime.index.formats.common import guarded, located
+from runtime.index.formats.common import guarded, heading_label, located
 from runtime.index.readers import Section
 
 SHEET_BLOCK_CHARS = 1200  # rows grouped into blocks about one chunk long, so "rows a-b" stays precise
@@ -43,7 +43,7 @@ def _docx(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
             level = _heading_level(paragraph.style.name if paragraph.style is not None else "")
             if level is not None and paragraph.text.strip():
                 yield from flush()
-                headings[:] = [h for h in headings if h[0] < level] + [(level, paragraph.text.strip())]
+                headings[:] = [h for h in headings if h[0] < level] + [(level, heading_label(paragraph.text))]
             parts.append(("#" * max(level or 0, 1) + " " if level is not None else "") + paragraph.text)
         elif tag == "tbl":
             parts.append(_table_text(element, document))
