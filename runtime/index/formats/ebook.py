@@ -1,21 +1,26 @@
 """E-books (.epub) and OpenDocument text and presentations (.odt, .odp), read from their zip
-container with the standard library: chapters in spine order, headings, slides."""
+container with the standard library: chapters in spine order, headings, slides.
+
+Every member is read through :func:`~runtime.index.formats.archive.open_member` (its real
+size counted as it streams) and parsed as it streams: XML with :func:`xml_ends`, chapters with
+the HTML reader, so a member's size never becomes the memory held."""
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
-from typing import BinaryIO
-from xml.etree import ElementTree
+from dataclasses import replace
+from typing import IO, BinaryIO
 
-from runtime.index.formats.common import guarded, located
+from runtime.index.formats.archive import ArchiveBombError, Budget, checked_archive, open_member
+from runtime.index.formats.common import guarded, heading_label, located, xml_ends
 from runtime.index.readers import Section, UnreadableFileError, read_html_stream
 
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 _OPF = "{http://www.idpf.org/2007/opf}"
+_MANIFEST = "{urn:oasis:names:tc:opendocument:xmlns:manifest:1.0}"
 _TITLE = re.compile(r"<(h[1-3]|title)\b[^>]*>(.*?)</\1>", re.S | re.I)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -26,25 +31,36 @@ def read_epub(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterato
 
 
 def _epub(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
-    with zipfile.ZipFile(handle) as book:
+    budget = Budget()
+    with checked_archive(handle) as book:
         if any(info.flag_bits & 0x1 for info in book.infolist()):
             raise UnreadableFileError("the .epub file is encrypted")
-        container = ElementTree.fromstring(book.read("META-INF/container.xml"))
-        rootfile = container.find(f".//{_CONTAINER}rootfile")
-        if rootfile is None:
+        with open_member(book, "META-INF/container.xml", budget, "xml") as stream:
+            opf_path = next((e.get("full-path", "") for e, _ in xml_ends(stream) if e.tag == f"{_CONTAINER}rootfile"),
+                            None)
+        if opf_path is None:
             raise UnreadableFileError("not a readable .epub file (no rootfile in META-INF/container.xml)")
-        opf_path = rootfile.get("full-path", "")
-        opf = ElementTree.fromstring(book.read(opf_path))
+        manifest: dict[str | None, str] = {}
+        spine: list[str | None] = []
+        with open_member(book, opf_path, budget, "xml") as stream:
+            for element, _ in xml_ends(stream):
+                if element.tag == f"{_OPF}item":
+                    manifest[element.get("id")] = element.get("href", "")
+                elif element.tag == f"{_OPF}itemref":
+                    spine.append(element.get("idref"))
+                if len(manifest) + len(spine) > 2 * budget.limits.members:  # not a list of what the zip holds
+                    raise ArchiveBombError(f"archive bomb: {opf_path} lists more than {budget.limits.members} items")
         base = posixpath.dirname(opf_path)
-        manifest = {item.get("id"): item.get("href", "") for item in opf.iter(f"{_OPF}item")}
-        for number, ref in enumerate(opf.iter(f"{_OPF}itemref"), start=1):
-            href = manifest.get(ref.get("idref"))
+        for number, idref in enumerate(spine, start=1):
+            href = manifest.get(idref)
             if not href:
                 continue
-            data = book.read(posixpath.normpath(posixpath.join(base, href)))
-            title = _chapter_title(data) or f"chapter {number}"
-            text = "".join(s.text for s in read_html_stream(io.BytesIO(data), "utf-8", max(len(data), 1) * 4))
-            yield from located(text.strip(), title, max_chars)
+            name = posixpath.normpath(posixpath.join(base, href))
+            with open_member(book, name, budget) as stream:
+                title = _chapter_title(stream.read(65536)) or f"chapter {number}"
+            with open_member(book, name, budget) as stream:  # a chapter is streamed, never held whole
+                for section in read_html_stream(stream, "utf-8", max_chars):
+                    yield replace(section, location=title, line_anchors=None)
 
 
 def _chapter_title(data: bytes) -> str | None:
@@ -66,32 +82,67 @@ def read_odf(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterator
 
 
 def _odf(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
-    with zipfile.ZipFile(handle) as container:
-        if any(info.flag_bits & 0x1 for info in container.infolist()) or "encrypted" in str(
-                container.read("META-INF/manifest.xml") if "META-INF/manifest.xml" in container.namelist() else b""):
+    budget = Budget()
+    with checked_archive(handle) as container:
+        if any(info.flag_bits & 0x1 for info in container.infolist()) or _odf_encrypted(container, budget):
             raise UnreadableFileError("the OpenDocument file is encrypted with a password")
-        root = ElementTree.fromstring(container.read("content.xml"))
-    pages = list(root.iter(f"{_ODF_DRAW}page"))
-    if pages:
-        for number, page in enumerate(pages, start=1):
-            text = "\n".join(_odf_text(p) for p in page.iter() if p.tag in (f"{_ODF_TEXT}p", f"{_ODF_TEXT}h"))
-            yield from located(text, f"slide {number}", max_chars)
-        return
+        with open_member(container, "content.xml", budget, "xml") as stream:
+            yield from _odf_sections(stream, max_chars)
+
+
+def _odf_encrypted(container: zipfile.ZipFile, budget: Budget) -> bool:
+    if "META-INF/manifest.xml" not in container.namelist():
+        return False
+    with open_member(container, "META-INF/manifest.xml", budget, "xml") as stream:
+        return any(e.tag == f"{_MANIFEST}encryption-data" for e, _ in xml_ends(stream))
+
+
+def _odf_sections(stream: IO[bytes], max_chars: int) -> Iterator[Section]:
+    """An .odp's slides (``draw:page``), else an .odt's paragraphs under their heading path,
+    read as the XML streams (an element's text is complete when it ends)."""
     headings: list[tuple[int, str]] = []
     parts: list[str] = []
-    for element in root.iter():
-        if element.tag == f"{_ODF_TEXT}h":
-            if parts:
-                yield from located("\n\n".join(parts), " > ".join(h for _, h in headings) or None, max_chars)
-                parts = []
-            level = int(element.get(f"{_ODF_TEXT}outline-level", "1"))
-            headings = [h for h in headings if h[0] < level] + [(level, _odf_text(element))]
-            parts.append("#" * level + " " + _odf_text(element))
-        elif element.tag == f"{_ODF_TEXT}p" and (text := _odf_text(element)).strip():
+    held = 0  # characters in parts: text without headings is passed on every section's worth
+    slides = 0
+    slide: list[str] = []
+
+    def flush() -> Iterator[Section]:
+        nonlocal held
+        if parts and not slides:
+            yield from located("\n\n".join(parts), " > ".join(h for _, h in headings) or None, max_chars)
+        parts.clear()
+        held = 0
+
+    for element, open_elements in xml_ends(stream, frozenset({f"{_ODF_TEXT}p", f"{_ODF_TEXT}h"})):
+        if element.tag == f"{_ODF_DRAW}page":
+            slides += 1
+            yield from located("\n".join(slide), f"slide {slides}", max_chars)
+            slide.clear()
+            continue
+        if element.tag not in (f"{_ODF_TEXT}p", f"{_ODF_TEXT}h"):
+            continue
+        text = element.text or ""
+        if any(e.tag == f"{_ODF_DRAW}page" for e in open_elements):
+            slide.append(text)
+        elif element.tag == f"{_ODF_TEXT}h":
+            yield from flush()
+            level = _outline_level(element.get(f"{_ODF_TEXT}outline-level", "1"))
+            headings = [h for h in headings if h[0] < level] + [(level, heading_label(text))]
+            parts.append("#" * level + " " + text)
+            held += len(text)
+        elif text.strip():
             parts.append(text)
-    if parts:
-        yield from located("\n\n".join(parts), " > ".join(h for _, h in headings) or None, max_chars)
+            held += len(text)
+            if held >= max_chars:
+                yield from flush()
+    yield from flush()
 
 
-def _odf_text(element: ElementTree.Element) -> str:
-    return "".join(element.itertext())
+def _outline_level(value: str) -> int:
+    """A heading's level, 1 to 10 (a hostile ``outline-level`` of 10^9 would be 1 GB of ``#``)."""
+    try:
+        return min(max(int(value), 1), 10)
+    except ValueError:
+        return 1
+
+

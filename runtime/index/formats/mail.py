@@ -8,6 +8,7 @@ location, ``message → attachment`` (plus the attachment's own page, slide or h
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from email import policy
@@ -18,6 +19,8 @@ from typing import BinaryIO
 
 from runtime.index.formats.common import guarded, located
 from runtime.index.readers import BinaryFileError, Section, UnreadableFileError, fingerprint, read_html_stream
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 << 20  # one message of a mailbox held in memory at a time
 
@@ -90,5 +93,6 @@ def _attachment(part: EmailMessage, filename: str, message: str, max_chars: int)
         for section in reader.read(io.BytesIO(payload), facts.encoding, max_chars):
             inner = section.location or (f"page {section.page}" if section.page is not None else None)
             yield replace(section, location=f"{where}, {inner}" if inner else where, line_anchors=None)
-    except UnreadableFileError:
-        return  # a broken attachment does not lose the message
+    except UnreadableFileError as exc:  # a broken attachment (or a bomb) does not lose the message
+        logger.info("attachment %s skipped: %s", where, exc)
+        return

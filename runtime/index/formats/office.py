@@ -1,12 +1,16 @@
 """Word (.docx), PowerPoint (.pptx) and Excel (.xlsx) files, through python-docx, python-pptx
-and openpyxl (read-only mode: one row at a time, so a large sheet is read in bounded memory)."""
+and openpyxl (read-only mode: one row at a time, so a large sheet is read in bounded memory).
+
+The libraries open the zip themselves, so each archive is first streamed through
+:func:`~runtime.index.formats.archive.check_archive`: a bomb is skipped before they parse it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from runtime.index.formats.common import guarded, located
+from runtime.index.formats.archive import check_archive
+from runtime.index.formats.common import guarded, heading_label, located
 from runtime.index.readers import Section
 
 SHEET_BLOCK_CHARS = 1200  # rows grouped into blocks about one chunk long, so "rows a-b" stays precise
@@ -19,9 +23,9 @@ def read_docx(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterato
 
 def _docx(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
     import docx
-    from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    check_archive(handle)
     document = docx.Document(handle)
     headings: list[tuple[int, str]] = []
     parts: list[str] = []
@@ -39,12 +43,25 @@ def _docx(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
             level = _heading_level(paragraph.style.name if paragraph.style is not None else "")
             if level is not None and paragraph.text.strip():
                 yield from flush()
-                headings[:] = [h for h in headings if h[0] < level] + [(level, paragraph.text.strip())]
+                headings[:] = [h for h in headings if h[0] < level] + [(level, heading_label(paragraph.text))]
             parts.append(("#" * max(level or 0, 1) + " " if level is not None else "") + paragraph.text)
         elif tag == "tbl":
-            table = Table(element, document)
-            parts.append("\n".join(" | ".join(_unique(c.text.strip() for c in row.cells)) for row in table.rows))
+            parts.append(_table_text(element, document))
     yield from flush()
+
+
+def _table_text(table: Any, document: Any) -> str:
+    """A table's rows as ``a | b`` lines, read from the cells' XML. python-docx's ``row.cells``
+    repeats a cell once per grid column it spans: a ``gridSpan`` of 10^8 in a 40 KB file hung."""
+    from docx.oxml.ns import qn
+    from docx.text.paragraph import Paragraph
+
+    rows = []
+    for row in table.iterchildren(qn("w:tr")):
+        cells = ("\n".join(Paragraph(p, document).text for p in cell.iterchildren(qn("w:p"))).strip()
+                 for cell in row.iterchildren(qn("w:tc")))
+        rows.append(" | ".join(_unique(cells)))
+    return "\n".join(rows)
 
 
 def _heading_level(style: str) -> int | None:
@@ -72,6 +89,7 @@ def read_pptx(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterato
 def _pptx(handle: BinaryIO, max_chars: int) -> Iterator[Section]:
     from pptx import Presentation
 
+    check_archive(handle)
     for number, slide in enumerate(Presentation(handle).slides, start=1):
         parts = [text for shape in slide.shapes for text in _shape_texts(shape)]
         if slide.has_notes_slide and (notes := slide.notes_slide.notes_text_frame) is not None:
@@ -97,13 +115,14 @@ def read_xlsx(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterato
 def _xlsx(handle: BinaryIO, block_chars: int) -> Iterator[Section]:
     import openpyxl
 
+    check_archive(handle)
     book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     try:
         for sheet in book.worksheets:
             lines: list[str] = []
             size, first, last = 0, 0, 0
-            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-                cells = [str(v) for v in row if v is not None and str(v).strip()]
+            for number, values in _sheet_rows(book, sheet):
+                cells = [str(v) for v in values if v is not None and str(v).strip()]
                 if not cells:
                     continue
                 line = " | ".join(cells)
@@ -119,6 +138,19 @@ def _xlsx(handle: BinaryIO, block_chars: int) -> Iterator[Section]:
                 yield from located("\n".join(lines), _rows(sheet.title, first, last), block_chars * 4)
     finally:
         book.close()
+
+
+def _sheet_rows(book: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
+    """The rows a sheet holds, with their numbers. ``iter_rows`` would also yield an empty row for
+    every row number skipped, padded to the widest column: one cell at ``XFD1048576`` (or at a
+    row number of 10^12, which openpyxl accepts) turned a 5 KB file into hours of empty rows."""
+    from openpyxl.worksheet._reader import WorkSheetParser  # openpyxl's own row parser (3.1)
+
+    with book._archive.open(sheet._worksheet_path) as source:
+        parser = WorkSheetParser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
+                                 date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
+        for number, cells in parser.parse():
+            yield number, [cell["value"] for cell in cells]
 
 
 def _rows(sheet: str, first: int, last: int) -> str:
