@@ -36,8 +36,11 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def _size(path: Path) -> int:
+    """Bytes in the file ``path``, or in the files under the folder ``path`` (a download cache)."""
     try:
-        return path.stat().st_size
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
     except OSError:
         return 0
 
@@ -47,16 +50,18 @@ def disk_full_error(partial: Path, what: str, exc: OSError, *, expected: int | N
     """The error for a disk that filled while ``what`` was written to ``partial``.
 
     ``expected`` is the whole file's (estimated) size; ``kept`` says the partial file stays
-    (a download resumes from it) rather than being removed by the caller.
+    (a download resumes from it) rather than being removed by the caller. ``partial`` may be a
+    folder (huggingface_hub's cache of one repo): its files are counted.
     """
-    folder = partial.parent
+    folder = partial if partial.is_dir() else partial.parent
     written = _size(partial)
     try:
         available = free_space(folder)
     except OSError:
         available = 0
     of_total = f" of about {human_bytes(expected)}" if expected else ""
-    fate = f"the partial file ({partial.name}) was kept: rerun to resume" if kept else "the partial file was removed"
+    kept_as = "what was downloaded" if partial.is_dir() else f"the partial file ({partial.name})"
+    fate = f"{kept_as} was kept: rerun to resume" if kept else "the partial file was removed"
     missing = max((expected or 0) - written - available, 0)
     hint = (f"free at least {human_bytes(missing)} there" if missing else "free some space there") + (
         " or choose another folder (--out)")

@@ -337,8 +337,10 @@ def download_checkpoint(
 
     wanted = [f for f in files if needed(f.path)]
     cache = hub_cache_dir()
-    ensure_free_space(cache, sum(f.size or 0 for f in wanted), f"downloading {repo}")
-    with hub_errors(repo):
+    total = sum(f.size or 0 for f in wanted)
+    ensure_free_space(cache, total, f"downloading {repo}")
+    repo_cache = cache / f"models--{repo.replace('/', '--')}"  # huggingface_hub's folder for the repo
+    with disk_full_errors(repo_cache, f"downloading {repo}", expected=total, kept=True), hub_errors(repo):
         folder = snapshot_download(
             repo,
             revision=revision,

@@ -115,3 +115,17 @@ def test_other_os_errors_pass_through(tmp_path: Path) -> None:
     assert is_disk_full(OSError("19200 requested and 4816 written"))  # numpy's tofile
     assert not is_disk_full(OSError("something else"))
     assert not is_disk_full(InsufficientDiskError("already told", needed=1, available=0))
+
+
+def test_checkpoint_download_into_a_full_disk(hub: HubServer, tiny_llama: Path, small_disk: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rt convert --from OWNER/NAME`: huggingface_hub's snapshot download meets the full disk."""
+    hub.add_repo("tester/Tiny-Llama", {p.name: p for p in tiny_llama.iterdir() if p.is_file()})
+    monkeypatch.setenv("HF_HUB_CACHE", str(small_disk / "hub"))
+    _fill_after(monkeypatch, hub_module, "ensure_free_space", small_disk)
+    result = CliRunner().invoke(cli, ["convert", "--from", "tester/Tiny-Llama", "--quant", "F16"])
+    assert result.exit_code == 1, result.output
+    errors = [line.strip() for line in result.stderr.splitlines() if "rt:" in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"rt: error: the disk of {small_disk / 'hub'}/models--tester--Tiny-Llama filled up")
+    assert "while downloading tester/Tiny-Llama" in errors[0] and "was kept: rerun to resume" in errors[0]
