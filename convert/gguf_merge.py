@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.errors import ModelFileError
+from convert.diskfull import disk_full_errors
 from runtime.fsutil import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def merge_split_gguf(parts: Sequence[Path], out: Path) -> Path:
             path=parts[0],
         )
     arch = first.fields["general.architecture"].contents()
-    with atomic_path(out) as tmp:
+    expected = sum(int(t.n_bytes) for t in tensors)
+    with atomic_path(out) as tmp, disk_full_errors(tmp, f"merging {parts[0].name}", expected=expected):
         writer = gguf.GGUFWriter(tmp, arch)
         # Closed on failure too: an open handle would keep the temporary file alive (Windows
         # cannot delete an open file) and leak a descriptor per failed merge.

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
+from convert.diskfull import disk_full_errors
 from convert.gguf_names import SPLIT_RE, HubFile, pick_gguf, quant_of
 from convert.link import link_or_copy
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
@@ -278,7 +279,8 @@ def _fetch(repo: str, commit: str, part: HubFile, partial: Path, *, token: str |
         resume = partial.stat().st_size if partial.exists() else 0
         if resume:
             logger.info("resuming %s at %s", part.path, human_bytes(resume))
-        with open(partial, "ab") as fh:
+        with (disk_full_errors(partial, f"downloading {part.path} from {repo}", expected=part.size, kept=True),
+              open(partial, "ab") as fh):
             try:
                 http_get(
                     location,
@@ -335,8 +337,10 @@ def download_checkpoint(
 
     wanted = [f for f in files if needed(f.path)]
     cache = hub_cache_dir()
-    ensure_free_space(cache, sum(f.size or 0 for f in wanted), f"downloading {repo}")
-    with hub_errors(repo):
+    total = sum(f.size or 0 for f in wanted)
+    ensure_free_space(cache, total, f"downloading {repo}")
+    repo_cache = cache / f"models--{repo.replace('/', '--')}"  # huggingface_hub's folder for the repo
+    with disk_full_errors(repo_cache, f"downloading {repo}", expected=total, kept=True), hub_errors(repo):
         folder = snapshot_download(
             repo,
             revision=revision,

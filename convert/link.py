@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from convert.diskfull import disk_full_errors
 from runtime.fsutil import atomic_path, ensure_free_space, sweep_temp_files, temp_path_for
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def link_or_copy(source: Path, target: Path) -> str:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK, errno.EINVAL):
             raise
         logger.debug("cannot hard-link %s (%s); copying", source, exc)
-    ensure_free_space(target.parent, source.stat().st_size, f"copying {source.name}")
-    with atomic_path(target) as tmp:
+    size = source.stat().st_size
+    ensure_free_space(target.parent, size, f"copying {source.name}")
+    with atomic_path(target) as tmp, disk_full_errors(tmp, f"copying {source.name}", expected=size):
         shutil.copyfile(source, tmp)
     return "copy"

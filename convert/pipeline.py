@@ -29,6 +29,7 @@ from convert.arch.base import Architecture
 from convert import quant_rules
 from convert.config import DEFAULT_QUANT, PICKLE_SUFFIXES, QUANT_TYPES, check_quant  # noqa: F401 (QUANT_TYPES: public here too)
 from convert.direct import nbytes_of, write_direct
+from convert.diskfull import disk_full_errors
 from convert.ggml_quant import Ggml, GgmlUnavailableError, load_ggml
 from convert.quantize import BITS_PER_WEIGHT, QUANTIZED_TYPES, quantize_gguf
 from convert.safetensors import NUMPY_DTYPES, Checkpoint
@@ -95,13 +96,18 @@ def convert_checkpoint(
     def metadata(writer: gguf.GGUFWriter) -> None:
         _add_metadata(writer, arch, vocab, source, name or source.name, float_type)
 
+    what = f"converting {source.name} to {quant}"
+    metadata_size = _METADATA_BASE + _METADATA_PER_TOKEN * len(vocab)
     if quant in FLOAT_TYPES:
-        with fsutil.atomic_path(out) as tmp:
+        expected = _estimated_output(plan, quant, metadata_size)
+        with fsutil.atomic_path(out) as tmp, disk_full_errors(tmp, what, expected=expected):
             write_gguf(tmp, arch.gguf_arch_name, metadata, plan, progress=progress)
     else:
         intermediate = fsutil.temp_path_for(out.with_name(f"{out.stem}.intermediate.gguf"))
         try:
-            write_gguf(intermediate, arch.gguf_arch_name, metadata, plan, progress=progress)
+            with disk_full_errors(intermediate, f"{what} (its float intermediate)",
+                                  expected=sum(t.nbytes for t in plan) + metadata_size):
+                write_gguf(intermediate, arch.gguf_arch_name, metadata, plan, progress=progress)
             with fsutil.atomic_path(out) as tmp, _quantize_bar(progress, quant) as on_progress:
                 quantize_gguf(intermediate, tmp, quant, on_progress=on_progress)
         finally:
@@ -153,7 +159,8 @@ def _convert_direct(source: Path, out: Path, quant: str, arch: Architecture, che
     def metadata(writer: gguf.GGUFWriter) -> None:
         _add_metadata(writer, arch, vocab, source, name, None, file_type=QUANTIZED_TYPES[quant])
 
-    with fsutil.atomic_path(out) as tmp, _tensor_bar(progress, quant) as on_tensor:
+    with (fsutil.atomic_path(out) as tmp, _tensor_bar(progress, quant) as on_tensor,
+          disk_full_errors(tmp, f"converting {source.name} to {quant}", expected=size + metadata_size)):
         write_direct(tmp, arch.gguf_arch_name, metadata, plan, _lossless_type(checkpoint), ggml,
                      on_tensor=on_tensor)
     logger.info("wrote %s (%s, %d parameters, in one pass)", out, quant, n_params)

@@ -13,6 +13,7 @@ quantizing a 7B model stays well under a gigabyte of working memory.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import subprocess
@@ -21,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from convert.diskfull import disk_full_error
 from runtime.env import debug
 from runtime.process.crash import log_detail
 from runtime.process.launch import child_environment, python_command
@@ -123,6 +125,8 @@ def quantize_gguf(
                 process.wait()
         stderr.seek(0)
         tail_text = stderr.read().decode("utf-8", errors="replace").strip().splitlines()[-200:]
+    if status != 0:
+        _raise_if_disk_full(Path(src), Path(dst), quant, " ".join(errors + tail_text[-3:]))
     if status is None:
         quoted = log_detail("\n".join(tail_text)) or " | ".join(tail_text[-3:])
         detail = f": {quoted}" if quoted else ""
@@ -134,6 +138,31 @@ def quantize_gguf(
     if status != 0:
         detail = "; ".join(errors[-3:]) or "no message"
         raise ConvertError(f"llama.cpp could not quantize {src.name} to {quant}: {detail}")
+
+
+# What llama.cpp's quantizer says when its std::ofstream cannot write (a full disk among others):
+# "failed to quantize: basic_ios::clear: iostream error". It gives no errno.
+_WRITE_FAILED = ("iostream error", "failed to write", "No space left")
+
+
+def _raise_if_disk_full(src: Path, dst: Path, quant: str, detail: str) -> None:
+    """Tell a full disk as one: the quantizer failed writing and ``dst``'s disk has no room left.
+
+    "No room" is judged against the float source: the output is smaller, so a disk with that
+    much free would not have filled (and a failure there is another one, reported as such).
+    """
+    if not any(marker in detail for marker in _WRITE_FAILED):
+        return
+    from runtime.fsutil import free_space
+
+    try:
+        room = free_space(dst.parent)
+        expected = src.stat().st_size
+    except OSError:
+        return
+    if room < expected:
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise disk_full_error(dst, f"quantizing to {quant}", full)
 
 
 def _child_env() -> dict[str, str]:

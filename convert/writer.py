@@ -166,6 +166,7 @@ def write_gguf(
 ) -> None:
     """Write a complete GGUF at ``path``: metadata from ``add_metadata``, then ``tensors``."""
     writer = gguf.GGUFWriter(path, arch_name)
+    bar = None
     try:
         add_metadata(writer)
         for planned in tensors:
@@ -182,9 +183,9 @@ def write_gguf(
                 del data
             if bar is not None:
                 bar.update(planned.nbytes)
-        if bar is not None:
-            bar.close()
     finally:
+        if bar is not None:  # also on failure: the error line must not share the bar's line
+            bar.close()
         writer.close()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +18,46 @@ from runtime.errors import ConfigError
 from runtime.fsutil import human_bytes
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from convert.install import Installed
+
+# 128 + SIGTERM's number, as a shell reports a process that SIGTERM ended.
+TERMINATED_EXIT = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is: unwinds like Ctrl-C, through the same cleanup.
+
+    A KeyboardInterrupt so that no ``except Exception`` on the way turns it into another error,
+    and every ``atomic_path`` and ``finally`` between here and the write removes its
+    temporary file (``.rt-tmp-PID-...``) as it does for Ctrl-C.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the conversion runs.
+
+    Without this, SIGTERM's default action ends the process at once and the temporary GGUF stays
+    behind until a later run sweeps it. Windows has no SIGTERM from outside (TerminateProcess
+    cannot be caught); setting the handler there is harmless.
+    """
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        # A second SIGTERM (a supervisor repeating itself) must not cut the cleanup short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (rt convert called from a thread): leave it as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 
@@ -52,14 +94,19 @@ def convert(hf_repo: str | None, from_source: str | None, quant: str, name: str 
         raise ConfigError("--quant needs --hf or --from", hint="the embedded SmolLM2 model comes as Q4_1 only")
     if out is not None and out.suffix.lower() != ".gguf":
         raise ConfigError(f"--out {out} should end in .gguf")
-    if hf_repo:
-        done = install.install_hub_gguf(hf_repo, quant, name=name, out=out, make_default=make_default,
-                                        revision=revision, progress=True)
-    elif from_source:
-        done = install.install_checkpoint(from_source, quant, name=name, out=out, make_default=make_default,
-                                          revision=revision, progress=True)
-    else:
-        done = install.install_embedded(name=name, out=out, make_default=make_default)
+    try:
+        with _sigterm_unwinds():
+            if hf_repo:
+                done = install.install_hub_gguf(hf_repo, quant, name=name, out=out, make_default=make_default,
+                                                revision=revision, progress=True)
+            elif from_source:
+                done = install.install_checkpoint(from_source, quant, name=name, out=out,
+                                                  make_default=make_default, revision=revision, progress=True)
+            else:
+                done = install.install_embedded(name=name, out=out, make_default=make_default)
+    except Terminated:
+        click.echo("rt: terminated (SIGTERM); nothing was left half-written", err=True)
+        click.get_current_context().exit(TERMINATED_EXIT)
     _render(done, as_json)
 
 

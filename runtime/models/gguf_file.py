@@ -23,7 +23,7 @@ from pathlib import Path
 
 import gguf
 
-from runtime.models import known_archs
+from runtime.models import known_archs, tensor_layout
 from runtime.errors import (
     ModelFileError,
     ModelNotFoundError,
@@ -499,6 +499,34 @@ def _check_tensor_data(path: Path, size: int, tensors: list[_Tensor], data_start
             f"({100 * size / data_end:.0f}%; {cut} of {len(tensors)} tensors are cut off)",
             path=path, hint="the download was interrupted; download it again",
         )
+    _check_data_layout(path, tensors, alignment)
+
+
+def _check_data_layout(path: Path, tensors: list[_Tensor], alignment: int) -> None:
+    """Each tensor's data must start where the one before it ends (padded to the alignment).
+
+    llama.cpp's gguf reader insists on it ("tensor 'x' has offset N, expected M"): data that
+    overlaps another tensor's, or a gap left by a type whose size does not match the data, is
+    refused at load. Checking it here makes ``rt info`` and the load agree.
+    """
+    expected, before = 0, None
+    for tensor in tensors:
+        if tensor.offset != expected:
+            if before is None:
+                detail = f"the first tensor, {tensor.name!r}, starts at data offset {tensor.offset}, not 0"
+            else:
+                ends = before.offset + before.n_bytes
+                relation = "overlaps" if tensor.offset < ends else "does not follow"
+                detail = (f"tensor {tensor.name!r} at data offset {tensor.offset} {relation} the one before it "
+                          f"({before.name!r}, {before.type.name} {'x'.join(map(str, before.shape))}: "
+                          f"{before.n_bytes} bytes ending at {ends}, so the next starts at {expected})")
+            raise ModelFileError(
+                f"{path}: {detail}; llama.cpp cannot load it", path=path,
+                hint="the file is corrupt (a tensor type or shape that does not match its data); "
+                     "convert or download it again",
+            )
+        expected = tensor.offset + -(-tensor.n_bytes // alignment) * alignment
+        before = tensor
 
 
 def _describe(path: Path, size: int, version: int, metadata: dict[str, object],
@@ -516,6 +544,8 @@ def _describe(path: Path, size: int, version: int, metadata: dict[str, object],
     known_archs.check_supported(arch, path)
     for key, (low, high) in COUNT_BOUNDS.items():
         _check_count(path, key.format(arch=arch), metadata, low, high)
+
+    _check_shapes(path, arch, metadata, tensors)
 
     def arch_int(key: str, default: int = 0) -> int:
         value = metadata.get(key.format(arch=arch), default)
@@ -542,6 +572,49 @@ def _describe(path: Path, size: int, version: int, metadata: dict[str, object],
         chat_template=template if isinstance(template, str) and template.strip() else None,
         metadata=metadata,  # a plain dict so that GGUFInfo pickles (the model runs in a child process)
     )
+
+
+def _check_shapes(path: Path, arch: str, metadata: Mapping[str, object], tensors: list[_Tensor]) -> None:
+    """The tensors' shapes against the header's counts, as llama.cpp's loader checks them."""
+
+    def count(key: str) -> int | tuple[int, ...] | None:
+        value = metadata.get(key.format(arch=arch))
+        return value if isinstance(value, (int, tuple)) and not isinstance(value, bool) else None  # type: ignore[return-value]
+
+    n_head = count(gguf.Keys.Attention.HEAD_COUNT)
+    if n_head is not None:
+        tensor = tensor_layout.zero_head_count(n_head, [t.name for t in tensors])
+        if tensor is not None:
+            raise ModelFileError(
+                f"{path}: {gguf.Keys.Attention.HEAD_COUNT.format(arch=arch)} is 0 where the model has "
+                f"attention ({tensor!r}); llama.cpp cannot load it", path=path,
+                hint="the file is corrupt; convert or download it again",
+            )
+    tokens = metadata.get(gguf.Keys.Tokenizer.LIST)
+    n_embd = count(gguf.Keys.LLM.EMBEDDING_LENGTH)
+    n_head_kv = count(gguf.Keys.Attention.HEAD_COUNT_KV)
+    head_k, head_v = count(gguf.Keys.Attention.KEY_LENGTH), count(gguf.Keys.Attention.VALUE_LENGTH)
+    head_k = head_k if isinstance(head_k, int) else None
+    counts = tensor_layout.Counts(
+        n_embd=n_embd if isinstance(n_embd, int) else 0,
+        n_vocab=tokens.length if isinstance(tokens, GGUFArray) else None,
+        n_head=n_head if n_head is not None else 0,
+        n_head_kv=n_head_kv if n_head_kv is not None else (n_head if n_head is not None else 0),
+        head_k=head_k,
+        head_v=head_v if isinstance(head_v, int) else head_k,
+    )
+    wrong = tensor_layout.shape_mismatch(arch, counts, {t.name: t.shape for t in tensors})
+    if wrong is not None:
+        name, expected, found = wrong
+        raise ModelFileError(
+            f"{path}: tensor {name!r} has shape {_dims(found)}, but the header's counts make it {_dims(expected)} "
+            f"for {arch}; llama.cpp cannot load it", path=path,
+            hint="the file is corrupt or was converted wrongly; convert or download it again",
+        )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) or "a scalar"
 
 
 def _check_count(path: Path, key: str, metadata: Mapping[str, object], low: int, high: int) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,30 @@ def tiny_llama(tmp_path: Path) -> Path:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB filesystem (tmpfs) to fill up; skipped where mounting is not allowed (not root)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root on Linux")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill_disk(folder: Path, leave: int) -> Path:
+    """Write a ballast file so that only about ``leave`` bytes stay free on ``folder``'s disk."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb") as fh:
+        fh.truncate(0)
+        size = max(shutil.disk_usage(folder).free - leave, 0)
+        fh.write(b"\0" * size)  # written, not sparse: tmpfs counts what is written
+    return ballast

@@ -12,7 +12,7 @@ import pytest
 from runtime.errors import ModelFileError, ModelNotFoundError, TruncatedModelError, UnsupportedModelError
 from runtime.models.gguf_file import GGUFArray, inspect_gguf
 from runtime.models.known_archs import is_known, known_architectures, llama_library
-from tests.runtime.bad_gguf import BAD_FILES, copy_prefix, make_all, write_hybrid_gguf, write_tiny_gguf
+from tests.runtime.bad_gguf import BAD_FILES, LLAMA_REFUSES, copy_prefix, make_all, write_hybrid_gguf, write_tiny_gguf
 
 EXPECTED_TYPE = {
     "missing": ModelNotFoundError,
@@ -22,6 +22,7 @@ EXPECTED_TYPE = {
     "truncated": TruncatedModelError,
     "more-tensors": ModelFileError,
     "unknown-arch": UnsupportedModelError,
+    **{name: ModelFileError for name in LLAMA_REFUSES},
 }
 
 
