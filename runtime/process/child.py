@@ -16,6 +16,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
 from typing import IO, Any
@@ -23,15 +24,22 @@ from typing import IO, Any
 from runtime import env
 from runtime.process.channel import Channel, error_payload
 from runtime.process.lifeline import watch_parent
+from runtime.process.windows import suppress_error_dialogs
 from runtime.config import GenerateOptions, LoadOptions
 
 _EOF = ("close",)
 
 
 def _crash_on_purpose(where: str) -> None:
-    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe`` crashes this process at ``where``."""
+    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load`` crashes (or hangs) this
+    process at ``where``."""
     if os.environ.get("RT_TEST_CRASH", "") != where:
         return
+    if where.startswith("hang"):  # busy for ever, as a slow load or a long prompt seems
+        sys.stderr.write(f"rt-test: the model process hangs ({where})\n")
+        sys.stderr.flush()
+        while True:
+            time.sleep(60)
     if where == "kill":
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
     if where == "abort":  # ggml's own abort, as a failed GGML_ASSERT inside llama.cpp ends
@@ -97,6 +105,7 @@ class _Server:
             _crash_on_purpose("segv")
             _crash_on_purpose("kill")
             _crash_on_purpose("abort")
+            _crash_on_purpose("hang")
             self.stream(*args)
         elif op == "tokenize":
             self.channel.send(("ok", self.engine.tokenize(args[0], add_special=args[1])))
@@ -138,6 +147,7 @@ def _probe(path: str, options: LoadOptions) -> None:
 def main() -> None:
     """Serve one model until the parent says "close" or goes away."""
     watch_parent()
+    suppress_error_dialogs()
     requests, answers = _take_stdio()
     channel = Channel(requests, answers)
     op, path, options = channel.recv()
@@ -153,12 +163,13 @@ def main() -> None:
         return
     from runtime.llm.llama_engine import LlamaEngine
 
+    _crash_on_purpose("hang-load")
     try:
         engine = LlamaEngine(path, options)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
         channel.send(("error", error_payload(exc)))
         return
-    channel.send(("ok", {"n_ctx": engine.n_ctx, "n_ctx_train": engine.n_ctx_train,
+    channel.send(("ok", {"pid": os.getpid(), "n_ctx": engine.n_ctx, "n_ctx_train": engine.n_ctx_train,
                          "special_tokens": engine.special_tokens()}))
     inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
     threading.Thread(target=_reader, args=(channel, inbox), daemon=True).start()
