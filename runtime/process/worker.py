@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -203,6 +204,8 @@ class WorkerEngine:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if getattr(self, "pid", self._process.pid) != self._process.pid:
+            _kill_pid(self.pid)  # the interpreter a launcher started: killing the launcher may not end it
 
     def close(self) -> None:
         """Ask the child to free the model and exit; kill it if it does not."""
@@ -254,6 +257,13 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
             process.stdout.close()
         if log is not None:
             log.close()
+
+
+def _kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # SIGTERM: TerminateProcess on Windows
+    except OSError:
+        pass  # already gone
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
