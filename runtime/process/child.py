@@ -31,10 +31,12 @@ _EOF = ("close",)
 
 
 def _crash_on_purpose(where: str) -> None:
-    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load`` crashes (or hangs) this
-    process at ``where``."""
+    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load|paging-file`` crashes (or
+    hangs, or fails as Windows does without memory) this process at ``where``."""
     if os.environ.get("RT_TEST_CRASH", "") != where:
         return
+    if where == "paging-file":  # how Windows refuses a mapping or an allocation when commit runs out
+        raise OSError("[WinError 1455] The paging file is too small for this operation to complete")
     if where.startswith("hang"):  # busy for ever, as a slow load or a long prompt seems
         sys.stderr.write(f"rt-test: the model process hangs ({where})\n")
         sys.stderr.flush()
@@ -165,6 +167,7 @@ def main() -> None:
 
     _crash_on_purpose("hang-load")
     try:
+        _crash_on_purpose("paging-file")
         engine = LlamaEngine(path, options)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
         channel.send(("error", error_payload(exc)))

@@ -101,6 +101,13 @@ def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False,
         error.message += f" ({detail})"
     if detail and looks_like_memory_failure(detail):
         error.hint = "the system or a limit refused memory" + address_space_hint() + "; " + _OOM_HINT
+    elif detail:
+        from runtime.models.memory import memory_error_from
+
+        refused = memory_error_from(detail, memory)  # Windows' words: "The paging file is too small"
+        if refused is not None:
+            error.message += _memory_note(memory)
+            error.hint = "the system refused memory; " + (refused.hint or _OOM_HINT)
     return error
 
 

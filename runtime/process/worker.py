@@ -42,7 +42,7 @@ from runtime.process.channel import Channel, encode, rebuild_error
 from runtime.process.pipe_reader import WAIT_SLICE_SECONDS, PipeReader
 from runtime.process.windows import creation_flags
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.errors import ModelCrashedError
+from runtime.errors import GenerationError, ModelCrashedError, ModelLoadError
 from runtime.llm.generation import Completion
 from runtime.llm.yes_no import YesNo
 
@@ -139,7 +139,7 @@ class WorkerEngine:
         if kind in ("error", "done"):
             self._streaming = False
         if kind == "error":
-            raise rebuild_error(value)
+            raise _with_memory_numbers(rebuild_error(value), self._memory)
         return kind, value
 
     def _idle(self) -> None:
@@ -257,6 +257,16 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
             process.stdout.close()
         if log is not None:
             log.close()
+
+
+def _with_memory_numbers(error: Exception, memory: Any) -> Exception:
+    """``error`` as :class:`InsufficientMemoryError` when it is the system refusing memory (on
+    Windows "The paging file is too small", WinError 1455), else as is."""
+    if not isinstance(error, (ModelLoadError, GenerationError)) and type(error) is not RuntimeError:
+        return error
+    from runtime.models.memory import memory_error_from
+
+    return memory_error_from(str(getattr(error, "message", error)), memory) or error
 
 
 def _kill_pid(pid: int) -> None:
