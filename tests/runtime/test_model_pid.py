@@ -57,3 +57,37 @@ def test_model_pid_is_the_interpreter_not_the_launcher_that_started_it(
     while not _gone(pid):
         assert time.monotonic() < deadline, "the model process outlived close()"
         time.sleep(0.05)
+
+
+def test_rt_serve_health_reports_the_model_process_behind_a_launcher(smollm2_path: Path, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    import httpx
+
+    launcher = tmp_path / "python-launcher"
+    launcher.write_text(f'#!/bin/sh\n"{sys.executable}" "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (f"import sys; sys.executable = {str(launcher)!r}\n"
+            "from runtime.cli import main; main()")
+    server = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--model", str(smollm2_path),
+                               "--threads", "1"], cwd=Path(__file__).resolve().parents[2],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, health = time.monotonic() + 180, None
+        while health is None:
+            assert server.poll() is None and time.monotonic() < deadline, "rt serve did not come up"
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        pid = health["model_pid"]
+        launched = [p.pid for p in psutil.Process(server.pid).children() if p.pid != pid]
+        assert psutil.Process(pid).ppid() in launched  # the interpreter, whose parent is the launcher
+        assert str(smollm2_path.resolve()) in _maps(pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
