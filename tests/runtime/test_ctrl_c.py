@@ -74,14 +74,15 @@ def _interrupt(process: subprocess.Popen[str]) -> float:
     return time.monotonic() - sent
 
 
-def _run_rt(tmp_path: Path, *args: str, crash: str | None = None) -> tuple[subprocess.Popen[str], Path]:
+def _run_rt(tmp_path: Path, *args: str, crash: str | None = None,
+            stdin: int | None = subprocess.DEVNULL) -> tuple[subprocess.Popen[str], Path]:
     env = dict(os.environ, RT_DEBUG="1")  # the model process's stderr (its "hangs" line) is rt's
     env.pop("RT_TEST_CRASH", None)
     if crash:
         env["RT_TEST_CRASH"] = crash
     err = tmp_path / "stderr.txt"
     process = subprocess.Popen([sys.executable, "-c", RT, *args], cwd=ROOT, env=env, text=True,
-                               stdout=subprocess.DEVNULL, stderr=err.open("w"))
+                               stdin=stdin, stdout=subprocess.DEVNULL, stderr=err.open("w"))
     return process, err
 
 
@@ -99,6 +100,31 @@ def test_ctrl_c_during_a_model_load_or_a_long_prompt_stops_rt_ask_at_once(tmp_pa
     assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
     assert took < BOUND_SECONDS, f"rt took {took:.1f} s to stop after Ctrl-C"
     assert _gone(children[0])  # rt does not leave its model process behind
+
+
+def test_ctrl_c_while_rt_chat_waits_for_its_model_stops_it_at_once(tmp_path: Path) -> None:
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "paris.txt").write_text("Paris is the capital of France. It lies on the Seine.")
+    made = subprocess.run([sys.executable, "-c", "from runtime.cli import main; main()", "index", str(docs),
+                           "--index", str(index), "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    rt, err = _run_rt(tmp_path, "chat", "--index", str(index), "--threads", "1", crash="hang",
+                      stdin=subprocess.PIPE)
+    try:
+        assert rt.stdin is not None
+        rt.stdin.write("What is the capital of France?\n")
+        rt.stdin.flush()  # stdin stays open: the next turn never comes
+        _wait_for(lambda: "the model process hangs (hang)" in err.read_text(errors="replace"),
+                  "the model process at work", rt)
+        children = _children(rt.pid, "runtime.process.child")
+    finally:
+        took = _interrupt(rt)
+    lines = err.read_text(errors="replace").splitlines()
+    assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
+    assert took < BOUND_SECONDS, f"rt chat took {took:.1f} s to stop after Ctrl-C"
+    assert children and all(_gone(pid) for pid in children)
 
 
 def test_ctrl_c_while_rt_serve_loads_its_model_stops_it_at_once(tmp_path: Path) -> None:
