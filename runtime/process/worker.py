@@ -217,15 +217,22 @@ class WorkerEngine:
                 self._channel.send(("close",))
             except OSError:
                 pass
+        interrupted = False
         try:
             _wait(self._process, CLOSE_TIMEOUT)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        except subprocess.TimeoutExpired:
+            pass
+        except KeyboardInterrupt:  # stop waiting, but still clean up before passing it on
+            interrupted = True
+        if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
         self._inbox.join(CLOSE_TIMEOUT)  # it holds stdout's lock until it sees the pipe's end
         for stream in (self._process.stdin, self._process.stdout, self._log):
             if stream is not None:
                 stream.close()
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | None:
