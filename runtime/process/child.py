@@ -31,7 +31,7 @@ _EOF = ("close",)
 
 
 def _crash_on_purpose(where: str) -> None:
-    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load|paging-file`` crashes (or
+    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load|hang-probe|paging-file`` crashes (or
     hangs, or fails as Windows does without memory) this process at ``where``."""
     if os.environ.get("RT_TEST_CRASH", "") != where:
         return
@@ -140,6 +140,7 @@ def _probe(path: str, options: LoadOptions) -> None:
     from runtime.llm.llama_engine import LlamaEngine
 
     _crash_on_purpose("probe")
+    _crash_on_purpose("hang-probe")
     # a prompt long enough for the batched (GEMM) kernels, then single tokens (GEMV)
     with LlamaEngine(path, options) as engine:
         for _ in engine.stream("Hello, world. " * 16, GenerateOptions(max_tokens=4)):

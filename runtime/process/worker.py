@@ -14,7 +14,7 @@ would need an ``if __name__ == "__main__"`` guard.
 null-pointer read at the first generation), ``kill`` (SIGKILL itself, as the OOM killer would),
 ``probe`` (only the ``--repack`` probe child segfaults), ``hang`` (the model process stops
 answering at the first generation, as a long prompt on a 7B model seems to), ``hang-load`` (it
-never finishes loading).
+never finishes loading), ``hang-probe`` (the ``--repack`` probe never finishes).
 
 Ctrl-C: the child ignores it; the parent reads the child's stdout on a helper thread
 (:class:`runtime.process.pipe_reader.PipeReader`) so its own waits end within a fraction of a

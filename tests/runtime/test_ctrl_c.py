@@ -86,9 +86,11 @@ def _run_rt(tmp_path: Path, *args: str, crash: str | None = None,
     return process, err
 
 
-@pytest.mark.parametrize("where", ["hang-load", "hang"])
+@pytest.mark.parametrize("where", ["hang-load", "hang", "hang-probe"])
 def test_ctrl_c_during_a_model_load_or_a_long_prompt_stops_rt_ask_at_once(tmp_path: Path, where: str) -> None:
-    rt, err = _run_rt(tmp_path, "ask", "--no-rag", "What is the capital of France?", "--threads", "1", crash=where)
+    # hang-probe: the --repack test load, in a throwaway model process of its own
+    rt, err = _run_rt(tmp_path, "ask", "--no-rag", "What is the capital of France?", "--threads", "1",
+                      *(["--repack"] if where == "hang-probe" else []), crash=where)
     try:
         _wait_for(lambda: f"the model process hangs ({where})" in err.read_text(errors="replace"),
                   "the model process at work", rt)
