@@ -19,14 +19,18 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 from convert.diskfull import disk_full_error
 from runtime.env import debug
 from runtime.process.crash import log_detail
 from runtime.process.launch import child_environment, python_command
 from runtime.process.lifeline import watch_parent
+from runtime.process.pipe_reader import PipeReader
+from runtime.process.windows import creation_flags, suppress_error_dialogs
 from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ _GGML_LOG_WARN, _GGML_LOG_ERROR = 3, 4
 def _child(src: str, dst: str, ftype: int, threads: int) -> int:
     """Child process body: quantize ``src`` into ``dst``; progress and errors go to stdout."""
     watch_parent()  # a killed `rt convert` must not leave a quantizer running for minutes
+    suppress_error_dialogs()  # an abort() must end the process, not wait for a click
     from llama_cpp import llama_cpp as L
 
     echo = debug()
@@ -67,6 +72,10 @@ def _child(src: str, dst: str, ftype: int, threads: int) -> int:
         if level in (_GGML_LOG_WARN, _GGML_LOG_ERROR) and piece.strip():
             report("error", " ".join(piece.split()))
 
+    if os.environ.get("RT_TEST_CRASH") == "hang-quantize":  # tests: a tensor that takes for ever
+        report("progress", 0, 1)
+        while True:
+            time.sleep(60)
     callback = L.llama_log_callback(on_log)
     L.llama_log_set(callback, ctypes.c_void_p(0))
     L.llama_backend_init()
@@ -106,10 +115,12 @@ def quantize_gguf(
     status: int | None = None
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   encoding="utf-8", errors="replace", env=_child_env())
+                                   encoding="utf-8", errors="replace", env=_child_env(), creationflags=creation_flags())
         try:
             assert process.stdout is not None
-            for line in process.stdout:
+            # read on a helper thread: a blocking pipe read would hold off Ctrl-C on Windows until
+            # the quantizer's next line (a large tensor takes minutes); the finally kills the child
+            for line in _lines(PipeReader(_line_reader(process.stdout), name="rt-quantize-reader")):
                 kind, _, rest = line.rstrip("\n").partition(" ")
                 if kind == "progress" and on_progress is not None:
                     done, total = rest.split()
@@ -163,6 +174,24 @@ def _raise_if_disk_full(src: Path, dst: Path, quant: str, detail: str) -> None:
     if room < expected:
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         raise disk_full_error(dst, f"quantizing to {quant}", full)
+
+
+def _line_reader(stream: IO[str]) -> Callable[[], str]:
+    def read_line() -> str:
+        line = stream.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return read_line
+
+
+def _lines(reader: PipeReader[str]) -> Iterator[str]:
+    while True:
+        try:
+            yield reader.get()
+        except EOFError:
+            return
 
 
 def _child_env() -> dict[str, str]:

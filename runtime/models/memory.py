@@ -49,18 +49,27 @@ What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the
 
 What the machine has (:func:`available_memory`): on Linux, ``MemAvailable`` (free RAM plus
 reclaimable page cache) plus free swap, capped by the cgroup limit of a container. On Windows
-the commit headroom (commit limit minus commit charge, i.e. RAM plus page file not yet
-promised): mapped file pages are not charged to the commit limit, so strictly the weights need
-only RAM, but counting them against the headroom keeps the same anti-thrashing margin as on
-Linux. ``RT_MEMORY_LIMIT`` caps the figure (and lets tests inject one).
+two figures from ``GlobalMemoryStatusEx``, because the parts are charged differently: the KV
+cache, the compute buffers and a repacked copy are anonymous memory, charged to the commit limit,
+so they are checked against the commit headroom (commit limit minus commit charge: RAM plus page
+file not yet promised); the weights are file-backed pages, never charged to the commit limit but
+thrashing unless they fit in RAM, so they are checked against the available physical memory.
+``RT_MEMORY_LIMIT`` caps the single figure (and lets tests inject one).
+
+When the machine refuses anyway (another program took the memory after the check, ``--force``),
+Windows says so in its own words ("The paging file is too small for this operation to complete",
+WinError 1455; llama.cpp's "insufficient memory"): :func:`memory_error_from` turns such a text into
+:class:`InsufficientMemoryError` with the estimate's numbers and what to do.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runtime import env
 from runtime.config import LoadOptions, kv_cache_type, output_rows
@@ -69,6 +78,9 @@ from runtime.fsutil import human_bytes
 from runtime.models.gguf_file import GGUFInfo
 
 log = logging.getLogger(__name__)
+
+_COMMIT_SOURCE = "commit headroom: RAM + page file"
+_PAGE_FILE_TIP = "enlarge the page file (Settings > System > About > Advanced system settings > Performance)"
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -81,10 +93,20 @@ class MemoryEstimate:
     total: int
     available: int
     source: str = ""  # where ``available`` comes from: "RAM + swap", "RT_MEMORY_LIMIT", ...
+    # Windows: available physical memory, for the file-backed weights; ``available`` (the commit
+    # headroom) is then for the rest. None elsewhere: everything counts against ``available``.
+    physical: int | None = None
+
+    @property
+    def anonymous(self) -> int:
+        """Bytes that are not file-backed: KV cache, compute buffers, a repacked copy."""
+        return self.total - self.weights
 
     @property
     def fits(self) -> bool:
-        return self.total <= self.available
+        if self.physical is None:
+            return self.total <= self.available
+        return self.anonymous <= self.available and self.weights <= self.physical
 
 
 def effective_ctx(info: GGUFInfo, options: LoadOptions) -> int:
@@ -145,7 +167,10 @@ def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
     repack = weights if options.repack else 0
     total = weights + kv_cache + compute + repack
     available, source = available_memory_with_source()
-    return MemoryEstimate(weights, kv_cache, compute, repack, total, available, source)
+    physical = None
+    if sys.platform == "win32" and source == _COMMIT_SOURCE:
+        physical = _windows_memory_status()[1]
+    return MemoryEstimate(weights, kv_cache, compute, repack, total, available, source, physical)
 
 
 def _cgroup_headroom() -> int | None:
@@ -168,32 +193,37 @@ def _cgroup_headroom() -> int | None:
     return None
 
 
-def _windows_commit_headroom() -> int:
-    import ctypes
+def _kernel32() -> Any:
+    return getattr(ctypes, "windll").kernel32
 
-    class MemoryStatusEx(ctypes.Structure):
-        _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong)] + [
-            (name, ctypes.c_ulonglong) for name in (
-                "ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile",
-                "ullTotalVirtual", "ullAvailVirtual", "ullAvailExtendedVirtual")
-        ]
 
-    status = MemoryStatusEx()
-    status.dwLength = ctypes.sizeof(MemoryStatusEx)
-    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+class _MemoryStatusEx(ctypes.Structure):
+    _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32)] + [  # DWORDs
+        (name, ctypes.c_ulonglong) for name in (
+            "ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile",
+            "ullTotalVirtual", "ullAvailVirtual", "ullAvailExtendedVirtual")
+    ]
+
+
+def _windows_memory_status() -> tuple[int, int]:
+    """(commit headroom, available physical memory) in bytes, from ``GlobalMemoryStatusEx``."""
+    status = _MemoryStatusEx()
+    status.dwLength = ctypes.sizeof(_MemoryStatusEx)
+    if not _kernel32().GlobalMemoryStatusEx(ctypes.byref(status)):
         raise OSError("GlobalMemoryStatusEx failed")
-    return int(status.ullAvailPageFile)  # despite the name: commit limit minus commit charge
+    # ullAvailPageFile, despite the name: commit limit minus commit charge
+    return int(status.ullAvailPageFile), int(status.ullAvailPhys)
 
 
 def system_available_memory() -> tuple[int, str]:
     """What the machine can give now, ignoring ``RT_MEMORY_LIMIT``, and where the figure comes from."""
-    import psutil
-
     if sys.platform == "win32":
         try:
-            return _windows_commit_headroom(), "commit headroom"
+            return _windows_memory_status()[0], _COMMIT_SOURCE
         except (OSError, AttributeError) as exc:
             log.debug("commit headroom unavailable (%s); using RAM + page file", exc)
+    import psutil
+
     available = int(psutil.virtual_memory().available + psutil.swap_memory().free)
     if sys.platform.startswith("linux"):
         headroom = _cgroup_headroom()
@@ -221,7 +251,8 @@ def suggestions(info: GGUFInfo, options: LoadOptions, est: MemoryEstimate) -> li
     tips = []
     if options.repack:
         tips.append("without --repack (it keeps a second copy of the weights)")
-    room = est.available - est.weights - est.compute  # after dropping --repack
+    # after dropping --repack; on Windows the weights are not charged to the commit headroom
+    room = est.available - est.compute - (est.weights if est.physical is None else 0)
     per_token = kv_bytes_per_token(info, options.kv_type)
     if room > 0 and per_token > 0:  # 0: no attention layer has a KV cache (or a file declares none)
         fitting = min(effective_ctx(info, options) // 2, room // per_token // 256 * 256)
@@ -247,11 +278,49 @@ def preflight(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
              f"compute {human_bytes(est.compute)}"]
     if est.repack:
         parts.append(f"repacked copy {human_bytes(est.repack)}")
-    message = (f"{info.path.name} needs {human_bytes(est.total)} ({', '.join(parts)}), "
-               f"{human_bytes(est.available)} available ({est.source})")
+    if est.physical is None:
+        message = (f"{info.path.name} needs {human_bytes(est.total)} ({', '.join(parts)}), "
+                   f"{human_bytes(est.available)} available ({est.source})")
+    elif est.anonymous > est.available:
+        message = (f"{info.path.name} needs {human_bytes(est.anonymous)} of committed memory "
+                   f"({', '.join(parts[1:])}), {human_bytes(est.available)} available ({est.source})")
+    else:  # the file-backed weights do not fit in RAM: every token would re-read them from disk
+        message = (f"{info.path.name}'s weights need {human_bytes(est.weights)} of RAM, "
+                   f"{human_bytes(est.physical)} available (physical memory)")
     if options.force:
         log.warning("%s; loading anyway (--force)", message)
         return est
     tips = suggestions(info, options, est)
+    if est.physical is not None and est.anonymous > est.available:
+        tips.insert(0, _PAGE_FILE_TIP)
+    elif est.physical is not None:  # only fewer bytes of weights, or more free RAM, help
+        tips = [tips[-1], "closing other programs"]
     hint = "try " + ", ".join(tips[:-1]) + (", or " if len(tips) > 1 else "") + tips[-1] + "; --force skips this check"
     raise InsufficientMemoryError(message, needed=est.total, available=est.available, hint=hint)
+
+
+# how Windows (and llama.cpp on it) says that memory ran out
+_REFUSALS = ("paging file is too small", "winerror 1455", "error 1455", "insufficient memory",
+             "not enough memory", "not enough storage is available", "failed to allocate")
+
+
+def memory_error_from(text: str, est: MemoryEstimate | None) -> InsufficientMemoryError | None:
+    """:class:`InsufficientMemoryError` with ``est``'s numbers if ``text`` (an error from the model
+    process, a log line) says the system refused memory; ``None`` if it says something else."""
+    from runtime.limits import looks_like_memory_failure
+
+    lowered = text.lower()
+    if not (any(words in lowered for words in _REFUSALS) or looks_like_memory_failure(text)):
+        return None
+    message = f"the system refused memory while loading the model ({text.strip()[:200]})"
+    tips = ["a smaller --ctx", "--kv-type q8_0", "a smaller quantization", "closing other programs"]
+    if sys.platform == "win32" or "paging file" in lowered or "1455" in lowered:
+        tips.insert(0, _PAGE_FILE_TIP)
+    if est is None:
+        return InsufficientMemoryError(message, hint="try " + ", ".join(tips))
+    message += (f"; it needs about {human_bytes(est.total)} (weights {human_bytes(est.weights)}, "
+                f"KV cache {human_bytes(est.kv_cache)}, compute {human_bytes(est.compute)}), "
+                f"{human_bytes(est.available)} available ({est.source})")
+    if est.physical is not None:
+        message += f" and {human_bytes(est.physical)} of RAM"
+    return InsufficientMemoryError(message, needed=est.total, available=est.available, hint="try " + ", ".join(tips))

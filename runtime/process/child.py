@@ -16,6 +16,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
 from typing import IO, Any
@@ -23,15 +24,24 @@ from typing import IO, Any
 from runtime import env
 from runtime.process.channel import Channel, error_payload
 from runtime.process.lifeline import watch_parent
+from runtime.process.windows import suppress_error_dialogs
 from runtime.config import GenerateOptions, LoadOptions
 
 _EOF = ("close",)
 
 
 def _crash_on_purpose(where: str) -> None:
-    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe`` crashes this process at ``where``."""
+    """Tests only: ``RT_TEST_CRASH=segv|kill|abort|probe|hang|hang-load|hang-probe|paging-file`` crashes (or
+    hangs, or fails as Windows does without memory) this process at ``where``."""
     if os.environ.get("RT_TEST_CRASH", "") != where:
         return
+    if where == "paging-file":  # how Windows refuses a mapping or an allocation when commit runs out
+        raise OSError("[WinError 1455] The paging file is too small for this operation to complete")
+    if where.startswith("hang"):  # busy for ever, as a slow load or a long prompt seems
+        sys.stderr.write(f"rt-test: the model process hangs ({where})\n")
+        sys.stderr.flush()
+        while True:
+            time.sleep(60)
     if where == "kill":
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
     if where == "abort":  # ggml's own abort, as a failed GGML_ASSERT inside llama.cpp ends
@@ -97,6 +107,7 @@ class _Server:
             _crash_on_purpose("segv")
             _crash_on_purpose("kill")
             _crash_on_purpose("abort")
+            _crash_on_purpose("hang")
             self.stream(*args)
         elif op == "tokenize":
             self.channel.send(("ok", self.engine.tokenize(args[0], add_special=args[1])))
@@ -129,6 +140,7 @@ def _probe(path: str, options: LoadOptions) -> None:
     from runtime.llm.llama_engine import LlamaEngine
 
     _crash_on_purpose("probe")
+    _crash_on_purpose("hang-probe")
     # a prompt long enough for the batched (GEMM) kernels, then single tokens (GEMV)
     with LlamaEngine(path, options) as engine:
         for _ in engine.stream("Hello, world. " * 16, GenerateOptions(max_tokens=4)):
@@ -138,6 +150,7 @@ def _probe(path: str, options: LoadOptions) -> None:
 def main() -> None:
     """Serve one model until the parent says "close" or goes away."""
     watch_parent()
+    suppress_error_dialogs()
     requests, answers = _take_stdio()
     channel = Channel(requests, answers)
     op, path, options = channel.recv()
@@ -153,12 +166,14 @@ def main() -> None:
         return
     from runtime.llm.llama_engine import LlamaEngine
 
+    _crash_on_purpose("hang-load")
     try:
+        _crash_on_purpose("paging-file")
         engine = LlamaEngine(path, options)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, never lost
         channel.send(("error", error_payload(exc)))
         return
-    channel.send(("ok", {"n_ctx": engine.n_ctx, "n_ctx_train": engine.n_ctx_train,
+    channel.send(("ok", {"pid": os.getpid(), "n_ctx": engine.n_ctx, "n_ctx_train": engine.n_ctx_train,
                          "special_tokens": engine.special_tokens()}))
     inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
     threading.Thread(target=_reader, args=(channel, inbox), daemon=True).start()

@@ -1,7 +1,9 @@
 """What a dead model process's exit status means, in words a person can act on.
 
 On POSIX, ``subprocess`` reports death by signal as a negative exit code (``-11`` is
-SIGSEGV). On Windows a native crash shows as an NTSTATUS exit code (``0xC0000005``).
+SIGSEGV). On Windows a native crash shows as an NTSTATUS exit code (``0xC0000005``), which
+arrives unsigned (3221225477) from ``subprocess`` but signed (-1073741819) from some tools and
+logs: both are read as the same status. The C runtime's ``abort()`` exits with code 3 on Windows.
 
 Unless ``RT_DEBUG`` is set, the model process's stderr goes to a file rather than the
 terminal: a llama.cpp abort prints a backtrace and faulthandler the Python stacks of every
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from typing import Any
 
 from runtime.errors import ModelCrashedError
@@ -45,7 +48,13 @@ _NTSTATUS: dict[int, tuple[str, str, str]] = {
     0xC0000409: ("0xC0000409 fast fail", "llama.cpp aborted on a failed check", _NATIVE_HINT),
     0xC0000017: ("0xC0000017 no memory", "the system ran out of memory", _OOM_HINT),
     0xC000012D: ("0xC000012D commit limit", "the system ran out of memory (commit limit reached)", _OOM_HINT),
+    0xC0000374: ("0xC0000374 heap corruption", "a native crash inside llama.cpp (its heap was corrupted)",
+                 _NATIVE_HINT),
+    0xC000013A: ("0xC000013A Ctrl-C", "it was stopped by Ctrl-C or by closing the console window",
+                 "run it again"),
 }
+_WINDOWS_ABORT = 3  # what abort() exits with under the Microsoft C runtime
+_ABORT_MEANING = ("an abort: llama.cpp failed one of its own checks", _NATIVE_HINT)
 
 
 # lines of a dead process's stderr worth quoting, most telling first
@@ -85,20 +94,36 @@ def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False,
     """
     error = _diagnose(exitcode, memory=memory, repack=repack)
     detail = log_detail(log_tail)
-    if not started and exitcode is not None and exitcode >= 0 and (exitcode & 0xFFFFFFFF) not in _NTSTATUS:
+    if not started and exitcode is not None and exitcode >= 0 and not _is_windows_status(exitcode):
         error = ModelCrashedError(f"the model process could not start (exit code {exitcode})",
                                   returncode=exitcode, hint=error.hint)
     if detail:
         error.message += f" ({detail})"
     if detail and looks_like_memory_failure(detail):
         error.hint = "the system or a limit refused memory" + address_space_hint() + "; " + _OOM_HINT
+    elif detail:
+        from runtime.models.memory import memory_error_from
+
+        refused = memory_error_from(detail, memory)  # Windows' words: "The paging file is too small"
+        if refused is not None:
+            error.message += _memory_note(memory)
+            error.hint = "the system refused memory; " + (refused.hint or _OOM_HINT)
     return error
+
+
+def _is_ntstatus(exitcode: int) -> bool:
+    """Whether ``exitcode`` (signed or unsigned) is an NTSTATUS warning or error (its top bit set)."""
+    return exitcode < -255 or (exitcode > 255 and bool(exitcode & 0x80000000))
+
+
+def _is_windows_status(exitcode: int) -> bool:
+    return _is_ntstatus(exitcode) or (sys.platform == "win32" and exitcode == _WINDOWS_ABORT)
 
 
 def _diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False) -> ModelCrashedError:
     if exitcode is None:
         return ModelCrashedError("the model process stopped answering", hint="run it again; RT_DEBUG=1 shows more")
-    if exitcode < 0:
+    if exitcode < 0 and not _is_ntstatus(exitcode):
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
@@ -117,6 +142,14 @@ def _diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False)
         if repack and hint is _NATIVE_HINT:
             hint = "try without --repack; " + hint
         return ModelCrashedError(f"the model process died with {label}: {meaning}", returncode=exitcode, hint=hint)
+    if _is_ntstatus(exitcode):
+        return ModelCrashedError(f"the model process died with Windows status 0x{code:08X}",
+                                 returncode=exitcode, hint=_NATIVE_HINT)
+    if exitcode == _WINDOWS_ABORT and sys.platform == "win32":
+        meaning, hint = _ABORT_MEANING
+        if repack:
+            hint = "try without --repack; " + hint
+        return ModelCrashedError(f"the model process exited with code 3: {meaning}", returncode=exitcode, hint=hint)
     return ModelCrashedError(
         f"the model process exited unexpectedly with code {exitcode}",
         returncode=exitcode, hint="RT_DEBUG=1 shows its log",

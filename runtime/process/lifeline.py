@@ -56,8 +56,10 @@ def _watch_posix(parent: int) -> None:
 def _watch_windows(parent: int) -> None:
     import ctypes
 
+    from runtime.process.windows import kernel32 as load_kernel32
+
     synchronize, infinite = 0x00100000, 0xFFFFFFFF
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32 = load_kernel32()
     kernel32.OpenProcess.restype = ctypes.c_void_p
     kernel32.WaitForSingleObject.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     handle = kernel32.OpenProcess(synchronize, False, parent)

@@ -12,15 +12,24 @@ would need an ``if __name__ == "__main__"`` guard.
 
 ``RT_TEST_CRASH`` (read only in the child) crashes it on purpose, for tests: ``segv`` (a
 null-pointer read at the first generation), ``kill`` (SIGKILL itself, as the OOM killer would),
-``probe`` (only the ``--repack`` probe child segfaults).
+``probe`` (only the ``--repack`` probe child segfaults), ``hang`` (the model process stops
+answering at the first generation, as a long prompt on a 7B model seems to), ``hang-load`` (it
+never finishes loading), ``hang-probe`` (the ``--repack`` probe never finishes).
+
+Ctrl-C: the child ignores it; the parent reads the child's stdout on a helper thread
+(:class:`runtime.process.pipe_reader.PipeReader`) so its own waits end within a fraction of a
+second on Windows too, and an interrupt while the child is busy kills the child at once
+rather than waiting for it to finish a load or a prompt.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +39,10 @@ from runtime import env
 from runtime.process import crash
 from runtime.process.launch import child_environment, python_command
 from runtime.process.channel import Channel, encode, rebuild_error
+from runtime.process.pipe_reader import WAIT_SLICE_SECONDS, PipeReader
+from runtime.process.windows import creation_flags
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.errors import ModelCrashedError
+from runtime.errors import GenerationError, ModelCrashedError, ModelLoadError
 from runtime.llm.generation import Completion
 from runtime.llm.yes_no import YesNo
 
@@ -52,7 +63,8 @@ def _start_child(verbose: bool = False) -> tuple[subprocess.Popen[bytes], IO[byt
         log = tempfile.TemporaryFile()
         environment["GGML_NO_BACKTRACE"] = "1"  # ggml would attach gdb to print one on abort
     process = subprocess.Popen(python_command("runtime.process.child"), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=log, env=environment)
+                               stdout=subprocess.PIPE, stderr=log, env=environment,
+                               creationflags=creation_flags())
     return process, log
 
 
@@ -79,6 +91,7 @@ class WorkerEngine:
         self._process, self._log = _start_child(options.verbose)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._channel = Channel(self._process.stdout, self._process.stdin)
+        self._inbox: PipeReader[tuple[str, Any]] = PipeReader(self._channel.recv, name="rt-model-reader")
         self._closed = False
         self._streaming = False
         self._started = False
@@ -91,12 +104,14 @@ class WorkerEngine:
         self._started = True
         self.n_ctx: int = ready["n_ctx"]
         self.n_ctx_train: int = ready["n_ctx_train"]
-        self.pid: int = self._process.pid
+        # the process that holds the model: on Windows a venv's python.exe is a launcher whose
+        # child runs the interpreter, so Popen's pid would name the launcher
+        self.pid: int = int(ready.get("pid", self._process.pid))
         self._special_tokens: dict[str, str] = ready["special_tokens"]
 
     def _crashed(self) -> ModelCrashedError:
         try:
-            code: int | None = self._process.wait(timeout=CLOSE_TIMEOUT)
+            code: int | None = _wait(self._process, CLOSE_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._process.kill()
             code = None
@@ -109,16 +124,22 @@ class WorkerEngine:
             self._channel.send(message)
         except OSError:  # BrokenPipeError: the child is gone
             raise self._crashed() from None
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
 
     def _recv(self) -> tuple[str, Any]:
         try:
-            kind, value = self._channel.recv()
+            kind, value = self._inbox.get()
         except (EOFError, OSError):
             raise self._crashed() from None
+        except KeyboardInterrupt:  # the child may be minutes from answering: stop it now
+            self._abandon()
+            raise
         if kind in ("error", "done"):
             self._streaming = False
         if kind == "error":
-            raise rebuild_error(value)
+            raise _with_memory_numbers(rebuild_error(value), self._memory)
         return kind, value
 
     def _idle(self) -> None:
@@ -172,16 +193,19 @@ class WorkerEngine:
                 self._idle()
 
     def _abandon(self) -> None:
-        """Ctrl-C mid-stream: kill the child now rather than wait for it to notice a cancel.
+        """Ctrl-C while the child works: kill it now rather than wait for it to notice a cancel.
 
-        The child sees "cancel" only between two tokens; inside a long prompt (thousands of
-        tokens on a 7B model: a minute or more) Ctrl-C would seem ignored. The model has to be
-        loaded again afterwards.
+        The child sees "cancel" only between two tokens, and nothing during a load; inside a long
+        prompt (thousands of tokens on a 7B model: a minute or more) Ctrl-C would seem ignored.
+        The model has to be loaded again afterwards.
         """
         self._closed = True
         self._streaming = False
-        self._process.kill()
-        self._process.wait()
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if getattr(self, "pid", self._process.pid) != self._process.pid:
+            _kill_pid(self.pid)  # the interpreter a launcher started: killing the launcher may not end it
 
     def close(self) -> None:
         """Ask the child to free the model and exit; kill it if it does not."""
@@ -193,14 +217,22 @@ class WorkerEngine:
                 self._channel.send(("close",))
             except OSError:
                 pass
+        interrupted = False
         try:
-            self._process.wait(timeout=CLOSE_TIMEOUT)
+            _wait(self._process, CLOSE_TIMEOUT)
         except subprocess.TimeoutExpired:
+            pass
+        except KeyboardInterrupt:  # stop waiting, but still clean up before passing it on
+            interrupted = True
+        if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        self._inbox.join(CLOSE_TIMEOUT)  # it holds stdout's lock until it sees the pipe's end
         for stream in (self._process.stdin, self._process.stdout, self._log):
             if stream is not None:
                 stream.close()
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | None:
@@ -213,15 +245,51 @@ def probe_repack(path: str | Path, options: LoadOptions) -> ModelCrashedError | 
                     prefix_cache=False)
     process, log = _start_child(probe.verbose)
     try:
+        assert process.stdin is not None
         try:
-            process.communicate(encode(("probe", str(path), probe)), timeout=PROBE_TIMEOUT)
+            process.stdin.write(encode(("probe", str(path), probe)))
+            process.stdin.close()
+        except OSError:
+            pass  # it died at once: its exit code says how
+        try:
+            code = _wait(process, PROBE_TIMEOUT)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
             return ModelCrashedError(f"the --repack test load did not finish in {PROBE_TIMEOUT:.0f} s")
-        code = process.returncode
         return None if code == 0 else crash.diagnose(code, repack=True, log_tail=_log_tail(log))
     finally:
+        if process.poll() is None:  # timed out, or Ctrl-C
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         if log is not None:
             log.close()
+
+
+def _with_memory_numbers(error: Exception, memory: Any) -> Exception:
+    """``error`` as :class:`InsufficientMemoryError` when it is the system refusing memory (on
+    Windows "The paging file is too small", WinError 1455), else as is."""
+    if not isinstance(error, (ModelLoadError, GenerationError)) and type(error) is not RuntimeError:
+        return error
+    from runtime.models.memory import memory_error_from
+
+    return memory_error_from(str(getattr(error, "message", error)), memory) or error
+
+
+def _kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # SIGTERM: TerminateProcess on Windows
+    except OSError:
+        pass  # already gone
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """``process.wait(timeout)`` in short slices: one long wait would hold off Ctrl-C on Windows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return process.wait(timeout=min(WAIT_SLICE_SECONDS, max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
 
