@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, SupportsIndex
@@ -155,13 +156,15 @@ def render_chat(
         )
     from jinja2 import TemplateError
 
+    from runtime.llm import template_sandbox
     from runtime.llm.template_sandbox import TemplateLimitError, render_bounded
 
     context = {"messages": [dict(m) for m in messages], "add_generation_prompt": add_generation_prompt,
                "bos_token": bos_token, "eos_token": eos_token}
+    deadline = time.monotonic() + template_sandbox.MAX_SECONDS  # for both renderings together
     try:
-        text = render_bounded(_compile(template), context)
-        return ChatPrompt(text, _message_spans(_compile(template), context, text))
+        text = render_bounded(_compile(template), context, deadline=deadline)
+        return ChatPrompt(text, _message_spans(_compile(template), context, text, deadline))
     except TemplateLimitError as exc:
         raise UnsupportedModelError(f"the chat template of {model_name} was stopped: {exc}",
                                     hint="use a GGUF from a source you trust") from None
@@ -175,7 +178,7 @@ def render_chat(
                                     "(it recurses without end or needs too much memory)") from None
 
 
-def _message_spans(compiled: Any, context: dict[str, Any], text: str) -> list[Span]:
+def _message_spans(compiled: Any, context: dict[str, Any], text: str, deadline: float) -> list[Span]:
     """Where each message's text lies in ``text``, its rendering with ``context``.
 
     The template is rendered again with each message's text replaced by a random marker; the
@@ -197,7 +200,7 @@ def _message_spans(compiled: Any, context: dict[str, Any], text: str) -> list[Sp
         marked.append(message)
     if not contents:
         return []
-    skeleton = render_bounded(compiled, dict(context, messages=marked))
+    skeleton = render_bounded(compiled, dict(context, messages=marked), deadline=deadline)
     spans = _fill(re.split(f"\ue000{nonce}:(\\d+)\ue001", skeleton), contents, text)
     if spans is None:
         logger.debug("the chat template's output depends on the messages' text; finding them in it")
