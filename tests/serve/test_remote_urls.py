@@ -167,3 +167,12 @@ def test_an_embeddings_server_changing_dimension_or_answering_too_wide_is_refuse
     wide = recorder(_embeddings(lambda i: [1] * 20_000))  # small as JSON, yet past MAX_DIMENSION
     with pytest.raises(RemoteBackendError, match="over 16,384 dimensions"):
         RemoteEmbedder(f"http://127.0.0.1:{wide.port}/v1", options=RemoteOptions(retries=0))
+
+
+def test_the_endpoints_repr_shows_no_password_query_or_key() -> None:
+    from runtime.llm.remote import RemoteEndpoints
+
+    endpoints = RemoteEndpoints(llm_url=f"http://alice:{SECRET}@h:1/v1?key={SECRET}", embed_url="http://h:2/v1",
+                                api_key=SECRET)
+    shown = repr(endpoints)
+    assert SECRET not in shown and "http://***@h:1/v1" in shown and "api_key=***" in shown
