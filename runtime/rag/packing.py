@@ -137,10 +137,14 @@ def build_packed_prompt(model: ChatModel, question: str, hits: Sequence[Hit], em
         if built.dropped_sources or considered >= len(hits):
             break
         considered = min(len(hits), 2 * considered)
-    if considered < len(hits):
-        notice = (f"the {len(hits) - considered} lowest-ranked of {len(hits)} retrieved passages were not "
-                  "packed: the context was already full")
-        built = replace(built, notices=[*built.notices, notice])
+    if considered < len(hits):  # one notice for what was left out, packed or not
+        dropped = f"{built.dropped_sources} of "
+        packed = len(built.sources) + built.dropped_sources
+        notice = (f"{built.dropped_sources} of {packed} sources did not fit the context ({built.n_ctx} tokens, "
+                  f"{built.reserve} kept for the answer) and were left out, and the {len(hits) - considered} "
+                  f"lowest-ranked of {len(hits)} retrieved passages were not packed (the context was already "
+                  "full); raise --ctx or lower -k / --max-tokens")
+        built = replace(built, notices=[notice, *(n for n in built.notices if not n.startswith(dropped))])
     return built
 
 

@@ -69,7 +69,9 @@ def test_k_1000_and_100000_pack_and_count_a_bounded_amount() -> None:
         assert embedder.texts <= 4 * kept * 3 + 8
         # a galloping search per round: O(log k) counts each
         assert model.counts <= 80
-        assert any("not packed: the context was already full" in notice for notice in built.notices)
+        assert len(built.notices) == 1 and built.notices[0].startswith(
+            f"{built.dropped_sources} of {kept + built.dropped_sources} sources did not fit the context")
+        assert f"the {k - 256} lowest-ranked of {k} retrieved passages were not packed" in built.notices[0]
 
 
 def test_the_prompt_keeps_what_packing_every_hit_kept() -> None:
