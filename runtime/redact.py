@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import re
 
-# scheme://userinfo@ (userinfo: anything up to the first @ without a / or whitespace)
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# scheme://userinfo@ (userinfo: up to the last @ before the path, query or fragment: a password
+# may hold an unescaped @, and stopping at the first one would show the rest of it)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]+@")
 
 
 def redact_credentials(text: str) -> str:

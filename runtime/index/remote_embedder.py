@@ -19,6 +19,11 @@ from runtime.config import RemoteOptions
 from runtime.errors import RemoteBackendError
 
 BATCH = 64
+# The widest embedding models serve 4096 (e5-mistral, Qwen3-Embedding-8B); a server answering
+# millions of numbers per text is refused, and its answer is not read past what the largest
+# allowed vectors take as JSON (a number is at most ~24 characters with its separator).
+MAX_DIMENSION = 16384
+JSON_BYTES_PER_NUMBER = 32
 _PIECES = re.compile(r"\w{1,4}|[^\w\s]")
 
 
@@ -39,9 +44,12 @@ class RemoteEmbedder:
 
     def _request(self, texts: Sequence[str]) -> tuple[np.ndarray, str]:
         body = {"input": list(texts)} | ({"model": self._model} if self._model else {})
-        answer = self.client.post("/embeddings", body)
+        limit = len(texts) * MAX_DIMENSION * JSON_BYTES_PER_NUMBER + 64 * 1024
+        answer = self.client.post("/embeddings", body, max_bytes=limit)
         try:
             rows = sorted(answer["data"], key=lambda row: row["index"])
+            if any(len(row["embedding"]) > MAX_DIMENSION for row in rows):
+                raise ValueError(f"a vector has over {MAX_DIMENSION:,} dimensions")
             vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as exc:
             raise RemoteBackendError(f"{self.url}/embeddings answered without float embeddings ({exc})",
@@ -49,6 +57,16 @@ class RemoteEmbedder:
         if vectors.ndim != 2 or len(vectors) != len(texts):
             raise RemoteBackendError(f"{self.url}/embeddings returned {len(vectors)} vectors for {len(texts)} texts",
                                      url=self.url)
+        expected = getattr(self, "dimension", vectors.shape[1])  # the probe sets it
+        if vectors.shape[1] == 0:
+            raise RemoteBackendError(f"{self.url}/embeddings returned empty vectors", url=self.url)
+        if vectors.shape[1] != expected:
+            raise RemoteBackendError(f"{self.url}/embeddings returned {vectors.shape[1]}-dimension vectors "
+                                     f"where it gave {expected} before", url=self.url,
+                                     hint="is the server's model changing under rt?")
+        if not np.isfinite(vectors).all():
+            raise RemoteBackendError(f"{self.url}/embeddings returned vectors with NaN or infinite numbers",
+                                     url=self.url, hint="check the server's model and log")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12), str(answer.get("model") or self._model or "")
 

@@ -28,6 +28,7 @@ from llama_cpp import llama_cpp as L
 from runtime import env
 from runtime.config import GenerateOptions, LoadOptions, output_rows
 from runtime.errors import ContextOverflowError, GenerationError, InputError, ModelLoadError
+from runtime.llm.chat_template import ChatPrompt
 from runtime.llm.generation import Completion, TextAssembler
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm import prefix_cache, row_cost
@@ -38,6 +39,10 @@ from runtime.llm.threads import sample_generation_threads
 from runtime.llm.yes_no import NO_WORDS, YES_WORDS, YesNo, from_logits, spelling_tokens
 
 logger = logging.getLogger(__name__)
+
+
+# what llama_tokenize's parse_special adds (user-defined tokens are parsed either way)
+_PARSED_SPECIAL = L.LLAMA_TOKEN_ATTR_CONTROL | L.LLAMA_TOKEN_ATTR_UNKNOWN
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -126,8 +131,34 @@ class LlamaEngine:
 
     # --- tokens -----------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
-        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) are parsed."""
-        data = text.encode("utf-8")
+        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) are parsed,
+        except in the messages' own text of a :class:`ChatPrompt`."""
+        if parse_special and isinstance(text, ChatPrompt) and text.plain:
+            return self._tokenize_chat(text, add_special)
+        return self._tokenize(text, add_special, parse_special)
+
+    def _tokenize_chat(self, prompt: ChatPrompt, add_special: bool) -> list[int]:
+        """The template's text with special tokens parsed, the messages' text without.
+
+        When the messages hold no special token's text, the prompt is tokenized whole, as any
+        text is: the same tokens as before, so answers and saved prefixes do not change
+        (tokenized piece by piece, a SentencePiece vocab may split a piece's edge differently).
+        """
+        whole = self._tokenize(prompt, add_special, True)
+        pieces: list[int] = []
+        for n, (piece, is_message) in enumerate(prompt.segments()):
+            pieces += self._tokenize(piece, add_special and n == 0, not is_message)
+        if self._control_tokens(whole) == self._control_tokens(pieces):
+            return whole
+        logger.debug("the messages hold special tokens' text; tokenized as plain text")
+        return pieces
+
+    def _control_tokens(self, tokens: Sequence[int]) -> list[int]:
+        """The tokens of ``tokens`` that only parsing special tokens produces."""
+        return [t for t in tokens if L.llama_vocab_get_attr(self._vocab, t) & _PARSED_SPECIAL]
+
+    def _tokenize(self, text: str, add_special: bool, parse_special: bool) -> list[int]:
+        data = str(text).encode("utf-8")
         size = len(data) + 8
         for _ in range(2):
             buf = (L.llama_token * size)()

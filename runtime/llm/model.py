@@ -153,7 +153,8 @@ class Model:
         return self._engine
 
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
-        """Token ids of ``text`` with this model's tokenizer (special tokens in it are parsed)."""
+        """Token ids of ``text`` with this model's tokenizer: special tokens written in it are
+        parsed, except in the messages' own text of a prompt from :meth:`chat_prompt`."""
         return list(self._idle_engine().tokenize(text, add_special=add_special))
 
     def count_tokens(self, text: str) -> int:
@@ -166,6 +167,10 @@ class Model:
 
     def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
         """Render chat messages (``{"role": ..., "content": ...}``) with the GGUF's own template.
+
+        The text is a :class:`~runtime.llm.chat_template.ChatPrompt`: tokenizing it (here, in
+        :meth:`stream`, :meth:`count_tokens`) parses special tokens only where the template
+        wrote them, so a message's ``<|im_start|>`` stays text.
 
         Raises :class:`UnsupportedModelError` if the model has no chat template.
         """

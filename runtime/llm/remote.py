@@ -280,6 +280,16 @@ class RemoteEndpoints:
     api_key: str | None = None
     options: RemoteOptions = RemoteOptions()
 
+    def __repr__(self) -> str:  # a traceback or a log may show it: no password, no key
+        from runtime.redact import redact_credentials
+
+        def shown(url: str | None) -> str | None:
+            return None if url is None else redact_credentials(url).split("?")[0]
+
+        return (f"RemoteEndpoints(llm_url={shown(self.llm_url)!r}, llm_model={self.llm_model!r}, "
+                f"embed_url={shown(self.embed_url)!r}, embed_model={self.embed_model!r}, "
+                f"api_key={'***' if self.api_key else None})")
+
     @classmethod
     def from_options(cls, llm_url: str | None = None, llm_model: str | None = None, embed_url: str | None = None,
                      api_key: str | None = None) -> RemoteEndpoints | None:

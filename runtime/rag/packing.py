@@ -21,20 +21,32 @@ Every packed source is an exact slice of its file's text: ``text`` is what the m
 ``chars`` its span in the file (or page) and ``lines`` the lines it sits on, so a citation and
 its evidence point at what the model read. Coverage is still decided on the retrieved chunks
 (:mod:`runtime.rag.coverage`), before packing.
+
+:func:`build_packed_prompt` packs only what the context can hold: the first
+:data:`FIRST_ROUND` hits, then twice as many each round while every packed source still fits
+the prompt (:func:`runtime.rag.prompt.build_prompt`'s budget search), scoring each hit once.
+``-k 1000`` on a 19,571-chunk index once spent 281 s packing every hit for a prompt that held a
+few dozen; ``-k 100000`` ran past 600 s at 1.7 GB.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from runtime.config import PackingOptions
 from runtime.rag.evidence import Span, claim_words, sentences
+from runtime.rag.prompt import BuiltPrompt, Turn, build_prompt
 
 if TYPE_CHECKING:
     from runtime.index import Hit
     from runtime.index.embedder import Embedder
+    from runtime.llm.chat_view import ChatModel
+
+# With -k up to this, every hit is packed at once (as rt always did); past it, rounds double.
+FIRST_ROUND = 32
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HEADING = re.compile(r"\s*#")
@@ -55,9 +67,11 @@ def merge_hits(hits: Sequence[Hit]) -> list[Region]:
     """Hits of the same file and page whose spans overlap or touch, as one region each, in the
     order of their best hit. Text between two spans is rebuilt only when it is known: the spans
     overlap (both are exact slices of the file) or the gap is nothing but line breaks."""
-    regions: list[Region] = []
+    # only regions of the same file and page can join: each hit is compared with those alone
+    by_file: defaultdict[tuple[str, int | None], list[Region]] = defaultdict(list)
     for hit in hits:
         region = Region(hit, hit.text, hit.chars, hit.lines)
+        regions = by_file[hit.path, hit.page]
         merged = True
         while merged:  # a new hit may bridge two regions
             merged = False
@@ -70,7 +84,7 @@ def merge_hits(hits: Sequence[Hit]) -> list[Region]:
                     break
         regions.append(region)
     order = {id(hit): rank for rank, hit in enumerate(hits)}
-    return sorted(regions, key=lambda r: order[id(r.hit)])
+    return sorted((r for regions in by_file.values() for r in regions), key=lambda r: order[id(r.hit)])
 
 
 def _join(a: Region, b: Region) -> Region | None:
@@ -106,23 +120,87 @@ def pack(question: str, hits: Sequence[Hit], embedder: Embedder | None,
     Each is a copy of its best hit with ``text``, ``chars`` and ``lines`` narrowed to the
     excerpt (see the module docstring). ``embedder`` may be ``None``: the lexical signal alone
     then picks the sentences."""
-    split = [sentences(hit.text, prose=True) for hit in hits]
-    scores = _score(question, split, embedder, options)
-    top = max((max(row) for row in scores if row), default=0.0)
-    excerpts = [_excerpt(Region(hit, hit.text, hit.chars, hit.lines), spans, hit_scores, options,
-                         wide=rank < options.widen_top)
-                for rank, (hit, spans, hit_scores) in enumerate(zip(hits, split, scores))
-                if rank < options.always_keep or max(hit_scores, default=0.0) >= options.min_relative_score * top]
+    return _Packer(question, hits, embedder, options).pack(len(hits))
+
+
+def build_packed_prompt(model: ChatModel, question: str, hits: Sequence[Hit], embedder: Embedder | None,
+                        options: PackingOptions = PackingOptions(), *, reserve: int,
+                        history: Sequence[Turn] = (), answer_prefix: str = "") -> BuiltPrompt:
+    """:func:`runtime.rag.prompt.build_prompt` of the packed ``hits``, packing no more of them
+    than the prompt can hold (see the module docstring): with at most :data:`FIRST_ROUND` hits,
+    exactly ``build_prompt(model, question, pack(...), ...)``."""
+    packer = _Packer(question, hits, embedder, options)
+    considered = min(len(hits), FIRST_ROUND)
+    while True:
+        built = build_prompt(model, question, packer.pack(considered), reserve=reserve, history=history,
+                             answer_prefix=answer_prefix)
+        if built.dropped_sources or considered >= len(hits):
+            break
+        considered = min(len(hits), 2 * considered)
+    if considered < len(hits):  # one notice for what was left out, packed or not
+        dropped = f"{built.dropped_sources} of "
+        packed = len(built.sources) + built.dropped_sources
+        notice = (f"{built.dropped_sources} of {packed} sources did not fit the context ({built.n_ctx} tokens, "
+                  f"{built.reserve} kept for the answer) and were left out, and the {len(hits) - considered} "
+                  f"lowest-ranked of {len(hits)} retrieved passages were not packed (the context was already "
+                  "full); raise --ctx or lower -k / --max-tokens")
+        built = replace(built, notices=[notice, *(n for n in built.notices if not n.startswith(dropped))])
+    return built
+
+
+class _Packer:
+    """Packs a growing prefix of ``hits``, splitting and scoring each hit once."""
+
+    def __init__(self, question: str, hits: Sequence[Hit], embedder: Embedder | None,
+                 options: PackingOptions) -> None:
+        self.question, self.hits, self.embedder, self.options = question, hits, embedder, options
+        self.split: list[list[Span]] = []
+        self.scores: list[list[float]] = []
+
+    def pack(self, n: int) -> list[Hit]:
+        """:func:`pack` of the first ``n`` hits."""
+        hits, options = self.hits[:n], self.options
+        fresh = [sentences(hit.text, prose=True) for hit in hits[len(self.split):]]
+        self.scores += _score(self.question, fresh, self.embedder, options)
+        self.split += fresh
+        top = max((max(row) for row in self.scores[:n] if row), default=0.0)
+        excerpts = [_excerpt(Region(hit, hit.text, hit.chars, hit.lines), spans, hit_scores, options,
+                             wide=rank < options.widen_top)
+                    for rank, (hit, spans, hit_scores) in enumerate(zip(hits, self.split, self.scores))
+                    if rank < options.always_keep
+                    or max(hit_scores, default=0.0) >= options.min_relative_score * top]
+        return _drop_duplicates([_narrow(region, 0, len(region.text)) for region in merge_hits(excerpts)],
+                                options.duplicate_similarity)
+
+
+def _drop_duplicates(excerpts: list[Hit], threshold: float) -> list[Hit]:
+    """``excerpts`` without those whose shingles are mostly a higher-ranked kept one's. Only
+    kept excerpts sharing a shingle are compared (an index of shingle -> kept excerpts), so a
+    long list of distinct excerpts costs what their shingles do, not its square."""
     packed: list[Hit] = []
     kept_shingles: list[set[tuple[str, ...]]] = []
-    for region in merge_hits(excerpts):
-        excerpt = _narrow(region, 0, len(region.text))
+    holders: defaultdict[tuple[str, ...], list[int]] = defaultdict(list)
+    for excerpt in excerpts:
         shingles = _shingles(excerpt.text)
-        if any(_resemblance(shingles, other) >= options.duplicate_similarity for other in kept_shingles):
+        shared: defaultdict[int, int] = defaultdict(int)
+        for shingle in shingles:
+            for kept in holders.get(shingle, ()):
+                shared[kept] += 1
+        if any(_share(count, shingles, kept_shingles[kept]) >= threshold for kept, count in shared.items()) \
+                or (threshold <= 0 and packed):  # then even unrelated excerpts "resemble"
             continue
+        for shingle in shingles:
+            holders[shingle].append(len(kept_shingles))
         kept_shingles.append(shingles)
         packed.append(excerpt)
     return packed
+
+
+def _share(common: int, a: set[Any], b: set[Any]) -> float:
+    """:func:`_resemblance` of ``a`` and ``b`` given the size of their intersection."""
+    if not a or not b:
+        return 0.0
+    return common / min(len(a), len(b))
 
 
 def _score(question: str, split: list[list[Span]], embedder: Embedder | None,

@@ -30,7 +30,7 @@ from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, Lo
 from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query
-from runtime.rag.packing import pack
+from runtime.rag.packing import build_packed_prompt
 from runtime.rag.probe import judge
 from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
@@ -303,10 +303,12 @@ class RAG:
         """The answer prompt with the sources (packed, unless packing is off), started with
         :data:`ANSWER_PREFIX`. Coverage is decided on the retrieved ``hits`` themselves."""
         renderer = self._renderer
-        sources = pack(question, hits, self.index.embedder, self.packing) if self.packing.enabled else hits
         # the plain layout of a base model ends in "Answer:", the prefix goes after a space
         prefix = (" " if isinstance(renderer, PlainChat) else "") + ANSWER_PREFIX
-        return build_prompt(renderer, question, sources, reserve=options.max_tokens,
+        if self.packing.enabled:  # packs only as many hits as the prompt can hold
+            return build_packed_prompt(renderer, question, hits, self.index.embedder, self.packing,
+                                       reserve=options.max_tokens, history=history, answer_prefix=prefix)
+        return build_prompt(renderer, question, hits, reserve=options.max_tokens,
                             history=history, answer_prefix=prefix)
 
     def _answer(self, question: str, text: str, *, coverage: Coverage, best: float | None,

@@ -87,3 +87,54 @@ def test_ordinary_templates_render_as_before() -> None:
 def test_raise_exception_still_reaches_the_caller_as_an_input_error() -> None:
     with pytest.raises(InputError, match="roles must alternate"):
         _render("{{ raise_exception('roles must alternate') }}")
+
+
+
+
+# issue 21 §2: each of these once ran past the bounds, checked only after computing
+GROWING = {
+    "indent of many lines": "{{ ('x\\n' * 100) | indent(4000000) }}",
+    "indent by a long string": "{{ ('x\\n' * 100) | indent('y' * 4000000) }}",
+    "growing namespace list": "{% set ns = namespace(items=[]) %}{% for i in range(100000) %}"
+                              "{% set ns.items = ns.items + ['x' * 4000000] %}{% endfor %}{{ ns.items | length }}",
+    "growing namespace list by ~": "{% set ns = namespace(items=[], s='x' * 3000000) %}{% for i in range(100000) %}"
+                                   "{% set ns.items = ns.items + [ns.s ~ i] %}{% endfor %}",
+    "sort of 4M items": "{{ ((range(100000) | list) * 40) | sort | length }}",
+    "sort of 4M characters": "{{ ('ab' * 2000000) | sort | length }}",
+    "sort of long strings": "{% set a = 'x' * 3000000 %}{{ ([a ~ 'a', a ~ 'b'] * 50000) | sort | length }}",
+    "replace growth": "{{ ('x' * 1000000) | replace('x', 'yyyyyyyyyy') }}",
+    "replace of nothing": "{{ ('x' * 1000000) | replace('', 'abcdef') }}",
+    "method replace": "{{ ('x' * 1000000).replace('x', 'yyyyyyyyyy') }}",
+    "join growth": "{{ (['x' * 1000000] * 50) | join }}",
+    "method join": "{{ ('y' * 1000000).join(['a'] * 50) }}",
+    "expandtabs": "{{ ('\\t' * 1000000).expandtabs(1000) }}",
+    "slice count": "{{ [1, 2] | slice(4000000) | list | length }}",
+    "tojson indent": "{{ (range(1000) | list) | tojson(indent=4000000) }}",
+    "list repetition": "{{ ([1] * 4000000) | length }}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(GROWING))
+def test_a_growing_template_is_refused_before_it_takes_memory_or_time(case: str) -> None:
+    import tracemalloc
+
+    start = time.monotonic()
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsupportedModelError, match="chat template of hostile.gguf was stopped") as error:
+            _render(GROWING[case])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(error.value)
+    assert time.monotonic() - start < template_sandbox.MAX_SECONDS + 2
+    # the bounds allow MAX_PRODUCED characters built (64 MB) plus one value; before, GBs
+    assert peak < 200 * 2**20
+
+
+def test_templates_that_build_within_the_bounds_still_render() -> None:
+    text = _render("{{ ('a\\nb' | indent(2)) }}|{{ 'a-b' | replace('-', '+') }}|{{ ['x', 'y'] | join(',') }}|"
+                   "{{ [3, 1, 2] | sort | join }}|{{ 'a\\tb'.expandtabs(2) }}|{{ ','.join(['p', 'q']) }}|"
+                   "{% set ns = namespace(items=[]) %}{% for m in messages %}{% set ns.items = ns.items + [m.content] "
+                   "%}{% endfor %}{{ ns.items | join }}")
+    assert text == "a\n  b|a+b|x,y|123|a b|p,q|You are a helpful assistant.Hi"
