@@ -20,14 +20,14 @@ from types import TracebackType
 import numpy as np
 
 from runtime import env
-from runtime.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from runtime.errors import IndexMismatchError, IndexNotFoundError
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
 from runtime.index.proximity import sentence_shares
-from runtime.index.rebuild import discard_staging, staging_store, switch
+from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under, key_path, path_key, shown
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
@@ -123,10 +123,10 @@ class Index:
         staged = False
         if create or rebuild:
             with WriteLock(folder / LOCK_NAME, wait=wait):
-                store = _open_for_writing(folder, rebuild)
+                store = open_for_writing(folder, rebuild)
                 try:
                     staged = rebuild and store.counts()[0] > 0 and "embedding_model" in store.meta()
-                    _initialise(store, folder, options, model, rebuild and not staged)
+                    initialise(store, folder, options, model, rebuild and not staged)
                 except BaseException:  # a full disk, say: don't leave the connection open (Windows)
                     store.close()
                     raise
@@ -438,30 +438,3 @@ def _folder_size(folder: Path) -> int:
             if path.is_file():
                 total += path.stat().st_size
     return total
-
-
-def _open_for_writing(folder: Path, rebuild: bool) -> Store:
-    """The store, created if missing; with ``rebuild``, an unreadable database is replaced."""
-    try:
-        return Store(folder, create=True)
-    except IndexCorruptError:
-        if not rebuild:
-            raise
-        logger.warning("replacing the unreadable index database in %s", folder)
-        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
-            (folder / name).unlink(missing_ok=True)
-        return Store(folder, create=True)
-
-
-def _initialise(store: Store, folder: Path, options: IndexOptions, model: str, rebuild: bool) -> None:
-    """Record the model and chunking of a new (or rebuilt) index; the writer lock is held."""
-    if "embedding_model" in store.meta() and not rebuild:
-        return
-    with store.transaction():
-        if rebuild:
-            store.clear()
-            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
-            store.bump_generation()
-        store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
-                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
-    remove_stale_files(folder, store.generation())

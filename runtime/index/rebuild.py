@@ -6,7 +6,8 @@ SQLite transaction: a rebuild killed at any moment (kill -9 included) leaves the
 was, searchable throughout, and the next write discards the half-built copy. Copying rows is
 far cheaper than embedding them, and readers (``rt serve``) see the old snapshot or the new one,
 never a mix. Swapping database files instead would race readers holding the old file and its
-WAL open (and Windows refuses to replace an open file).
+WAL open (and Windows refuses to replace an open file). An index too damaged to open is the one
+case started over in place: there is nothing in it to keep.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from runtime.index.store import Store
+from runtime.errors import IndexCorruptError
+from runtime.index.config import IndexOptions
+from runtime.index.store import DB_NAME, Store
+from runtime.index.vectors import remove_stale_files
 
 logger = logging.getLogger(__name__)
 STAGING_NAME = "rebuild"
@@ -63,3 +67,30 @@ def switch(main: Store, staged: Path) -> None:
             main.bump_generation()
     finally:
         main.db.execute("DETACH DATABASE staged")
+
+
+def open_for_writing(folder: Path, rebuild: bool) -> Store:
+    """The store, created if missing; with ``rebuild``, an unreadable database is replaced."""
+    try:
+        return Store(folder, create=True)
+    except IndexCorruptError:
+        if not rebuild:
+            raise
+        logger.warning("replacing the unreadable index database in %s", folder)
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            (folder / name).unlink(missing_ok=True)
+        return Store(folder, create=True)
+
+
+def initialise(store: Store, folder: Path, options: IndexOptions, model: str, rebuild: bool) -> None:
+    """Record the model and chunking of a new (or rebuilt) index; the writer lock is held."""
+    if "embedding_model" in store.meta() and not rebuild:
+        return
+    with store.transaction():
+        if rebuild:
+            store.clear()
+            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+            store.bump_generation()
+        store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
+                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
+    remove_stale_files(folder, store.generation())
