@@ -181,11 +181,17 @@ def scan_root(root: Path, include: Sequence[str] = (), exclude: Sequence[str] = 
     return result
 
 
+# Windows' links: symlinks (S_ISLNK) and junctions (mount points), which os.walk follows on
+# Python < 3.12 and which point anywhere just the same.
+_LINK_TAGS = (0xA000000C, 0xA0000003)  # IO_REPARSE_TAG_SYMLINK, _MOUNT_POINT (Windows-only in stat)
+
+
 def _is_link(path: Path) -> bool:
     try:  # Path.is_symlink raises on a name too long before Python 3.12
-        return stat.S_ISLNK(os.lstat(path).st_mode)
+        facts = os.lstat(path)
     except (OSError, ValueError):
         return False
+    return stat.S_ISLNK(facts.st_mode) or getattr(facts, "st_reparse_tag", 0) in _LINK_TAGS
 
 
 def _first_visit(folder: Path, visited: set[tuple[int, int]]) -> bool:

@@ -150,3 +150,27 @@ def test_a_file_moved_between_runs_is_not_embedded_again(tmp_path: Path, embedde
         assert report.added == [str(docs / "b" / "pets.txt")] and report.removed == [str(docs / "a" / "pets.txt")]
         assert report.chunks_embedded == 0 and counting.embedded == []
         assert [h.path for h in index.search("axolotl bloodworms", 1)] == [str(docs / "b" / "pets.txt")]
+
+
+def test_a_windows_junction_is_skipped_like_a_symlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imitated: os.lstat reports the reparse tag Windows gives a junction (IO_REPARSE_TAG_MOUNT_POINT)."""
+    from types import SimpleNamespace
+
+    from runtime.index import scan
+
+    docs = tmp_path / "docs"
+    (docs / "junction").mkdir(parents=True)
+    (docs / "junction" / "secret.txt").write_text("Somewhere else entirely.")
+    (docs / "note.txt").write_text("The plumber comes on Thursday morning.")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        facts = real_lstat(path, *args, **kwargs)
+        if Path(path) == docs / "junction":
+            return SimpleNamespace(st_mode=facts.st_mode, st_reparse_tag=0xA0000003)
+        return facts
+
+    monkeypatch.setattr(scan.os, "lstat", lstat)
+    result = scan.scan_root(docs)
+    assert result.files == [docs / "note.txt"] and result.skipped == {"symlink": 1}
+    assert result.skipped_files.names == {"symlink": [str(docs / "junction")]}
