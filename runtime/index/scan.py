@@ -41,12 +41,6 @@ class Skipped:
             if len(kept) < NAMES_KEPT:
                 kept.append(shown(path_key(path)) if isinstance(path, Path) else shown(path))
 
-    def update(self, other: Skipped) -> None:
-        self.counts.update(other.counts)
-        for reason, names in other.names.items():
-            kept = self.names.setdefault(reason, [])
-            kept += names[:max(0, NAMES_KEPT - len(kept))]
-
 
 @dataclass
 class ScanResult:
