@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from runtime.cli.options import embed_remote_options, remote_embedder_from
 from runtime.errors import ConfigError, InputError
 from runtime.index.config import VECTOR_INDEXES, IndexOptions
+
+if TYPE_CHECKING:
+    from runtime.index import Index
+    from runtime.index.index import IndexStats
+    from runtime.index.ingest import IndexReport
 
 _DEFAULTS = IndexOptions()
 
@@ -21,6 +26,8 @@ _DEFAULTS = IndexOptions()
               help="Index folder [default: RT_INDEX or RT_HOME/index].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Index the files that symbolic links inside PATHS point to (skipped by default).")
 @click.option("--remove", multiple=True, type=click.Path(path_type=Path),
               help="Forget the files at or under this path (repeatable).")
 @click.option("--rebuild", is_flag=True, help="Start over: drop everything and re-embed.")
@@ -42,7 +49,7 @@ _DEFAULTS = IndexOptions()
               help="After indexing, keep watching PATHS and apply changes as they happen (Ctrl-C stops).")
 @embed_remote_options
 def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...],
-          exclude: tuple[str, ...], remove: tuple[Path, ...], rebuild: bool,
+          exclude: tuple[str, ...], follow_symlinks: bool, remove: tuple[Path, ...], rebuild: bool,
           embedding_model: str | None, chunk_tokens: int | None, overlap: int | None,
           vector_index: str | None, batch_size: int, wait: float, as_json: bool, progress: bool,
           follow: bool, **remote: str | None) -> None:
@@ -75,13 +82,23 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
         if not rebuild:
             _check_recorded(idx.options, chunk_tokens, overlap, vector_index)
         removed = idx.remove(remove) if remove else []
+        if follow:
+            _follow(idx, paths, include, exclude, follow_symlinks, as_json, progress, removed)
+            return
         if paths:
-            report = idx.add(paths, include=include, exclude=exclude, progress=progress)
-        elif remove:
+            report = idx.add(paths, include=include, exclude=exclude, progress=progress,
+                             follow_symlinks=follow_symlinks)
+        elif remove and not rebuild:
             report = None
         else:
-            report = idx.refresh(progress=progress)
-        stats = idx.stats()
+            report = idx.refresh(progress=progress, follow_symlinks=follow_symlinks)
+        _show(report, removed, idx.stats(), as_json)
+
+
+def _show(report: IndexReport | None, removed: list[str], stats: IndexStats, as_json: bool) -> None:
+    """Print one run's report: a JSON object, or the summary and the index's size."""
+    from runtime.fsutil import human_bytes
+
     if report is not None:
         for bad, why in report.problems:
             click.echo(f"rt: skipped {bad}: {why}", err=True)
@@ -92,41 +109,43 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
         click.echo(f"removed {len(removed)} file(s) from the index")
     if report is not None:
         click.echo(report.summary())
-    from runtime.fsutil import human_bytes
-
     click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
                f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
-    if follow:
-        _follow(folder, paths, include, exclude, wait, as_json, embedder)
 
 
-def _follow(folder: Path, paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...],
-            wait: float, as_json: bool, embedder: Any) -> None:
-    """Watch ``paths`` until Ctrl-C, printing what each batch of changes did."""
-    from runtime.index import Index
+def _follow(idx: Index, paths: tuple[Path, ...], include: tuple[str, ...], exclude: tuple[str, ...],
+            follow_symlinks: bool, as_json: bool, progress: bool, removed: list[str]) -> None:
+    """Index ``paths`` and watch them until Ctrl-C, printing what each batch of changes did:
+    with ``as_json``, one JSON object per line and batch (the first is the first pass's)."""
     from runtime.index.watch import WatchPass, watch
 
-    with Index.open(folder, wait=wait, embedder=embedder) as idx:
-        idx.writing_embedder  # loaded now, not at the first change  # noqa: B018
-        click.echo(f"watching {len(paths)} path(s); Ctrl-C to stop", err=True)
-        def show(done: WatchPass) -> None:
-            for old, new in done.renamed:
-                if not as_json:
-                    click.echo(f"renamed {old} -> {new}")
-            report = done.report
-            if report is None:
-                return
-            for bad, why in report.problems:
-                click.echo(f"rt: skipped {bad}: {why}", err=True)
-            if as_json:  # one object per batch of changes, the keys of the first pass's
-                click.echo(json.dumps(_as_dict(report, [], idx.stats())))
-            elif report.changed or done.renamed:
-                click.echo(report.summary())
+    passes = 0
 
-        try:
-            watch(idx, paths, include=include, exclude=exclude, on_pass=show)
-        except KeyboardInterrupt:
-            click.echo("stopped watching; the index is committed", err=True)
+    def show(done: WatchPass) -> None:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            _show(done.report, removed, idx.stats(), as_json)
+            click.echo(f"watching {len(paths)} path(s); Ctrl-C to stop", err=True)
+            return
+        for old, new in done.renamed:
+            if not as_json:
+                click.echo(f"renamed {old} -> {new}")
+        report = done.report
+        if report is None:
+            return
+        for bad, why in report.problems:
+            click.echo(f"rt: skipped {bad}: {why}", err=True)
+        if as_json:  # the keys of the first pass's
+            click.echo(json.dumps(_as_dict(report, [], idx.stats())))
+        elif report.changed or done.renamed:
+            click.echo(report.summary())
+
+    try:
+        watch(idx, paths, include=include, exclude=exclude, on_pass=show, first_pass=True,
+              follow_symlinks=follow_symlinks, progress=progress)
+    except KeyboardInterrupt:
+        click.echo("stopped watching; the index is committed", err=True)
 
 
 def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: int | None,
@@ -148,6 +167,7 @@ def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-unty
     if report is not None:
         data.update(added=report.added, updated=report.updated, removed=report.removed,
                     unchanged=report.unchanged, skipped=dict(report.skipped),
+                    skipped_files=report.skipped_files,
                     problems=[{"path": p, "reason": r} for p, r in report.problems],
                     no_text=report.empty, pages_without_text=report.pages_without_text,
                     chunks_embedded=report.chunks_embedded, chunks_reused=report.chunks_reused,

@@ -20,7 +20,7 @@ from types import TracebackType
 import numpy as np
 
 from runtime import env
-from runtime.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from runtime.errors import IndexMismatchError, IndexNotFoundError
 from runtime.fsutil import check_path_length
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
 from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
@@ -28,8 +28,9 @@ from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
 from runtime.index.proximity import sentence_shares
+from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
-from runtime.index.scan import is_under, path_key
+from runtime.index.scan import is_under, key_path, path_key, shown
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
 from runtime.index.store import DB_NAME, ChunkRow, Store
 from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
@@ -96,6 +97,8 @@ class Index:
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._mutex = threading.RLock()
+        self._rebuild: dict[str, object] | None = None  # the new index's meta, until a write builds it
+        self._target = store  # where writes go: a rebuild's own store while it is being built
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
@@ -104,8 +107,10 @@ class Index:
              embedder: Embedder | None = None, rebuild: bool = False, wait: float = 0.0) -> Index:
         """Open the index in ``folder`` (default: ``RT_INDEX`` or ``RT_HOME/index``).
 
-        ``create`` makes a new index if none is there; ``rebuild`` empties an existing one (and
-        may switch its embedding model). ``embedding_model`` (a sentence-transformers name or
+        ``create`` makes a new index if none is there; ``rebuild`` starts an existing one over (and
+        may switch its embedding model): the next :meth:`add` or :meth:`refresh` builds the new
+        index beside the old one and replaces it when done, so the old one stays searchable and
+        whole if that write is interrupted. ``embedding_model`` (a sentence-transformers name or
         folder) must match the one the index was built with, else :class:`IndexMismatchError`.
         ``embedder`` plugs in an already-loaded model. Chunking settings recorded in the index
         win over ``options`` unless rebuilding.
@@ -116,13 +121,15 @@ class Index:
         wanted = embedder.name if embedder else (canonical_model_name(embedding_model) if embedding_model else None)
         if not (folder / DB_NAME).exists() and not (create or rebuild):
             raise IndexNotFoundError(f"no index at {folder}", hint="run `rt index PATH` to build one")
+        model = wanted or canonical_model_name(options.embedding_model)
+        staged = False
         if create or rebuild:
             check_path_length(vectors_file(folder, 10**9))  # Windows' MAX_PATH: the longest name here
             with WriteLock(folder / LOCK_NAME, wait=wait):
-                store = _open_for_writing(folder, rebuild)
+                store = open_for_writing(folder, rebuild)
                 try:
-                    _initialise(store, folder, options, wanted or canonical_model_name(options.embedding_model),
-                                rebuild)
+                    staged = rebuild and store.counts()[0] > 0 and "embedding_model" in store.meta()
+                    initialise(store, folder, options, model, rebuild and not staged)
                 except BaseException:  # a full disk, say: don't leave the connection open (Windows)
                     store.close()
                     raise
@@ -134,6 +141,11 @@ class Index:
             store.close()
             raise IndexNotFoundError(f"the index at {folder} was never finished",
                                      hint="run `rt index PATH` to build it")
+        if staged:
+            index = cls(folder, store, dataclasses.replace(options, embedding_model=model), embedder, wait)
+            index._rebuild = dict(embedding_model=model, chunk_tokens=options.chunk_tokens,
+                                  overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
+            return index
         if wanted and wanted != recorded:
             store.close()
             raise IndexMismatchError(
@@ -186,7 +198,7 @@ class Index:
         if self._embedder is None:  # searching: the numpy embedder where it reproduces the model
             self._embedder = query_embedder(self._model_spec(), batch_size=self.options.batch_size,
                                             light=self.options.light_embedder)
-        recorded = self.store.meta().get("dimension")
+        recorded = self._target.meta().get("dimension")
         if recorded is not None and int(recorded) != self._embedder.dimension:
             raise IndexMismatchError(
                 f"the index at {self.folder} holds {recorded}-dimensional vectors, but embedding model "
@@ -196,25 +208,47 @@ class Index:
 
     # --- writing --------------------------------------------------------------------------
     def add(self, paths: Iterable[str | Path], *, include: Sequence[str] = (),
-            exclude: Sequence[str] = (), progress: bool = False) -> IndexReport:
+            exclude: Sequence[str] = (), progress: bool = False, follow_symlinks: bool = False) -> IndexReport:
         """Index the files under ``paths`` (folders or files): embed new and changed files, drop
         the chunks of files that vanished from them. Re-running is cheap: unchanged files are
-        recognised by content hash and not read again by the model."""
+        recognised by content hash and not read again by the model. Symbolic links inside the
+        folders are skipped (and counted) unless ``follow_symlinks``."""
         roots = [(Path(p).expanduser().resolve(), tuple(include), tuple(exclude)) for p in paths]
-        return self._write(roots, progress)
+        return self._write(roots, progress, follow_symlinks)
 
-    def refresh(self, *, progress: bool = False) -> IndexReport:
+    def refresh(self, *, progress: bool = False, follow_symlinks: bool = False) -> IndexReport:
         """Re-run :meth:`add` over every path added before, with the globs it was added with."""
-        roots = [(Path(p), tuple(filter(None, inc.split("\n"))), tuple(filter(None, exc.split("\n"))))
+        roots = [(key_path(p), tuple(filter(None, inc.split("\n"))), tuple(filter(None, exc.split("\n"))))
                  for p, inc, exc in self.store.roots()]
-        return self._write(roots, progress)
+        return self._write(roots, progress, follow_symlinks)
 
-    def _write(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool) -> IndexReport:
+    def _write(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool,
+               follow_symlinks: bool) -> IndexReport:
         with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
-            ingest = Ingest(self.store, self._writer_embedder, self.options, progress=progress,
-                            index_folder=self.folder)
-            report = ingest.run(roots)
+            if self._rebuild is None:
+                discard_staging(self.folder)  # what a killed rebuild left
+                report = Ingest(self.store, self._writer_embedder, self.options, progress=progress,
+                                index_folder=self.folder, follow_symlinks=follow_symlinks).run(roots)
+            else:
+                report = self._rebuilt(roots, progress, follow_symlinks)
             self._save_vectors()
+        return report
+
+    def _rebuilt(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool,
+                 follow_symlinks: bool) -> IndexReport:
+        """Build the index of ``roots`` beside this one, then replace this one's rows with it."""
+        staged = staging_store(self.folder, self._rebuild or {})
+        self._target = staged
+        try:
+            report = Ingest(staged, self._writer_embedder, self.options, progress=progress,
+                            index_folder=self.folder, follow_symlinks=follow_symlinks).run(roots)
+            staged.close()
+            switch(self.store, staged.path)
+            self._rebuild = None
+        finally:
+            self._target = self.store
+            staged.close()
+            discard_staging(self.folder)
         return report
 
     def remove(self, paths: Iterable[str | Path]) -> list[str]:
@@ -227,7 +261,7 @@ class Index:
                 self.store.db.executemany("DELETE FROM roots WHERE path = ?", [(t,) for t in targets])
                 self.store.bump_generation()
             self._save_vectors()
-        return sorted(gone)
+        return sorted(shown(g) for g in gone)
 
     def rename(self, old: str | Path, new: str | Path) -> int:
         """Move the documents at or under ``old`` to ``new`` (a file or folder renamed on disk),
@@ -248,12 +282,13 @@ class Index:
 
     def _writer_embedder(self) -> Embedder:
         embedder = self.writing_embedder
-        if "dimension" not in self.store.meta():
-            if self.store.db.in_transaction:  # the ingest's open batch: commits with it
-                self.store.set_meta(dimension=embedder.dimension)
+        target = self._target
+        if "dimension" not in target.meta():
+            if target.db.in_transaction:  # the ingest's open batch: commits with it
+                target.set_meta(dimension=embedder.dimension)
             else:
-                with self.store.transaction():
-                    self.store.set_meta(dimension=embedder.dimension)
+                with target.transaction():
+                    target.set_meta(dimension=embedder.dimension)
         return embedder
 
     def _save_vectors(self) -> None:
@@ -380,7 +415,7 @@ class Index:
         with self._mutex, self.store.transaction(write=False):
             documents, chunks = self.store.counts()
             meta = self.store.meta()
-            roots = tuple(r[0] for r in self.store.roots())
+            roots = tuple(shown(r[0]) for r in self.store.roots())
         return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
                           int(meta["dimension"]) if "dimension" in meta else None,
                           meta["vector_index"], int(meta["generation"]), roots, _folder_size(self.folder))
@@ -439,30 +474,3 @@ def _folder_size(folder: Path) -> int:
             if path.is_file():
                 total += path.stat().st_size
     return total
-
-
-def _open_for_writing(folder: Path, rebuild: bool) -> Store:
-    """The store, created if missing; with ``rebuild``, an unreadable database is replaced."""
-    try:
-        return Store(folder, create=True)
-    except IndexCorruptError:
-        if not rebuild:
-            raise
-        logger.warning("replacing the unreadable index database in %s", folder)
-        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
-            (folder / name).unlink(missing_ok=True)
-        return Store(folder, create=True)
-
-
-def _initialise(store: Store, folder: Path, options: IndexOptions, model: str, rebuild: bool) -> None:
-    """Record the model and chunking of a new (or rebuilt) index; the writer lock is held."""
-    if "embedding_model" in store.meta() and not rebuild:
-        return
-    with store.transaction():
-        if rebuild:
-            store.clear()
-            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
-            store.bump_generation()
-        store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
-                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
-    remove_stale_files(folder, store.generation())

@@ -9,6 +9,7 @@ changed file reuses the stored vectors of chunks whose text did not change.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat as stat_module
@@ -25,7 +26,7 @@ from runtime.index.chunking import Chunk, chunk_section
 from runtime.index.config import IndexOptions
 from runtime.index.embedder import Embedder
 from runtime.index.readers import BinaryFileError, Section, UnreadableFileError, fingerprint, reader_for
-from runtime.index.scan import is_under, path_key, scan_root
+from runtime.index.scan import NAMES_KEPT, NAMED_REASONS, is_under, path_key, scan_root, shown
 from runtime.index.store import DocumentRecord, Store, text_digest
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,16 @@ RECENT_VECTORS = 2048  # about 3 MB of MiniLM vectors
 @dataclass
 class IndexReport:
     """What a run did. ``problems`` lists files (and folders) that could not be read, with the
-    reason; ``empty`` names the files in which no text was found (an image-only PDF, say)."""
+    reason; ``empty`` names the files in which no text was found (an image-only PDF, say);
+    ``skipped_files`` names the first files skipped for each reason worth naming (too large,
+    binary, not a regular file, symlink), ``skipped`` counts them all."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    skipped_files: dict[str, list[str]] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
     chunks_embedded: int = 0
@@ -64,7 +68,25 @@ class IndexReport:
             f"{self.unchanged} unchanged, {skipped} skipped" + (f" ({reasons})" if reasons else "")
             + f"; {self.chunks_embedded} chunks embedded ({rate:.1f}/s), "
             f"{self.chunks_reused} reused, {self.seconds:.1f} s" + self._no_text() + self._scans()
+            + self._skipped_names()
         )
+
+    def skip(self, reason: str, path: str | None = None) -> None:
+        """Count a file skipped for ``reason``; ``path`` (as shown) is kept among the first
+        ``NAMES_KEPT`` of a reason worth naming."""
+        self.skipped[reason] += 1
+        if path is not None and reason in NAMED_REASONS:
+            kept = self.skipped_files.setdefault(reason, [])
+            if len(kept) < NAMES_KEPT:
+                kept.append(path)
+
+    def _skipped_names(self, shown_names: int = 5) -> str:
+        parts = []
+        for reason, paths in sorted(self.skipped_files.items()):
+            more = self.skipped[reason] - min(len(paths), shown_names)
+            names = ", ".join(Path(p).name for p in paths[:shown_names])
+            parts.append(f"{reason}: {names}" + (f" and {more} more" if more > 0 else ""))
+        return "; " + "; ".join(parts) if parts else ""
 
     def _scans(self) -> str:
         if not self.pages_without_text:
@@ -106,7 +128,9 @@ class Ingest:
     """
 
     def __init__(self, store: Store, embedder: Callable[[], Embedder], options: IndexOptions,
-                 *, progress: bool = False, index_folder: Path | None = None) -> None:
+                 *, progress: bool = False, index_folder: Path | None = None,
+                 follow_symlinks: bool = False) -> None:
+        self.follow_symlinks = follow_symlinks
         self.store = store
         self.embedder = embedder
         self.options = options
@@ -126,22 +150,29 @@ class Ingest:
         started = time.monotonic()
         files: list[Path] = []
         for root, include, exclude in roots:
-            scan = scan_root(root, include, exclude, skip_under=self.index_folder)
+            scan = scan_root(root, include, exclude, skip_under=self.index_folder,
+                             follow_symlinks=self.follow_symlinks)
             files += scan.files
             self.report.skipped.update(scan.skipped)
+            for reason, names in scan.skipped_files.names.items():
+                kept = self.report.skipped_files.setdefault(reason, [])
+                kept += names[:max(0, NAMES_KEPT - len(kept))]
             self.report.problems += scan.problems
         files = list(dict.fromkeys(files))
         known = self.store.documents()
         seen = {path_key(f) for f in files}
         keys = [path_key(r) for r, _, _ in roots]
         vanished = [p for p in known if p not in seen and any(is_under(p, r) for r in keys)]
+        if vanished:  # a file moved since the last run comes back under its new name unembedded
+            for text, blob in self.store.texts_and_vectors([known[p][0] for p in vanished], RECENT_VECTORS):
+                self._remember(text, blob)
         with self.store.transaction():
             for key, (_, include, exclude) in zip(keys, roots):
                 self.store.set_root(key, "\n".join(include), "\n".join(exclude))
             if vanished:
                 self.store.delete_documents(vanished)
                 self.store.bump_generation()
-        self.report.removed = sorted(vanished)
+        self.report.removed = sorted(shown(k) for k in vanished)
         try:
             self._ingest_files(files, known)
         except BaseException:
@@ -175,23 +206,26 @@ class Ingest:
     def _consider(self, path: Path, known: dict[str, tuple[int, str]]) -> None:
         key = path_key(path)
         try:
-            handle = _open_regular(path)
+            handle = _open_regular(path, follow=self.follow_symlinks)
+        except _SymlinkError:  # replaced by a link since the scan
+            self.report.skip("symlink", shown(key))
+            return
         except OSError as exc:
-            self._problem(key, f"cannot read: {exc.strerror or exc}")
+            self._problem(shown(key), f"cannot read: {exc.strerror or exc}")
             return
         if handle is None:
-            self.report.skipped["not a regular file"] += 1
+            self.report.skip("not a regular file", shown(key))
             return
         with handle:
             try:
                 stat = os.fstat(handle.fileno())
                 if stat.st_size > self.options.max_file_bytes:
-                    self.report.skipped["too large"] += 1
-                    logger.info("skipping %s: %s", key, human_bytes(stat.st_size))
+                    self.report.skip("too large", shown(key))
+                    logger.info("skipping %s: %s", shown(key), human_bytes(stat.st_size))
                     return
                 facts = fingerprint(handle, self.options.read_block_bytes)
             except OSError as exc:
-                self._problem(key, f"cannot read: {exc.strerror or exc}")
+                self._problem(shown(key), f"cannot read: {exc.strerror or exc}")
                 return
             previous = known.get(key)
             if previous is not None and previous[1] == facts.sha256:
@@ -200,13 +234,13 @@ class Ingest:
             try:
                 reader = reader_for(path)
             except BinaryFileError:
-                self.report.skipped["binary"] += 1
+                self.report.skip("binary", shown(key))
                 return
             if reader.text and facts.encoding is None:
                 if facts.binary:
-                    self.report.skipped["binary"] += 1
+                    self.report.skip("binary", shown(key))
                 else:
-                    self._problem(key, facts.problem or "not text")
+                    self._problem(shown(key), facts.problem or "not text")
                 return
             record = DocumentRecord(key, facts.sha256, facts.size, stat.st_mtime, reader.kind,
                                     facts.encoding if reader.text else None)
@@ -218,7 +252,7 @@ class Ingest:
             except (UnreadableFileError, OSError) as exc:
                 self._abandon(file)
                 why = str(exc) if isinstance(exc, UnreadableFileError) else f"cannot read: {exc.strerror or exc}"
-                self._problem(key, why)
+                self._problem(shown(key), why)
                 return
         file.done = True
         if file.n_chunks == 0 and not any(f is file for f, _ in self._buffer):
@@ -229,7 +263,7 @@ class Ingest:
         start = self._bar.n
         for section in sections:
             if section.no_text:
-                path = file.record.path
+                path = shown(file.record.path)
                 self.report.pages_without_text[path] = self.report.pages_without_text.get(path, 0) + 1
             if section.text.strip():
                 for chunk in self._chunk(section):
@@ -334,9 +368,9 @@ class Ingest:
         for file in done:
             if file.n_chunks == 0:
                 self.report.skipped["empty"] += 1
-                self.report.empty.append(file.record.path)
+                self.report.empty.append(shown(file.record.path))
             else:
-                (self.report.added if file.previous is None else self.report.updated).append(file.record.path)
+                (self.report.added if file.previous is None else self.report.updated).append(shown(file.record.path))
 
 
 def _size(path: Path) -> int:
@@ -346,10 +380,22 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _open_regular(path: Path) -> BinaryIO | None:
+class _SymlinkError(OSError):
+    """The file became a symbolic link after the scan (and links are not followed)."""
+
+
+def _open_regular(path: Path, *, follow: bool = False) -> BinaryIO | None:
     """``path`` opened for reading, or ``None`` if it is not a regular file (a FIFO that replaced
     a file since the scan would block a plain ``open`` forever)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)  # POSIX only; Windows relies on the scan's check
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise _SymlinkError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     if not stat_module.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         return None

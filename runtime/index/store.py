@@ -22,6 +22,7 @@ import numpy as np
 from runtime.errors import IndexCorruptError, InsufficientDiskError
 from runtime.fsutil import free_space, human_bytes
 from runtime.index.chunking import Chunk
+from runtime.index.scan import shown
 
 SCHEMA_VERSION = "1"
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named only from Python 3.11 (rt supports 3.10)
@@ -63,7 +64,7 @@ _STOPWORDS = frozenset(
 
 @dataclass(frozen=True)
 class ChunkRow:
-    """A stored chunk with its document's path."""
+    """A stored chunk with its document's path (as shown: see :func:`~runtime.index.scan.shown`)."""
 
     id: int
     path: str
@@ -189,6 +190,18 @@ class Store:
         rows = self.db.execute("SELECT text, id FROM chunks WHERE document_id = ?", (document_id,))
         return {text_digest(text): chunk_id for text, chunk_id in rows}
 
+    def texts_and_vectors(self, document_ids: Sequence[int], limit: int) -> list[tuple[str, bytes]]:
+        """``(chunk text, vector BLOB)`` of up to ``limit`` chunks of these documents."""
+        rows: list[tuple[str, bytes]] = []
+        for start in range(0, len(document_ids), 500):  # SQLite's host-parameter limit
+            part = list(document_ids[start:start + 500])
+            rows += self.db.execute(
+                f"SELECT c.text, v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id "
+                f"WHERE c.document_id IN ({','.join('?' * len(part))}) LIMIT ?", (*part, limit - len(rows))).fetchall()
+            if len(rows) >= limit:
+                break
+        return rows
+
     def vector_blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
         """``chunk id -> vector BLOB``."""
         return dict(self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids))
@@ -262,7 +275,7 @@ class Store:
             "SELECT c.id, d.path, c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end, "
             "c.location FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({})", ids)
         return {
-            r[0]: ChunkRow(r[0], r[1], r[2], r[3], (r[4], r[5]) if r[4] is not None else None, (r[6], r[7]),
+            r[0]: ChunkRow(r[0], shown(r[1]), r[2], r[3], (r[4], r[5]) if r[4] is not None else None, (r[6], r[7]),
                           r[8])
             for r in rows
         }

@@ -90,11 +90,15 @@ def _handler(events: _Events) -> Any:
 
 def watch(index: Index, paths: Sequence[str | Path], *, include: Sequence[str] = (),
           exclude: Sequence[str] = (), options: WatchOptions = WatchOptions(),
-          stop: threading.Event | None = None, on_pass: Callable[[WatchPass], None] | None = None) -> None:
+          stop: threading.Event | None = None, on_pass: Callable[[WatchPass], None] | None = None,
+          first_pass: bool = True, follow_symlinks: bool = False, progress: bool = False) -> None:
     """Apply changes under ``paths`` to ``index`` until ``stop`` is set (or Ctrl-C).
 
-    ``on_pass`` is called after each batch of changes with what was done. The caller has
-    already indexed ``paths`` once.
+    ``on_pass`` is called after each batch of changes with what was done. With ``first_pass``
+    the folders are indexed once as soon as they are watched: the watch starts before that
+    scan, so a file written while it runs, or just after, is seen by the next pass. (Indexing
+    first and watching after would miss a file written in between until some later change.)
+    ``progress`` shows a progress bar for the first pass.
     """
     import time
 
@@ -106,6 +110,9 @@ def watch(index: Index, paths: Sequence[str | Path], *, include: Sequence[str] =
     observer = Observer()
     watched = _Roots(observer, _handler(events), roots)
     observer.start()
+    first = first_pass
+    if first_pass:
+        events.changed.set()  # applied as soon as the roots are scheduled, below
     try:
         while not stop.is_set():
             if watched.update():
@@ -117,7 +124,9 @@ def watch(index: Index, paths: Sequence[str | Path], *, include: Sequence[str] =
                     if index.rename(old, new):
                         done.renamed.append((old, new))
                 existing = [r for r in roots if r.exists()]
-                done.report = index.add(existing, include=include, exclude=exclude)
+                done.report = index.add(existing, include=include, exclude=exclude,
+                                        follow_symlinks=follow_symlinks, progress=progress and first)
+                first = False
                 gone = [r for r in roots if not r.exists()]
                 if gone:
                     index.remove(gone)

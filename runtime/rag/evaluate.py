@@ -142,13 +142,14 @@ def _answered(rag: RAG, q: EvalQuestion, rank: int | None, started: float) -> Re
 def without_files(index: Index, paths: Sequence[str]) -> Iterator[Index]:
     """A temporary copy of ``index`` that no longer holds ``paths`` (its embedder is shared)."""
     from runtime.index import Index as IndexClass
+    from runtime.index.scan import key_path
 
     with tempfile.TemporaryDirectory(prefix="rt-eval-") as tmp:
         folder = Path(tmp) / "index"
         shutil.copytree(index.folder, folder, ignore=shutil.ignore_patterns("*.lock"))
         copy = IndexClass.open(folder, embedder=index.embedder)
         try:
-            copy.remove(paths)
+            copy.remove([key_path(p) for p in paths])  # stored keys back to paths
             yield copy
         finally:
             copy.close()

@@ -136,3 +136,56 @@ def test_a_second_writer_fails_clearly_or_waits(tmp_path: Path) -> None:
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="overlap"):
         IndexOptions(chunk_tokens=100, overlap_tokens=60)
+
+
+REBUILDER = textwrap.dedent("""
+    import sys, time
+    from runtime.index import Index, IndexOptions, SentenceTransformerEmbedder
+
+    class Slow(SentenceTransformerEmbedder):
+        def embed(self, texts):
+            time.sleep(0.3)
+            return super().embed(texts)
+
+    options = IndexOptions(commit_chunks=1)
+    with Index.open(sys.argv[1], rebuild=True, options=options, embedder=Slow()) as index:
+        index.add([sys.argv[2]])
+""")
+
+
+def test_rebuild_killed_9_leaves_the_old_index_whole_and_searchable(tmp_path: Path, corpus_dir: Path,
+                                                                     corpus_index: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    folder, notes = tmp_path / "ix", tmp_path / "notes"
+    shutil.copytree(corpus_index, folder)
+    notes.mkdir()
+    for n in range(12):
+        (notes / f"garden{n:02d}.txt").write_text(f"Planter {n} on the rooftop grows zucchini and quinoa.")
+    with Index.open(folder, embedder=embedder) as index:
+        before = snapshot(index)
+    child = subprocess.Popen([sys.executable, "-c", REBUILDER, str(folder), str(notes)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    # Killed once the new index holds a file (the old code had emptied the old one by then).
+    documents = len({path for path, _ in before})
+    while committed_documents(folder / "rebuild") < 1 and committed_documents(folder) == documents:
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+        assert time.monotonic() < deadline, "the child never committed"
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+
+    with Index.open(folder, embedder=embedder) as index:
+        assert snapshot(index) == before
+        consistent(index)
+        hits = index.search("What does boiler error F.28 mean?", 3)
+        assert hits and hits[0].path.endswith("boiler.txt")
+        assert index.search("rooftop zucchini", 3, mode="keyword") == []
+
+    with Index.open(folder, rebuild=True, embedder=embedder) as index:  # the next rebuild finishes
+        report = index.add([notes])
+        assert len(report.added) == 12 and consistent(index) == (12, 12)
+        assert index.search("What does boiler error F.28 mean?", 3, mode="keyword") == []
+        assert Path(index.search("rooftop planter 7 zucchini", 1)[0].path).parent == notes
+    assert not (folder / "rebuild").exists()

@@ -65,8 +65,9 @@ def test_edit_delete_add_touch_reembeds_exactly_the_changes(tmp_path: Path, embe
 
     counting.embedded.clear()
     with Index.open(tmp_path / "ix", rebuild=True, embedder=counting) as index:
-        assert index.stats().documents == 0
+        assert index.stats().documents == 4  # the old index stays until the rebuilt one replaces it
         assert len(index.add([docs]).added) == 4 and counting.embedded
+        assert index.stats().documents == 4 and not (index.folder / "rebuild").exists()
 
 
 def test_refresh_remove_and_a_reader_during_writes(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
