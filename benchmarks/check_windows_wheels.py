@@ -144,7 +144,9 @@ def main() -> int:
             results = list(pool.map(
                 lambda cell: _pip([str(windows_spec(*cell))], cell[1], deps=False, index=index, work=work), cells))
         table.update({cell: (_version_of(data) if ok else NO_WHEEL) for cell, (ok, _, data) in zip(cells, results)})
-        missing = sorted({spec for (spec, _), got in table.items() if got == NO_WHEEL})
+        missing = [f"{spec} (" + ", ".join(f"cp{p.replace('.', '')}" for p in pythons
+                                           if table[(spec, p)] == NO_WHEEL) + ")"
+                   for spec in specs if any(table[(spec, p)] == NO_WHEEL for p in pythons)]
 
         width = max(len(spec) for spec in specs)
         print(f"{'requirement':<{width}}  " + "  ".join(f"cp{p.replace('.', ''):<12}" for p in pythons))
