@@ -36,9 +36,10 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes
     docs = root / "docs"
     docs.mkdir()
     (docs / NAME).write_text(TEXT, encoding="utf-8")
-    done = rt("index", str(docs), "--index", str(root / "ix"), "--no-progress", "--json")
+    folder = root / "索引 → ix"
+    done = rt("index", str(docs), "--index", str(folder), "--no-progress", "--json")
     assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
-    return docs, root / "ix", done.stdout
+    return docs, folder, done.stdout
 
 
 def test_index_json_keeps_non_ascii_file_names_through_a_cp1252_pipe(indexed: tuple[Path, Path, bytes]) -> None:
@@ -60,6 +61,16 @@ def test_search_writes_utf8_through_a_cp1252_pipe(indexed: tuple[Path, Path, byt
     hit = json.loads(as_json.stdout.decode("utf-8"))[0]
     assert hit["path"] == str(docs / NAME) and hit["text"] == TEXT.strip()
     assert TEXT.strip().encode("utf-8") in as_json.stdout  # byte-exact, not \\u escapes
+
+
+def test_ask_json_writes_utf8_through_a_cp1252_pipe(indexed: tuple[Path, Path, bytes], smollm2_path: Path) -> None:
+    _, ix, _ = indexed
+    done = rt("ask", "Wann fährt der Zug → 東京?", "--index", str(ix), "--model", str(smollm2_path), "--json",
+              "--answer-anyway", "--max-tokens", "8", "--threads", "1")
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    assert b"internal error" not in done.stderr
+    answer = json.loads(done.stdout.decode("utf-8"))
+    assert answer["index"] == str(ix) and str(ix).encode("utf-8") in done.stdout
 
 
 @pytest.mark.parametrize("encoded", [
