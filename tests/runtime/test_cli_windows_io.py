@@ -138,3 +138,14 @@ def test_faulthandler_is_on_in_the_cli_process() -> None:
             "from runtime.cli import main\nmain()\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=600)
     assert done.returncode == 0 and b"faulthandler True" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_output_that_cannot_be_written_is_one_error_line_not_a_traceback() -> None:
+    """`rt ... > out.txt` on a full disk: rt says so in one line and exits 1."""
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-c", RUN_RT, "--version"], cwd=REPO, stdout=full,
+                              stderr=subprocess.PIPE, timeout=600)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.decode("utf-8").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rt: error: ") and "No space left on device" in lines[0]
