@@ -147,10 +147,12 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    if sys.stderr is not None:  # pythonw has no stderr; faulthandler refuses to start without one
-        # A native crash in rt's own process (a C extension, a ctypes call) prints Python's
-        # stack instead of ending with no message; the model's child process enables its own.
+    # A native crash in rt's own process (a C extension, a ctypes call) prints Python's stack
+    # instead of ending with no message; the model's child process enables its own.
+    try:
         faulthandler.enable()
+    except (AttributeError, RuntimeError, ValueError, OSError):  # no stderr descriptor (pythonw, a captured stream)
+        pass
     utf8_output()
     try:
         cli(prog_name="rt")
