@@ -152,10 +152,10 @@ def _folder_bytes(folder: Path | None) -> int:
 
 def _children_cpu() -> float:
     """CPU seconds of this process's waited-for children (and theirs), where the OS says."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover - no getrusage there
         return 0.0
+    import resource
+
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 

@@ -28,9 +28,11 @@ _MEMORY_WORDS = ("failed to map segment", "cannot allocate memory", "bad_alloc",
 def address_space_limit() -> int | None:
     """The soft ``RLIMIT_AS`` of this process in bytes (``ulimit -v``), or None if unlimited or
     not a POSIX system."""
+    if sys.platform == "win32":  # no such limit (job objects cap commit, reported as OOM)
+        return None
     try:
         import resource
-    except ImportError:  # Windows: no such limit (job objects cap commit, reported as OOM)
+    except ImportError:  # another platform without it
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     return None if soft == resource.RLIM_INFINITY else int(soft)

@@ -75,6 +75,7 @@ def test_the_reddit_split_is_by_post_fixed_and_keeps_held_out_posts_out_of_the_c
     assert {q.title for q in data.unanswerable_dev}.isdisjoint({q.title for q in data.unanswerable_test})
     assert len(data.dev) + len(data.test) + len(data.unanswerable_dev) + len(data.unanswerable_test) == 9803
     q = data.test[0]
+    assert q.path is not None and q.line is not None
     text = (data.corpus / q.path).read_text(encoding="utf-8").splitlines()
     assert any(a in text[q.line - 1] for a in q.answers)
     assert data.is_gold(q, str(data.corpus / q.path), (q.line, q.line), text[q.line - 1])

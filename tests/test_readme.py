@@ -21,6 +21,26 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert second in ci.splitlines()
 
 
+def test_the_windows_block_runs_as_written_in_powershell_and_cmd_and_matches_the_posix_one() -> None:
+    text = README.read_text(encoding="utf-8")
+    posix = re.search(r"```bash\n(.*?)```", text, re.S)
+    windows = re.search(r"### On Windows[^\n]*\n(.*?)```powershell\n(.*?)```", text, re.S)
+    assert posix is not None and windows is not None
+    above, block = windows.group(1), windows.group(2)
+    lines = block.strip().splitlines()
+    # PowerShell 5.1 rejects &&; cmd passes single quotes on to pip; neither expands ~; a line
+    # continuation differs between them (` and ^), so every command is one line.
+    for line in lines:
+        assert "&&" not in line and "'" not in line and "~" not in line, line
+        assert not line.rstrip().endswith(("`", "^", "\\")), line
+    posix_commands = [c.strip() for line in posix.group(1).strip().splitlines() for c in line.split(" && ")]
+    as_posix = [line.replace("python -m pip ", "pip ").replace('".[test]"', "'.[test]'") for line in lines]
+    assert as_posix == posix_commands
+    # the prerequisites come before the command that needs them, with how to check each
+    for needed in ("`cl`", "`cmake --version`", "Build Tools", "No CMAKE_C_COMPILER could be found"):
+        assert needed in above, needed
+
+
 def test_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     code = re.search(r"## Python API\n\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -7,6 +7,8 @@ and a hint that ``RT_DEBUG=1`` shows the traceback.
 
 from __future__ import annotations
 
+import errno
+import faulthandler
 import importlib
 import logging
 import os
@@ -74,19 +76,68 @@ class RtGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("rt: interrupted; nothing was left half-written", err=True)
             ctx.exit(130)
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (rt ... | head); not an error
-            ctx.exit(0)
         except MemoryError:
             render_error(
                 "out of memory in rt itself; try a smaller --ctx, --kv-type q8_0 or a smaller model"
             )
             ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never die silently
+            if isinstance(exc, OSError) and reader_gone(exc):
+                silence_stdout()  # the reader went away (rt ... | head, | more); not an error
+                ctx.exit(0)
             if env.debug():
                 traceback.print_exc()
             render_error(f"internal error: {type(exc).__name__}: {exc}")
             ctx.exit(1)
+
+
+def reader_gone(exc: OSError) -> bool:
+    """Whether ``exc`` is what writing to a pipe whose reader has closed it raises.
+
+    Linux and macOS raise BrokenPipeError (EPIPE). Windows raises OSError EINVAL ("Invalid
+    argument") when writing or flushing into a closed pipe, so there EINVAL counts too.
+    """
+    if isinstance(exc, BrokenPipeError):
+        return True
+    return on_windows() and exc.errno == errno.EINVAL
+
+
+def on_windows() -> bool:
+    """The platform fact :func:`reader_gone` depends on, in one place tests can fake."""
+    return sys.platform == "win32"
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that the flush at exit does not fail a second time
+    (Python would print "Exception ignored ... BrokenPipeError" and exit with status 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (an embedding application's stream)
+        pass
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives until exit
+
+
+def utf8_output() -> None:
+    """Write UTF-8 to pipes and files, and never fail on a character a console cannot show.
+
+    Python on Windows encodes redirected or piped output in the ANSI code page (cp1252 in the
+    West): an answer, a file name or ``--json`` with ``→``, CJK or an emoji raised
+    UnicodeEncodeError halfway through. Whatever reads rt's output from a pipe or file gets
+    UTF-8; a console gets its own encoding with unencodable characters replaced.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:  # replaced by something that is not a TextIOWrapper
+            continue
+        try:
+            if stream.isatty():
+                reconfigure(errors="replace")
+            else:
+                reconfigure(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):  # closed, or already written to in another encoding
+            pass
 
 
 @click.group(cls=RtGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,10 +148,23 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # A native crash in rt's own process (a C extension, a ctypes call) prints Python's stack
+    # instead of ending with no message; the model's child process enables its own.
+    try:
+        faulthandler.enable()
+    except (AttributeError, RuntimeError, ValueError, OSError):  # no stderr descriptor (pythonw, a captured stream)
+        pass
+    utf8_output()
     try:
         cli(prog_name="rt")
     except SystemExit as exc:
         _leave(exc.code)
+    except OSError as exc:  # writing --help or a usage error into a closed pipe
+        if not reader_gone(exc):
+            render_error(f"internal error: {type(exc).__name__}: {exc}")
+            _leave(1)
+        silence_stdout()
+        _leave(0)
     _leave(0)
 
 
@@ -112,6 +176,15 @@ def _leave(code: int | str | None) -> None:
     on atexit: commands close their index, model process and files (written under a temporary
     name, then renamed) before they return. So once torch is in, flush and leave directly.
     """
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # the reader closed the pipe after the last write (rt ... | head)
+        if not reader_gone(exc):  # a full disk under `rt ... > out.txt`
+            render_error(f"could not write the output: {exc}")
+            code = code or 1
+        silence_stdout()
+    except ValueError:  # already closed
+        pass
     if "torch" not in sys.modules:
         sys.exit(code)
     if isinstance(code, str):

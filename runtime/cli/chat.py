@@ -26,6 +26,7 @@ from runtime.cli.options import (
     remote_options,
     sampling_options,
     show_warnings,
+    UserPath,
 )
 from runtime.errors import ContextOverflowError, InputError
 
@@ -33,7 +34,7 @@ EXIT_WORDS = ("exit", "quit")
 
 
 @click.command()
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--index", "index_dir", type=UserPath(file_okay=False), default=None,
               help="Documents index to retrieve from [default: RT_INDEX or RT_HOME/index].")
 @click.option("-k", "k", type=click.IntRange(min=1), default=None,
               help="Passages to retrieve per turn [default: the index's setting].")

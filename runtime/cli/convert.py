@@ -14,6 +14,7 @@ import click
 
 from convert.config import DEFAULT_QUANT, QUANT_TYPES
 from runtime.cli.info import human_count
+from runtime.cli.options import UserPath, expand_user
 from runtime.errors import ConfigError
 from runtime.fsutil import human_bytes
 
@@ -63,13 +64,13 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 @click.command()
 @click.option("--hf", "hf_repo", metavar="OWNER/REPO", help="Download a pre-quantized GGUF from this hub repo.")
-@click.option("--from", "from_source", metavar="PATH_OR_REPO",
+@click.option("--from", "from_source", metavar="PATH_OR_REPO", callback=expand_user,
               help="Convert a safetensors checkpoint: a local folder or a hub repo id.")
 @click.option("--quant", default=DEFAULT_QUANT, show_default=True,
               help=f"Quantization: the file to pick with --hf (whatever the repo's file names announce), "
                    f"the output type with --from ({', '.join(QUANT_TYPES)}).")
 @click.option("--name", help="Registry name (default: from the repo or folder and the quantization).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=UserPath(dir_okay=False, path_type=Path),
               help="Write the GGUF to this file instead of the registry (not registered).")
 @click.option("--default/--no-default", "make_default", default=False,
               help="Make it the default model (the first model registered always is).")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runtime.cli.options import embed_remote_options, remote_embedder_from
+from runtime.cli.options import UserPath, embed_remote_options, expand_user, remote_embedder_from
 from runtime.errors import ConfigError, InputError
 from runtime.index.config import VECTOR_INDEXES, IndexOptions
 
@@ -21,17 +21,17 @@ _DEFAULTS = IndexOptions()
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+@click.argument("paths", nargs=-1, type=UserPath(path_type=Path))
+@click.option("--index", "index_dir", type=UserPath(path_type=Path), default=None,
               help="Index folder [default: RT_INDEX or RT_HOME/index].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--follow-symlinks", is_flag=True,
               help="Index the files that symbolic links inside PATHS point to (skipped by default).")
-@click.option("--remove", multiple=True, type=click.Path(path_type=Path),
+@click.option("--remove", multiple=True, type=UserPath(path_type=Path),
               help="Forget the files at or under this path (repeatable).")
 @click.option("--rebuild", is_flag=True, help="Start over: drop everything and re-embed.")
-@click.option("--embedding-model", default=None,
+@click.option("--embedding-model", default=None, callback=expand_user,
               help=f"sentence-transformers name or folder [default: {_DEFAULTS.embedding_model}].")
 @click.option("--chunk-tokens", type=int, default=None,
               help=f"Chunk size in model tokens [default: {_DEFAULTS.chunk_tokens}].")

@@ -12,6 +12,7 @@ from dataclasses import asdict, fields
 
 import click
 
+from runtime.cli.options import expand_user
 from runtime.config import KV_TYPES, LoadOptions
 from runtime.fsutil import human_bytes
 
@@ -86,7 +87,7 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
 
 
 @click.command()
-@click.argument("model", required=False)
+@click.argument("model", required=False, callback=expand_user)
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=0), default=_DEFAULTS.n_ctx, show_default=True,
               help="Context size for the memory estimate (0: the model's trained context).")
 @click.option("--kv-type", type=click.Choice(KV_TYPES), default=_DEFAULTS.kv_type, show_default=True,

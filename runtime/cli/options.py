@@ -8,6 +8,7 @@ into the dataclasses with :func:`load_options_from` and :func:`generate_options_
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -22,6 +23,28 @@ _LOAD = LoadOptions()
 _GENERATE = GenerateOptions()
 
 
+class UserPath(click.Path):
+    """A ``click.Path`` that expands ``~`` before anything looks at the path.
+
+    bash expands ``~`` itself; PowerShell and cmd pass it literally, so without this
+    ``rt index ~/Documents/notes`` said the folder did not exist and ``rt convert --out ~/m.gguf``
+    wrote into a folder named ``~``.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            value = os.path.expanduser(os.fspath(value))
+        return super().convert(value, param, ctx)
+
+
+def expand_user(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback for options that take a name *or* a path (``--model``, ``--from``): ``~`` expanded,
+    anything else (a registry name, a hub repo id) left as it is."""
+    if isinstance(value, str) and value.startswith("~"):
+        return os.path.expanduser(value)
+    return value
+
+
 def _apply(f: F, decorators: list[Callable[[F], F]]) -> F:
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -31,7 +54,7 @@ def _apply(f: F, decorators: list[Callable[[F], F]]) -> F:
 def model_options(f: F) -> F:
     """``--model --ctx --kv-type --threads --repack --force --verbose``."""
     return _apply(f, [
-        click.option("--model", "-m", "model", default=None, metavar="NAME|PATH",
+        click.option("--model", "-m", "model", default=None, metavar="NAME|PATH", callback=expand_user,
                      help="Registered model name or GGUF path [default: RT_MODEL, the registry default, "
                           "else the embedded SmolLM2]."),
         click.option("--ctx", "n_ctx", type=click.IntRange(min=0), default=_LOAD.n_ctx, show_default=True,

@@ -9,7 +9,14 @@ import click
 
 from runtime import env
 from runtime.errors import ConfigError
-from runtime.cli.options import load_options_from, model_options, remote_from, remote_options, show_warnings
+from runtime.cli.options import (
+    UserPath,
+    load_options_from,
+    model_options,
+    remote_from,
+    remote_options,
+    show_warnings,
+)
 from runtime.index.store import DB_NAME
 from runtime.serve.config import ServeOptions
 
@@ -20,7 +27,7 @@ _SERVE = ServeOptions()
 @click.option("--host", default=_SERVE.host, show_default=True,
               help="Address to listen on (anything but loopback needs an API key, or --insecure).")
 @click.option("--port", type=click.IntRange(1, 65535), default=_SERVE.port, show_default=True)
-@click.option("--index", "indexes", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--index", "indexes", multiple=True, type=UserPath(file_okay=False, path_type=Path),
               help="Index folder a request's \"rag\" may use (repeatable; the first is the default) "
                    "[default: RT_INDEX or RT_HOME/index, if built].")
 @click.option("--api-key", default=None, metavar="KEY",

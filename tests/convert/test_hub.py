@@ -180,7 +180,7 @@ def test_server_error_during_the_file_keeps_the_partial(gguf_repo: HubServer, tm
 
 
 # --- checkpoints -------------------------------------------------------------------------------
-CHECKPOINT = {
+CHECKPOINT: dict[str, bytes | Path] = {
     "model-00001-of-00002.safetensors": b"shard one",
     "model-00002-of-00002.safetensors": b"shard two",
     "model.safetensors.index.json": b'{"weight_map": {}}',

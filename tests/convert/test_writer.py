@@ -72,7 +72,7 @@ def test_llama3_rope_factors_match_transformers() -> None:
 
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
-    config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_theta=500000.0,
+    config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_theta=500000.0,  # type: ignore[call-arg]
                          rope_scaling=scaling, max_position_embeddings=131072)
     inv_freq, _ = _compute_llama3_parameters(config)
     base_inv_freq = 1.0 / (500000.0 ** (np.arange(0, 128, 2) / 128))

@@ -129,10 +129,10 @@ def mutate(rng: random.Random, members: list[RawMember], kind: str, target: Path
 
 def peak_rss() -> int:
     """This process's peak resident set, in bytes (0 on Windows, which has no ``resource``)."""
-    try:
-        import resource
-    except ImportError:
+    if sys.platform == "win32":
         return 0
+    import resource
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak if sys.platform == "darwin" else peak * 1024
 

@@ -62,7 +62,7 @@ def test_chunks_are_exact_slices_within_budget_with_overlap() -> None:
         assert text[start:end] == chunk.text
         assert chunk.n_tokens == len(words(chunk.text)) <= 60
         assert chunk.lines is not None and chunk.text.split("\n")[0] in lines[chunk.lines[0] - 1]
-    covered = set()
+    covered: set[int] = set()
     for chunk in chunks:
         covered.update(range(*chunk.chars))
     assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())  # nothing lost

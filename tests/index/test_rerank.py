@@ -17,7 +17,7 @@ from tests.index.corpus import QUESTIONS
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
     """A 2-layer BERT with one output (a CrossEncoder), random weights, vocabulary from the corpus."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # type: ignore[attr-defined]
 
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     words = sorted({w.lower() for f in corpus_dir.rglob("*") if f.is_file() and f.suffix != ".pdf"
@@ -27,7 +27,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Pat
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, num_labels=1)
+                        intermediate_size=64, max_position_embeddings=512, num_labels=1)  # type: ignore[call-arg]
     BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
     return folder
 

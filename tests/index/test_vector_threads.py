@@ -11,7 +11,8 @@ class ThreadsSeen:
     """The real FAISS index, noting how many OpenMP threads FAISS may use when it searches."""
 
     def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner, self.seen = inner, []
+        self.inner = inner
+        self.seen: list[int] = []
 
     def search(self, query, k):  # type: ignore[no-untyped-def]
         import faiss

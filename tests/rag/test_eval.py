@@ -116,6 +116,7 @@ def test_a_set_made_from_the_index_is_checked_kept_and_asked_without_its_held_ou
         assert answerable and unanswerable and all(q.source not in made.held_out for q in answerable)
         every = index.chunk_ids_by_document()
         for q in answerable:  # its answer is a word of a chunk of its own file
+            assert q.source is not None and q.answer is not None
             texts = index.chunks(every[q.source]).values()
             assert any(q.answer.lower() in row.text.lower() for row in texts)
         with without_files(index, made.held_out) as searched:

@@ -8,6 +8,8 @@ search runs on the real SmolLM2 in tests/rag/test_packing.py."""
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -36,8 +38,15 @@ class WordCounter:
 class CountingEmbedder:
     """Hashes words into a small vector; counts the texts it embeds."""
 
+    name = "counting"
+    dimension = 16
+    max_tokens = 512
+
     def __init__(self) -> None:
         self.texts = 0
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in re.finditer(r"\S+", text)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.texts += len(texts)

@@ -73,6 +73,7 @@ def test_the_rag_shows_the_probe_in_the_coverage_signals_and_answers_from_its_ca
     with RAG.open(smollm2_path, index_dir, load=NO_PREFIX_CACHE) as rag:
         rag.coverage = ALWAYS
         answer = rag.ask(QUESTION, options=GenerateOptions(max_tokens=16), answer_anyway=True)
+    assert answer.coverage is not None
     signals = answer.coverage.signals
     assert 0.0 <= signals["model_yes"] <= 1.0 and signals["probe_seconds"] > 0 and signals["probe_tokens"] > 100
     assert "the model says yes at" in answer.coverage.reason and answer.coverage.to_dict()["signals"]["model_yes"]

@@ -59,7 +59,8 @@ def test_stream_yields_the_answer_text(rag: RAG) -> None:
 def test_unrelated_question_is_not_covered(rag: RAG) -> None:
     answer = rag.ask("Who painted the Mona Lisa?")
     assert not answer.covered and not answer.from_documents
-    assert answer.best_similarity is not None and answer.best_similarity < answer.threshold
+    assert answer.best_similarity is not None and answer.threshold is not None
+    assert answer.best_similarity < answer.threshold
     assert "do not cover" in answer.answer
     assert answer.sources == [] and answer.usage.completion_tokens == 0  # the model was not asked
 

@@ -207,7 +207,8 @@ def test_no_kv_heads_in_the_memory_advice(tmp_path: Path) -> None:
 def test_ask_on_fuzzed_files_that_pass_the_preflight(tmp_path: Path, smollm2_path: Path,
                                                       smollm2_layout: GGUFLayout) -> None:
     """Mutations inspect_gguf accepts reach llama.cpp: an answer or one error line, never a crash."""
-    rng, size, passing = random.Random(12), smollm2_path.stat().st_size, []
+    rng, size = random.Random(12), smollm2_path.stat().st_size
+    passing: list[Path] = []
     while len(passing) < 4:
         target = tmp_path / f"fuzz-{len(passing)}.gguf"
         if mutate_gguf(rng, smollm2_layout, size, target) == "byte-run":

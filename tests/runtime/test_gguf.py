@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,7 +189,7 @@ def test_no_architecture(tmp_path: Path) -> None:
         inspect_gguf(path)
 
 
-@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root (or Windows) reads any file")
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root (or Windows) reads any file")
 def test_unreadable(tiny: Path) -> None:
     tiny.chmod(0)
     with pytest.raises(ModelFileError, match="cannot read"):

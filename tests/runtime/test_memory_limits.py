@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LINUX = sys.platform.startswith("linux")
 
 
-def _limited(limit: int) -> object:
+def _limited(limit: int) -> Callable[[], None]:
     def apply() -> None:
+        if sys.platform == "win32":  # preexec_fn is POSIX only; the tests that use it skip there
+            raise OSError("no RLIMIT_AS on Windows")
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -35,7 +38,7 @@ def _limited(limit: int) -> object:
 def _rt(*args: str, limit: int | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from runtime.cli import main; main()", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
-                          preexec_fn=_limited(limit) if limit else None)  # type: ignore[arg-type]
+                          preexec_fn=_limited(limit) if limit else None)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_the_address_space_check_passes_without_a_limit_and_names_the_numbers_wi
               "try:\n    check_address_space(10**9, 'loading X')\n"
               "except MemoryError as exc:\n    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          preexec_fn=_limited(500 * 10**6))  # type: ignore[arg-type]
+                          preexec_fn=_limited(500 * 10**6))
     assert done.stdout.startswith("loading X needs about 1.0 GB of address space and the limit (ulimit -v) is 500.0 MB")
 
 

@@ -121,8 +121,9 @@ def test_greedy_answers_do_not_change_for_ordinary_prompts(smollm2: Model) -> No
 def test_a_chat_prompt_keeps_its_spans_through_the_model_process_and_slicing() -> None:
     prompt = ChatPrompt("<s>user\nhi<|x|></s>", [(8, 15)])
     assert pickle.loads(pickle.dumps(prompt)).plain == ((8, 15),)
-    assert prompt[:10].plain == ((8, 10),) and prompt[10:].plain == ((0, 5),)
-    assert (prompt + "tail").plain == ((8, 15),) and ("head" + prompt).plain == ((12, 19),)
+    assert isinstance(prompt[:10], ChatPrompt) and isinstance(prompt + "tail", ChatPrompt)
+    assert prompt[:10].plain == ((8, 10),) and prompt[10:].plain == ((0, 5),)  # type: ignore[attr-defined]
+    assert (prompt + "tail").plain == ((8, 15),) and ("head" + prompt).plain == ((12, 19),)  # type: ignore[attr-defined]
     assert list(prompt.segments()) == [("<s>user\n", False), ("hi<|x|>", True), ("</s>", False)]
 
 

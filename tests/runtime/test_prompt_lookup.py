@@ -91,6 +91,7 @@ def test_greedy_answers_are_token_for_token_identical_with_and_without_prompt_lo
     with Model(path, LoadOptions(n_ctx=2048, threads=2, isolate=False, prefix_cache=False)) as m:
         prompt = rag_prompt(m, QUESTION)
         engine = m._idle_engine()
+        assert isinstance(engine, LlamaEngine)  # isolate=False: the engine itself, in this process
         # from a fresh cache both times: see docs/asking.md on a prompt reused from the KV cache
         plain = GenerateOptions(max_tokens=80, prompt_lookup=False)
         # the fixed policy drafts every match: the most batches to check (the adaptive one
@@ -143,6 +144,7 @@ def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_dr
     with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=2, isolate=False, prefix_cache=False)) as m:
         prompt = rag_prompt(m, QUESTION)
         engine = m._idle_engine()
+        assert isinstance(engine, LlamaEngine)  # isolate=False: the engine itself, in this process
         fixed_options = GenerateOptions(max_tokens=60, prompt_lookup=True, lookup_adaptive=False)
         fixed = _run(engine, prompt, fixed_options)[1]
         fixed_drafts = list(engine.last_drafts)
@@ -167,6 +169,7 @@ def test_replaying_a_greedy_answer_offline_gives_the_drafts_the_engine_verified(
     with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=1, isolate=False, prefix_cache=False)) as m:
         prompt = rag_prompt(m, QUESTION)
         engine = m._idle_engine()
+        assert isinstance(engine, LlamaEngine)  # isolate=False: the engine itself, in this process
         tokens = engine.prompt_tokens(prompt)
         plain = _run(engine, prompt, GenerateOptions(max_tokens=m_tokens + 1))[1]
         answer = engine._cached[len(tokens):]  # every token but the last, which is never decoded

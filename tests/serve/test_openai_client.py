@@ -1,5 +1,9 @@
 """The official `openai` client against `rt serve` running as a real subprocess on loopback."""
 
+# The openai client types every response field as Optional and every message as a TypedDict;
+# these tests read fields the server was just shown to fill, so those checks are off here only.
+# mypy: disable-error-code="index, union-attr, arg-type, call-overload, operator, attr-defined"
+
 from __future__ import annotations
 
 import concurrent.futures

@@ -23,6 +23,7 @@ def test_a_remote_engine_has_no_probe_and_coverage_stands_on_the_other_signals(
              coverage=CoverageOptions(probe_weight=10.0)) as rag:  # every question within the probe's reach
         answer = rag.ask(question, options=GenerateOptions(max_tokens=16))
         without_probe = decide(measure(question, rag.retrieve(question), rag.index), CoverageOptions())
+    assert answer.coverage is not None
     signals = answer.coverage.signals
     assert signals["probe"] == UNAVAILABLE and "model_yes" not in signals
     assert "the model says" not in answer.coverage.reason
