@@ -17,7 +17,7 @@ from runtime.rag.prompt import ANSWER_PREFIX, BuiltPrompt, build_prompt
 from runtime.rag.rag import RAG
 
 QUESTION = "How often must the Velomax chain be oiled?"
-NO_PREFIX_CACHE = LoadOptions(n_ctx=2048, prefix_cache=False)
+NO_PREFIX_CACHE = LoadOptions(n_ctx=2048, prefix_cache=False, threads=1)  # pinned: greedy text is compared
 ALWAYS = CoverageOptions(probe_weight=10.0)  # every retrieved question is within reach of the probe
 
 
