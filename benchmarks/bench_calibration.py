@@ -6,7 +6,9 @@ Run: ``python benchmarks/bench_calibration.py [--n 200] [--seed 0] [--corpus FOL
    default rule, unchanged, on the test split's answerable questions and on the questions about
    held-out posts (crowd questions, not made by rt); then rt eval's own set is made from the index
    (``--n`` questions, ``--seed``), the rule is calibrated on it exactly as ``rt eval --calibrate``
-   does, and the calibrated rule is measured on the same test questions.
+   does, and the calibrated rule is measured on the same test questions; then the rule is
+   calibrated instead on the dev split's crowd questions, as ``rt eval --calibrate --questions``
+   would be on a file of people's questions, and measured on test again.
 2. Each ``--corpus FOLDER`` (a second corpus of your choice; ``--corpus pydoc`` writes Python's own
    language reference, the 79 help topics every CPython ships in ``pydoc_data.topics``, 465 kB of
    technical text, one file per topic): indexed once under the eval cache;
@@ -99,6 +101,12 @@ def main() -> None:
     found, _ = calibrated(index, args.n, args.seed)
     report_fit(found)
     side_by_side("test split (crowd questions; unanswerable: held-out posts)", test, found)
+    # the same fit on people's questions: the dev split as a question file (rt eval --calibrate --questions)
+    from_dev = calibrate(labelled(index, list(data.dev) + list(data.unanswerable_dev)), seed=args.seed,
+                         version=__version__)
+    print("  calibrated instead on the dev split's crowd questions (as with --questions):")
+    report_fit(from_dev)
+    side_by_side("test split", test, from_dev)
     print(f"  ({time.perf_counter() - started:.0f} s)")
     index.close()
 
