@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from runtime.index.store import Store, query_words
+from runtime.index.store import Store, fts_phrase, query_words
 
 # A sentence ends at . ! or ? before whitespace, or at a blank line. Not at a single line end:
 # plain text and mail wrap sentences across lines ("Tyre size is\n700x40C, pressure 4.5 bar").
@@ -48,9 +48,8 @@ def match_offsets(store: Store, word: str, ids: Sequence[int]) -> dict[int, list
         return {}
     sql = (f"SELECT rowid, highlight(chunks_fts, 0, '{_OPEN}', '{_CLOSE}') FROM chunks_fts "
            f"WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})")
-    phrase = '"' + word.replace('"', '""') + '"'
     out: dict[int, list[int]] = {}
-    for chunk_id, marked in store.db.execute(sql, (phrase, *ids)):
+    for chunk_id, marked in store.db.execute(sql, (fts_phrase(word), *ids)):
         # each earlier match put two markers before this one: offset in the text = position - 2n
         out[int(chunk_id)] = [m.start() - 2 * n for n, m in enumerate(_MATCH.finditer(marked))]
     return out

@@ -97,6 +97,12 @@ def query_words(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS))
 
 
+def fts_phrase(word: str) -> str:
+    """``word`` as an FTS5 phrase: quoted, its quotes doubled, so punctuation and keywords such as
+    OR or NEAR are searched as text."""
+    return '"' + word.replace('"', '""') + '"'
+
+
 def keyword_query(text: str) -> str:
     """An FTS5 query matching any of the query's words (quoted, so punctuation is safe)."""
     return " OR ".join(f'"{w}"' for w in query_words(text))
@@ -292,8 +298,8 @@ class Store:
 
     def chunks_matching(self, word: str) -> int:
         """How many chunks hold ``word`` (FTS5's tokenizer: stemmed, case- and accent-folded)."""
-        phrase = '"' + word.replace('"', '""') + '"'
-        row = self.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (phrase,)).fetchone()
+        sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        row = self.db.execute(sql, (fts_phrase(word),)).fetchone()
         return int(row[0])
 
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
@@ -307,7 +313,7 @@ class Store:
 
     def chunks_holding_all(self, words: Sequence[str], limit: int = 50) -> list[int]:
         """Chunks that hold every one of ``words`` (FTS5's tokenizer, each word a quoted phrase)."""
-        phrases = ['"' + w.replace('"', '""') + '"' for w in words if w.strip()]
+        phrases = [fts_phrase(w) for w in words if w.strip()]
         if not phrases:
             return []
         rows = self.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from runtime.config import CoverageOptions
+from runtime.index.store import fts_phrase
 
 if TYPE_CHECKING:
     from runtime.index import Hit, Index
@@ -72,16 +73,11 @@ class Coverage:
         return {"covered": self.covered, "reason": self.reason, "signals": dict(self.signals)}
 
 
-def _phrase(term: str) -> str:
-    """``term`` as an FTS5 phrase (quoted, so punctuation and keywords like OR are safe)."""
-    return '"' + term.replace('"', '""') + '"'
-
-
 def term_frequencies(store: Store, terms: Sequence[str]) -> dict[str, int]:
     """``term -> number of chunks holding it``, with the index's own FTS5 tokenizer (porter
     stemming, so "descaling" finds "descale")."""
     sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
-    return {term: int(store.db.execute(sql, (_phrase(term),)).fetchone()[0]) for term in terms}
+    return {term: int(store.db.execute(sql, (fts_phrase(term),)).fetchone()[0]) for term in terms}
 
 
 def chunks_holding(store: Store, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
@@ -89,7 +85,7 @@ def chunks_holding(store: Store, terms: Sequence[str], ids: Sequence[int]) -> di
     if not ids:
         return {term: set() for term in terms}
     sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})"
-    return {term: {int(r[0]) for r in store.db.execute(sql, (_phrase(term), *ids))} for term in terms}
+    return {term: {int(r[0]) for r in store.db.execute(sql, (fts_phrase(term), *ids))} for term in terms}
 
 
 def idf(document_frequency: int, n_chunks: int) -> float:

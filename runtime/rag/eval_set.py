@@ -21,7 +21,6 @@ number dropped is reported.
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import InputError
-from runtime.rag.coverage import informative_terms
+from runtime.rag.coverage import idf, informative_terms
 
 if TYPE_CHECKING:
     from runtime.index import Index
@@ -190,7 +189,7 @@ class _Rarity:
     def __call__(self, word: str) -> float:
         if word not in self.cache:
             frequency = self.index.chunks_matching(word)
-            self.cache[word] = math.log((self.n_chunks + 1) / (frequency + 0.5))
+            self.cache[word] = idf(frequency, self.n_chunks)
         return self.cache[word]
 
 

@@ -17,6 +17,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Protocol
 
+from runtime.index.store import fts_phrase
+
 # Words a question is made of that say nothing about its subject.
 _QUESTION_WORDS = frozenset(
     "a an and are as at be but by can could do does did for from has have how i if in into is it its "
@@ -94,7 +96,7 @@ def _chunk_count(store: TermStore) -> int:
 
 def _spread(store: TermStore, word: str) -> tuple[int, int]:
     """``(chunks holding word, of which in its most frequent document)`` (FTS5's stemming)."""
-    phrase = '"' + word.replace('"', '""') + '"'
+    phrase = fts_phrase(word)
     try:
         rows = store.db.execute(
             "SELECT COUNT(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
