@@ -103,44 +103,67 @@ def test_editor_temp_and_lock_files_are_recognised() -> None:
     assert not is_temp_file("notes.md") and not is_temp_file("report.docx")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="send_signal(SIGINT) raises ValueError on Windows; Ctrl-C "
-                    "there is the console's CTRL_C_EVENT, which a child only gets in the same console")
-def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
+NEEDS_SIGINT = pytest.mark.skipif(
+    sys.platform == "win32", reason="send_signal(SIGINT) raises ValueError on Windows; Ctrl-C there is the "
+    "console's CTRL_C_EVENT, which a child only gets in the same console")
 
+
+class _WatchRun:
+    """``rt index DOCS --index FOLDER --watch [flags]`` in a child, its stdout and stderr read line by
+    line on threads (so nothing races them for the last lines); :meth:`stop` sends Ctrl-C."""
+
+    def __init__(self, docs: Path, folder: Path, *flags: str) -> None:
+        import os
+        import subprocess
+
+        self.run = subprocess.Popen([sys.executable, "-c", "from runtime.cli import main; main()", "index",
+                                     str(docs), "--index", str(folder), "--watch", *flags, "--no-progress"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    cwd=Path(__file__).resolve().parents[2])
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        stdout, stderr = self.run.stdout, self.run.stderr
+        assert stdout is not None and stderr is not None
+        self.readers = [threading.Thread(target=lambda: self.out_lines.extend(iter(stdout.readline, "")), daemon=True),
+                        threading.Thread(target=lambda: self.err_lines.extend(iter(stderr.readline, "")), daemon=True)]
+        for reader in self.readers:
+            reader.start()
+
+    @property
+    def err(self) -> str:
+        return "".join(self.err_lines)
+
+    def stop(self) -> int:
+        import signal
+
+        self.run.send_signal(signal.SIGINT)
+        self.run.wait(timeout=60)
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return self.run.returncode
+
+
+@NEEDS_SIGINT
+def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     docs, folder = tmp_path / "docs", tmp_path / "ix"
     docs.mkdir()
     (docs / "a.md").write_text("The attic window latch is broken.")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen([sys.executable, "-c", "from runtime.cli import main; main()", "index", str(docs),
-                            "--index", str(folder), "--watch", "--no-progress"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           cwd=Path(__file__).resolve().parents[2])
-    err_lines: list[str] = []
-    stderr = run.stderr
-    assert stderr is not None
-    reader = threading.Thread(target=lambda: err_lines.extend(iter(stderr.readline, "")), daemon=True)
-    reader.start()
+    watching = _WatchRun(docs, folder)
+    run = watching.run
     try:
         eventually(lambda: run.poll() is not None or (folder / "index.sqlite").exists(), "index created", 60)
         eventually(lambda: run.poll() is not None or paths_for(folder, "attic latch") == ["a.md"], "first pass", 60)
-        assert run.poll() is None, run.communicate()
-        eventually(lambda: "watching" in "".join(err_lines), "watch started", 60)
+        assert run.poll() is None, watching.err
+        eventually(lambda: "watching" in watching.err, "watch started", 60)
         (docs / "b.md").write_text("The cellar pump switches on at forty centimetres.")
         eventually(lambda: paths_for(folder, "cellar pump") == ["b.md"], "file added while watching")
     finally:
-        run.send_signal(signal.SIGINT)
-        # Only the reader thread reads stderr: communicate() would race it for the last lines.
-        run.wait(timeout=60)
-        reader.join(timeout=10)
-        out = run.stdout.read() if run.stdout else ""
-    err = "".join(err_lines)
-    assert run.returncode == 0, err
+        returncode = watching.stop()
+    err = watching.err
+    assert returncode == 0, err
     assert "watching 1 path(s)" in err and "stopped watching; the index is committed" in err
-    assert "1 added" in out
+    assert "1 added" in "".join(watching.out_lines)
 
 
 def test_files_written_while_the_watch_starts_are_indexed(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -183,42 +206,23 @@ def test_files_written_while_the_watch_starts_are_indexed(tmp_path: Path, embedd
     assert not thread.is_alive()
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGINT"), reason="needs SIGINT")
+@NEEDS_SIGINT
 def test_rt_index_watch_json_prints_a_json_line_per_pass_and_keeps_watching(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
     docs, folder = tmp_path / "docs", tmp_path / "ix"
     docs.mkdir()
     (docs / "a.md").write_text("The attic window latch is broken.")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen([sys.executable, "-c", "from runtime.cli import main; main()", "index", str(docs),
-                            "--index", str(folder), "--watch", "--json", "--no-progress"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           cwd=Path(__file__).resolve().parents[2])
-    out_lines: list[str] = []
-    err_lines: list[str] = []
-    stdout, stderr = run.stdout, run.stderr
-    assert stdout is not None and stderr is not None
-    readers = [threading.Thread(target=lambda: out_lines.extend(iter(stdout.readline, "")), daemon=True),
-               threading.Thread(target=lambda: err_lines.extend(iter(stderr.readline, "")), daemon=True)]
-    for reader in readers:
-        reader.start()
+    watching = _WatchRun(docs, folder, "--json")
+    run, out_lines = watching.run, watching.out_lines
     try:
-        eventually(lambda: run.poll() is not None or "watching" in "".join(err_lines), "watching", 120)
-        assert run.poll() is None, "".join(err_lines)  # it used to exit after the first pass
+        eventually(lambda: run.poll() is not None or "watching" in watching.err, "watching", 120)
+        assert run.poll() is None, watching.err  # it used to exit after the first pass
         first = json.loads(out_lines[0])
         assert first["added"] == [str(docs / "a.md")] and first["documents"] == 1
         (docs / "b.md").write_text("The cellar pump switches on at forty centimetres.")
         eventually(lambda: any(str(docs / "b.md") in json.loads(line).get("added", []) for line in out_lines[1:]),
                    "a JSON line for the added file", 60)
     finally:
-        run.send_signal(signal.SIGINT)
-        run.wait(timeout=60)
-        for reader in readers:
-            reader.join(timeout=10)
-    assert run.returncode == 0, "".join(err_lines)
+        returncode = watching.stop()
+    assert returncode == 0, watching.err
     assert all(isinstance(json.loads(line), dict) for line in out_lines)  # JSON lines only on stdout
-    assert "stopped watching; the index is committed" in "".join(err_lines)
+    assert "stopped watching; the index is committed" in watching.err

@@ -86,22 +86,28 @@ def _run_rt(tmp_path: Path, *args: str, crash: str | None = None,
     return process, err
 
 
+def _stops_at_once(rt: subprocess.Popen[str], err: Path, hang: str, name: str, *, one_child: bool = False) -> None:
+    """Wait until the model process is at work (its hook's "hangs" line), send Ctrl-C, and check
+    that ``rt`` stops with its one line within the bound and leaves no model process behind."""
+    try:
+        _wait_for(lambda: f"the model process hangs ({hang})" in err.read_text(errors="replace"),
+                  "the model process at work", rt)
+        children = _children(rt.pid, "runtime.process.child")
+        assert len(children) == 1 if one_child else children
+    finally:
+        took = _interrupt(rt)
+    lines = err.read_text(errors="replace").splitlines()
+    assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
+    assert took < BOUND_SECONDS, f"{name} took {took:.1f} s to stop after Ctrl-C"
+    assert all(_gone(pid) for pid in children)  # rt does not leave its model process behind
+
+
 @pytest.mark.parametrize("where", ["hang-load", "hang", "hang-probe"])
 def test_ctrl_c_during_a_model_load_or_a_long_prompt_stops_rt_ask_at_once(tmp_path: Path, where: str) -> None:
     # hang-probe: the --repack test load, in a throwaway model process of its own
     rt, err = _run_rt(tmp_path, "ask", "--no-rag", "What is the capital of France?", "--threads", "1",
                       *(["--repack"] if where == "hang-probe" else []), crash=where)
-    try:
-        _wait_for(lambda: f"the model process hangs ({where})" in err.read_text(errors="replace"),
-                  "the model process at work", rt)
-        children = _children(rt.pid, "runtime.process.child")
-        assert len(children) == 1
-    finally:
-        took = _interrupt(rt)
-    lines = err.read_text(errors="replace").splitlines()
-    assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
-    assert took < BOUND_SECONDS, f"rt took {took:.1f} s to stop after Ctrl-C"
-    assert _gone(children[0])  # rt does not leave its model process behind
+    _stops_at_once(rt, err, where, "rt", one_child=True)
 
 
 def test_ctrl_c_while_rt_chat_waits_for_its_model_stops_it_at_once(tmp_path: Path) -> None:
@@ -118,15 +124,10 @@ def test_ctrl_c_while_rt_chat_waits_for_its_model_stops_it_at_once(tmp_path: Pat
         assert rt.stdin is not None
         rt.stdin.write("What is the capital of France?\n")
         rt.stdin.flush()  # stdin stays open: the next turn never comes
-        _wait_for(lambda: "the model process hangs (hang)" in err.read_text(errors="replace"),
-                  "the model process at work", rt)
-        children = _children(rt.pid, "runtime.process.child")
-    finally:
-        took = _interrupt(rt)
-    lines = err.read_text(errors="replace").splitlines()
-    assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
-    assert took < BOUND_SECONDS, f"rt chat took {took:.1f} s to stop after Ctrl-C"
-    assert children and all(_gone(pid) for pid in children)
+    except BaseException:
+        _interrupt(rt)
+        raise
+    _stops_at_once(rt, err, "hang", "rt chat")
 
 
 def test_ctrl_c_while_rt_serve_loads_its_model_stops_it_at_once(tmp_path: Path) -> None:
@@ -134,16 +135,7 @@ def test_ctrl_c_while_rt_serve_loads_its_model_stops_it_at_once(tmp_path: Path) 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     rt, err = _run_rt(tmp_path, "serve", "--port", str(port), "--threads", "1", crash="hang-load")
-    try:
-        _wait_for(lambda: "the model process hangs (hang-load)" in err.read_text(errors="replace"),
-                  "the model process at work", rt)
-        children = _children(rt.pid, "runtime.process.child")
-    finally:
-        took = _interrupt(rt)
-    lines = err.read_text(errors="replace").splitlines()
-    assert rt.returncode == 130 and lines[-1] == INTERRUPTED, lines[-5:]
-    assert took < BOUND_SECONDS, f"rt serve took {took:.1f} s to stop after Ctrl-C"
-    assert children and all(_gone(pid) for pid in children)
+    _stops_at_once(rt, err, "hang-load", "rt serve")
 
 
 def test_ctrl_c_during_rt_index_stops_it_at_once_and_the_index_still_opens(tmp_path: Path) -> None:
