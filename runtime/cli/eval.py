@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from runtime.cli.options import load_options_from, model_options, show_warnings
-from runtime.config import GenerateOptions
+from runtime.config import CoverageOptions, GenerateOptions
 
 _GENERATE = GenerateOptions()
 
@@ -138,7 +138,7 @@ def _calibrate(index: Any, report: Any, seed: int) -> dict[str, Any]:
     found = calibration.calibrate(report.labelled(), seed=seed, version=__version__)
     if found.kept and found.rule is not None:
         calibration.store_rule(index, found.rule)
-    default = calibration.CoverageOptions()
+    default = CoverageOptions()
     return {
         "kept": found.kept, "reason": found.reason, "fit_questions": found.fit_n, "check_questions": found.check_n,
         "rule": json.loads(found.rule.to_json()) if found.rule else None,

@@ -18,7 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,9 +94,9 @@ class Report:
         }
 
 
-def _share(values: Iterator[bool] | Sequence[bool] | Any) -> float:
-    values = list(values)
-    return round(sum(values) / len(values), 4) if values else 0.0
+def _share(values: Iterable[bool | None]) -> float:
+    kept = list(values)
+    return round(sum(bool(v) for v in kept) / len(kept), 4) if kept else 0.0
 
 
 def evaluate(index: Index, questions: Sequence[EvalQuestion], *, rag: RAG | None = None,
