@@ -5,7 +5,7 @@ Run: ``python benchmarks/fuzz_headers.py [--cases 10000] [--seed 0] [--only smol
 
 Targets: the SmolLM2-135M and Gemma 3 270M GGUFs shipped on PyPI through
 :func:`runtime.models.gguf_file.inspect_gguf`, and MiniLM's model.safetensors through
-:func:`convert.safetensors.read_header`. Mutations (tests/runtime/fuzz_headers.py): bit flips,
+:func:`runtime.models.safetensors.read_header`. Mutations (tests/runtime/fuzz_headers.py): bit flips,
 boundary values (0, 0xFF.., 2^31, 2^63) in header fields, runs of 0x00/0xFF, counts and lengths
 set huge, changed type tags, the model counts rt sizes things by (block_count, heads, context,
 vocabulary), duplicated KV pairs and tokens, truncation; for safetensors also hostile JSON
@@ -52,7 +52,7 @@ def _targets() -> dict[str, Path]:
 
 
 def run(name: str, source: Path, cases: int, seed: int, workdir: Path, bound_s: float, budget_s: float) -> FuzzReport:
-    from convert.safetensors import read_header
+    from runtime.models.safetensors import read_header
     from runtime.models.gguf_file import inspect_gguf
 
     rng, report = random.Random(seed), FuzzReport()

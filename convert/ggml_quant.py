@@ -1,6 +1,6 @@
 """ggml's own row quantizers, called through ctypes from the libggml-base that llama-cpp-python ships.
 
-The direct conversion path (convert/direct.py) turns float32 rows into Q4_K, Q6_K, Q8_0, ...
+The direct conversion path (convert/direct_quant.py) turns float32 rows into Q4_K, Q6_K, Q8_0, ...
 blocks with exactly the code llama.cpp's quantizer runs (``ggml_quantize_chunk``), so its output
 is byte-identical. The calls release the GIL (ctypes does for every foreign call), so Python
 threads quantize row chunks on all cores.

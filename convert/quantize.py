@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from convert.diskfull import disk_full_error
+from runtime.diskfull import disk_full_error
 from runtime.env import debug
 from runtime.process.crash import log_detail
 from runtime.process.launch import child_environment, python_command

@@ -25,7 +25,7 @@ from typing import IO, Any, cast
 import gguf
 import numpy as np
 
-from convert.safetensors import TensorRef, open_tensor
+from runtime.models.safetensors import TensorRef, open_tensor
 from runtime.errors import ConvertError
 
 Q = gguf.GGMLQuantizationType

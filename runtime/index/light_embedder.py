@@ -225,7 +225,7 @@ class _Weights:
     """The encoder's tensors as float32 arrays (linear weights transposed once, for ``x @ W``)."""
 
     def __init__(self, path: Path, config: dict[str, Any]) -> None:
-        from convert.safetensors import open_tensor, read_header
+        from runtime.models.safetensors import open_tensor, read_header
 
         if not path.is_file():
             raise Declined(f"{path.name} is missing (a pytorch_model.bin folder?)")

@@ -1,7 +1,7 @@
 """An optional second stage: a cross-encoder reads the query with each candidate and reorders them.
 
 ``rt search/ask/chat --rerank MODEL`` loads a sentence-transformers ``CrossEncoder`` (a local
-folder, or a Hugging Face repo fetched through rt's hub code, :func:`convert.hub.download_checkpoint`,
+folder, or a Hugging Face repo fetched through rt's hub code, :func:`runtime.models.hub.download_checkpoint`,
 safetensors only) and rescores the first ``IndexOptions.rerank_candidates`` hits of the hybrid
 search. It costs one model forward pass per candidate, so it is off by default.
 """
@@ -32,7 +32,7 @@ def resolve_model(spec: str | Path, *, progress: bool = False) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
-    from convert.hub import download_checkpoint
+    from runtime.models.hub import download_checkpoint
 
     return download_checkpoint(str(spec), progress=progress)
 

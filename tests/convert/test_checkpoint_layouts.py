@@ -12,7 +12,7 @@ import pytest
 
 from convert.pipeline import convert_checkpoint
 from convert.pretokenizer import pre_tokenizer_by_structure
-from convert.safetensors import INDEX_NAME, Checkpoint
+from runtime.models.safetensors import INDEX_NAME, Checkpoint
 from runtime.errors import ConvertError
 
 

@@ -77,7 +77,7 @@ def llama_bf16(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _source_dtype(folder: Path) -> str:
-    from convert.safetensors import Checkpoint
+    from runtime.models.safetensors import Checkpoint
 
     return max(Checkpoint.open(folder).tensors.values(), key=lambda ref: ref.nbytes).dtype
 
@@ -235,7 +235,7 @@ def test_direct_path_needs_disk_for_the_output_only(shaped: Path, tmp_path: Path
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_inf_weights_are_a_clear_error_and_leave_no_file(tmp_path: Path, bad: float) -> None:
     """llama.cpp's two-step path refuses them too (its loader validates the float GGUF)."""
-    from convert.safetensors import Checkpoint
+    from runtime.models.safetensors import Checkpoint
 
     folder = shaped_llama(tmp_path / "bad-llama", n_layer=2, dtype="F32")
     ref = Checkpoint.open(folder)["model.layers.1.mlp.up_proj.weight"]
@@ -253,10 +253,10 @@ def test_nan_or_inf_weights_are_a_clear_error_and_leave_no_file(tmp_path: Path, 
 _CHILD = """
 import sys, time
 from pathlib import Path
-import convert.direct
+import convert.direct_quant
 from convert.pipeline import convert_checkpoint
 
-original = convert.direct._Quantizer.quantize
+original = convert.direct_quant._Quantizer.quantize
 calls = []
 def quantize_then_wait(self, *args, **kwargs):
     if len(calls) == 2:
@@ -264,7 +264,7 @@ def quantize_then_wait(self, *args, **kwargs):
         time.sleep(600)
     calls.append(1)
     return original(self, *args, **kwargs)
-convert.direct._Quantizer.quantize = quantize_then_wait
+convert.direct_quant._Quantizer.quantize = quantize_then_wait
 convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), "Q4_K_M")
 """
 
@@ -302,9 +302,9 @@ def test_ctrl_c_or_kill_mid_file_leaves_no_final_file(shaped: Path, tmp_path: Pa
 
 def test_progress_is_reported_per_tensor_in_writing_order(llama_bf16: Path, tmp_path: Path) -> None:
     from convert.arch import architecture_for
-    from convert.direct import write_direct
+    from convert.direct_quant import write_direct
     from convert.pipeline import direct_plan
-    from convert.safetensors import Checkpoint
+    from runtime.models.safetensors import Checkpoint
 
     arch = architecture_for(json.loads((llama_bf16 / "config.json").read_text()))
     plan = direct_plan(arch, Checkpoint.open(llama_bf16), "Q4_K_M")

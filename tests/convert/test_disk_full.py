@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import convert.pipeline
-from convert import hub as hub_module
-from convert import link
-from convert.diskfull import disk_full_errors, is_disk_full
-from convert.link import link_or_copy
+from runtime.models import hub as hub_module
+from runtime.models import link
+from runtime.diskfull import disk_full_errors, is_disk_full
+from runtime.models.link import link_or_copy
 from convert.pipeline import convert_checkpoint
 from runtime import fsutil
 from runtime.cli import cli

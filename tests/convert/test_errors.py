@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import QUANT_TYPES, convert_checkpoint
-from convert.safetensors import INDEX_NAME, Checkpoint, read_header
+from runtime.models.safetensors import INDEX_NAME, Checkpoint, read_header
 from runtime import fsutil
 from runtime.errors import (
     ConfigError,

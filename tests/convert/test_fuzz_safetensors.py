@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.safetensors import read_header
+from runtime.models.safetensors import read_header
 from runtime.errors import ConvertError
 from tests.runtime.fuzz_headers import fuzz_safetensors, safetensors_header
 

@@ -1,4 +1,4 @@
-"""convert.gguf_merge on a failing write: nothing left open, nothing left on disk."""
+"""runtime.models.gguf_merge on a failing write: nothing left open, nothing left on disk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from convert.gguf_merge import merge_split_gguf
+from runtime.models.gguf_merge import merge_split_gguf
 
 
 def test_failed_merge_closes_its_output(

@@ -1,4 +1,4 @@
-"""convert.hub against a real HTTP hub on 127.0.0.1, through the real huggingface_hub client."""
+"""runtime.models.hub against a real HTTP hub on 127.0.0.1, through the real huggingface_hub client."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.hub import HubFile, download_checkpoint, download_gguf, partial_path, pick_gguf, quant_of
+from runtime.models.hub import HubFile, download_checkpoint, download_gguf, partial_path, pick_gguf, quant_of
 from runtime.errors import ChecksumError, DownloadError
 from runtime.models.registry import sha256_file
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
@@ -230,7 +230,7 @@ def test_a_file_already_in_the_hub_cache_is_not_downloaded_again(
 ) -> None:
     from huggingface_hub import hf_hub_download
 
-    from convert.hub import hub_cache_dir
+    from runtime.models.hub import hub_cache_dir
 
     hf_hub_download(GGUF_REPO, GGUF_FILE, cache_dir=hub_cache_dir(), endpoint=gguf_repo.url)
     gguf_repo.requests.clear()

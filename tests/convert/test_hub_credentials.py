@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from convert.hub import download_gguf
+from runtime.models.hub import download_gguf
 from runtime.cli import cli
 from runtime.errors import DownloadError
 from runtime.redact import redact_credentials

@@ -10,7 +10,7 @@ import pytest
 
 from convert.arch.llama import interleave_rotary, llama3_rope_factors, split_rotary
 from convert.pipeline import convert_checkpoint
-from convert.safetensors import Checkpoint, open_tensor
+from runtime.models.safetensors import Checkpoint, open_tensor
 from convert.writer import bf16_to_f32, f32_to_bf16
 
 

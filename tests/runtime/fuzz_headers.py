@@ -315,8 +315,8 @@ def mutate_safetensors(rng: random.Random, header: bytes, size: int, target: Pat
 
 
 def fuzz_safetensors(source: Path, cases: int, seed: int, workdir: Path, bound_s: float = 5.0) -> FuzzReport:
-    """Run ``cases`` mutated headers of ``source`` through :func:`convert.safetensors.read_header`."""
-    from convert.safetensors import read_header
+    """Run ``cases`` mutated headers of ``source`` through :func:`runtime.models.safetensors.read_header`."""
+    from runtime.models.safetensors import read_header
 
     header, size = safetensors_header(source)
     rng, report, target = random.Random(seed), FuzzReport(), workdir / "fuzz.safetensors"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.errors import ModelFileError
-from convert.diskfull import disk_full_errors
+from runtime.diskfull import disk_full_errors
 from runtime.fsutil import atomic_path
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Which GGUF in a hub repo holds which quantization, read from the file names.
+"""Names on the Hugging Face hub: the shape of a repo id, the weight files rt never reads
+(pickles), and which GGUF in a repo holds which quantization, read from the file names.
 
 Repos of pre-quantized models (bartowski/..., TheBloke/..., the model makers' own ``-GGUF``
 repos) name each file after its quantization: ``Qwen2.5-7B-Instruct-Q4_K_M.gguf``, sometimes
@@ -15,11 +16,19 @@ from pathlib import Path
 from runtime.errors import DownloadError
 
 SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+# Weight files that are Python pickles: loading one can run code, so rt never reads them.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def looks_like_repo_id(text: str) -> bool:
+    """``OWNER/NAME`` as the hub spells repo ids (letters, digits, ``_ . -``)."""
+    return _REPO_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
 class HubFile:
-    """One file of a hub repo, as the hub describes it (:func:`convert.hub.list_repo_files`)."""
+    """One file of a hub repo, as the hub describes it (:func:`runtime.models.hub.list_repo_files`)."""
 
     path: str
     size: int | None

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from convert.config import PICKLE_SUFFIXES, looks_like_repo_id
-from convert.diskfull import disk_full_errors
-from convert.gguf_names import SPLIT_RE, HubFile, pick_gguf, quant_of
-from convert.link import link_or_copy
+from runtime.diskfull import disk_full_errors
+from runtime.models.hub_files import PICKLE_SUFFIXES, SPLIT_RE, HubFile, looks_like_repo_id, pick_gguf, quant_of
+from runtime.models.link import link_or_copy
 from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
 from runtime.redact import redact_credentials, redact_http_logs
-from runtime.fsutil import ensure_free_space, human_bytes
+from runtime.fsutil import ensure_free_space, human_bytes, replace_in_use
 from runtime.models.registry import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -205,10 +204,10 @@ def download_gguf(
     ensure_free_space(dest_dir, needed, f"downloading {final.name}")
     local = [_fetch_verified(repo, commit, part, final, token=token, progress=progress) for part in parts]
     if len(local) == 1:
-        os.replace(local[0], final)
+        replace_in_use(local[0], final)  # a held final keeps the download beside it (NAME.new.gguf)
         digest = parts[0].sha256 or sha256_file(final)
     else:
-        from convert.gguf_merge import merge_split_gguf
+        from runtime.models.gguf_merge import merge_split_gguf
 
         merge_split_gguf(local, final)
         for path in local:

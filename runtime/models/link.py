@@ -1,6 +1,6 @@
 """Put a file at a path without a second copy when the disk allows: a hard link, else a copy.
 
-The registry (:mod:`convert.install`) and the hub's download cache (:mod:`convert.hub`) both
+The registry (``convert.install``) and the hub's download cache (:mod:`runtime.models.hub`) both
 place multi-GB GGUF files this way.
 """
 
@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from convert.diskfull import disk_full_errors
-from runtime.fsutil import atomic_path, ensure_free_space, sweep_temp_files, temp_path_for
+from runtime.diskfull import disk_full_errors
+from runtime.fsutil import atomic_path, ensure_free_space, replace_in_use, sweep_temp_files, temp_path_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +34,22 @@ def link_or_copy(source: Path, target: Path) -> str:
     tmp = temp_path_for(target)
     try:
         os.link(source, tmp)
-        os.replace(tmp, target)  # no fsync: the linked file may be read-only, and its data is on disk
-        return "link"
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         # EXDEV: another disk; EPERM/EACCES/ENOTSUP/EMLINK: no hard links here (FAT, some shares).
         # EINVAL: Windows on FAT/exFAT (ERROR_INVALID_FUNCTION) and shares (ERROR_NOT_SUPPORTED).
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EMLINK, errno.EINVAL):
             raise
         logger.debug("cannot hard-link %s (%s); copying", source, exc)
+    else:
+        # A target that Windows says is in use (a running rt serve maps it; a scanner reads it) is
+        # waited for, then refused with FileInUseError: a copy would meet the same refusal.
+        try:
+            replace_in_use(tmp, target, keep=False)  # no fsync: the linked file may be read-only
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return "link"
     size = source.stat().st_size
     ensure_free_space(target.parent, size, f"copying {source.name}")
     with atomic_path(target) as tmp, disk_full_errors(tmp, f"copying {source.name}", expected=size):

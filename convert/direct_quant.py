@@ -29,7 +29,7 @@ import gguf
 import numpy as np
 
 from convert.ggml_quant import Ggml
-from convert.safetensors import open_tensor
+from runtime.models.safetensors import open_tensor
 from convert.writer import FLOAT_TYPES, PlannedTensor, bf16_to_f32, tensor_data
 from runtime.errors import ConvertError
 
