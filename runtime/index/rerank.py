@@ -1,7 +1,7 @@
 """An optional second stage: a cross-encoder reads the query with each candidate and reorders them.
 
 ``rt search/ask/chat --rerank MODEL`` loads a sentence-transformers ``CrossEncoder`` (a local
-folder, or a Hugging Face repo fetched through rt's hub code, :func:`runtime.models.hub.download_checkpoint`,
+folder, or a Hugging Face repo fetched through rt's hub code, :func:`runtime.models.hub.checkpoint_folder`,
 safetensors only) and rescores the first ``IndexOptions.rerank_candidates`` hits of the hybrid
 search. It costs one model forward pass per candidate, so it is off by default.
 """
@@ -27,21 +27,13 @@ class Reranker(Protocol):
     def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
 
 
-def resolve_model(spec: str | Path, *, progress: bool = False) -> Path:
-    """A local model folder as given, else the snapshot of Hugging Face repo ``spec``."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    from runtime.models.hub import download_checkpoint
-
-    return download_checkpoint(str(spec), progress=progress)
-
-
 class CrossEncoderReranker:
-    """A sentence-transformers ``CrossEncoder`` on the CPU, loaded from ``model`` (see :func:`resolve_model`)."""
+    """A sentence-transformers ``CrossEncoder`` on the CPU, loaded from ``model`` (see :func:`checkpoint_folder`)."""
 
     def __init__(self, model: str | Path, *, batch_size: int = 16, progress: bool = False) -> None:
-        folder = resolve_model(model, progress=progress)
+        from runtime.models.hub import checkpoint_folder
+
+        folder = checkpoint_folder(model, progress=progress)
         self.name = str(model)
         self.batch_size = batch_size
         try:

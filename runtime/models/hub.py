@@ -351,3 +351,12 @@ def download_checkpoint(
             tqdm_class=_tqdm_class(progress),
         )
     return Path(folder)
+
+
+def checkpoint_folder(spec: str | Path, *, progress: bool = False) -> Path:
+    """The checkpoint folder ``spec`` names: a local folder as given, else the snapshot of the
+    hub repo ``spec`` (see :func:`download_checkpoint`)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    return download_checkpoint(str(spec), progress=progress)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.models.hub import HubFile, download_checkpoint, download_gguf, partial_path, pick_gguf, quant_of
+from runtime.models.hub import (HubFile, checkpoint_folder, download_checkpoint, download_gguf, partial_path,
+                                 pick_gguf, quant_of)
 from runtime.errors import ChecksumError, DownloadError
 from runtime.models.registry import sha256_file
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
@@ -206,6 +207,22 @@ def test_checkpoint_download_takes_only_what_conversion_needs(hub: HubServer, tm
     assert folder.is_relative_to(tmp_path / "hf-home" / "hub")  # the HF cache, under HF_HOME
     fetched = {r.path.rsplit("/", 1)[-1] for r in hub.requests if r.method == "GET" and "/resolve/" in r.path}
     assert not any(n.endswith((".bin", ".pth", ".onnx", ".md")) for n in fetched)
+
+
+def test_checkpoint_folder_is_a_local_folder_as_given_else_a_hub_snapshot(
+        hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``--rerank MODEL`` loads from (the registry's resolve_model is for GGUF models)."""
+    hub.add_repo("tester/Tiny-Llama", CHECKPOINT)
+    local = tmp_path / "work" / "tester" / "Tiny-Llama"
+    local.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    assert checkpoint_folder(local) == local
+    assert checkpoint_folder("tester/Tiny-Llama") == Path("tester/Tiny-Llama")  # a folder by that name wins
+    assert hub.requests == []
+    local.rmdir()
+    fetched = checkpoint_folder("tester/Tiny-Llama")
+    assert fetched.is_relative_to(tmp_path / "hf-home" / "hub")
+    assert (fetched / "model-00002-of-00002.safetensors").read_bytes() == b"shard two"
 
 
 def test_consolidated_duplicate_is_skipped_when_shards_are_indexed(hub: HubServer) -> None:
