@@ -10,8 +10,9 @@ until a model or an index is actually used; type checkers see them through the i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from runtime.config import GenerateOptions, LoadOptions
@@ -36,12 +37,7 @@ _EXPORTS = {
     "RAG": "runtime.rag.rag",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["GenerateOptions", "Index", "LoadOptions", "Model", "RAG", "Registry", "RtError", "inspect_gguf",

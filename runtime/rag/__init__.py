@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from runtime.lazy import lazy_exports
 
 _EXPORTS = {
     "RAG": "runtime.rag.rag",
@@ -17,12 +16,7 @@ _EXPORTS = {
     "Source": "runtime.rag.answer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'runtime.rag' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)
