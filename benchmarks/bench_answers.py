@@ -6,7 +6,7 @@ about articles left out of the index):
 1. **Coverage** for every question of a split, with no model (retrieval and
    :mod:`runtime.rag.coverage` only): the share of answerable questions answered and of
    unanswerable ones declined. ``--fit`` searches the thresholds on the DEV split and prints
-   the best; the defaults in :class:`runtime.config.CoverageOptions` come from that search.
+   the best; the defaults in :class:`runtime.rag.config.CoverageOptions` come from that search.
 2. **Answers** with the model (``--limit`` answerable questions and a third as many
    unanswerable ones, drawn with ``--seed``), once with prompt packing off and once on
    (:mod:`runtime.rag.packing`; ``--pack on|off`` runs one arm): answer containment (a gold
@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, cache_folder, load_eval_set  # noqa: E402
 from benchmarks.probe_signals import add_probe, report as report_probe  # noqa: E402
-from runtime.config import CoverageOptions, GenerateOptions, LoadOptions, PackingOptions  # noqa: E402
+from runtime.config import GenerateOptions, LoadOptions  # noqa: E402
+from runtime.rag.config import CoverageOptions, PackingOptions  # noqa: E402
 from runtime.rag.coverage import Coverage, decide, measure, needs_probe  # noqa: E402
 from runtime.rag.metrics import answer_words, contains, normalize  # noqa: E402
 

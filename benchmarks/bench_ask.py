@@ -135,7 +135,7 @@ def packing_switch() -> tuple[tuple[str, ...], tuple[str, ...]] | None:
 
 def packing_without_switch() -> str:
     """What the configurations do about packing when ``rt ask`` has no switch for it."""
-    code = "from runtime.config import PackingOptions; print(PackingOptions().enabled)"
+    code = "from runtime.rag.config import PackingOptions; print(PackingOptions().enabled)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         return "not in this rt (left out)"

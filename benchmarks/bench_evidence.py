@@ -5,7 +5,7 @@ model; about 25 minutes at 300 questions per split on 2 shared cores, mostly pac
 
 rt marks a sentence of an answer *supported* when the best sentence (or pair of adjacent
 sentences) of a source it cites scores ``lexical_weight * overlap + (1 - lexical_weight) *
-cosine >= min_support`` (:class:`runtime.config.EvidenceOptions`). This script builds claims with
+cosine >= min_support`` (:class:`runtime.rag.config.EvidenceOptions`). This script builds claims with
 known labels from :mod:`benchmarks.eval_data` (SQuAD v1.1 dev articles, split dev/test by article
 with a fixed seed), scores them with rt's own :func:`~runtime.rag.evidence.check_claims`, and with
 ``--fit`` grid-searches both numbers on DEV only; test is only ever evaluated.
@@ -63,7 +63,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, load_eval_set  # noqa: E402
-from runtime.config import EvidenceOptions  # noqa: E402
+from runtime.rag.config import EvidenceOptions  # noqa: E402
 from runtime.rag.answer import Source  # noqa: E402
 from runtime.rag.evidence import check_claims, claim_words, sentences, split_claims  # noqa: E402
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.eval_data import cache_folder
-from runtime.config import CoverageOptions, GenerateOptions, LoadOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import CoverageOptions
 
 ONE_TOKEN = GenerateOptions(max_tokens=1)
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runtime.config import GenerateOptions, LoadOptions, PackingOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import PackingOptions
 
 if TYPE_CHECKING:
     from runtime.llm.chat_view import LanguageModel

@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from runtime.cli.options import load_options_from, model_options, show_warnings
-from runtime.config import CoverageOptions, GenerateOptions
+from runtime.config import GenerateOptions
+from runtime.rag.config import CoverageOptions
 
 _GENERATE = GenerateOptions()
 

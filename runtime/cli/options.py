@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from runtime.config import KV_TYPES, GenerateOptions, LoadOptions, PackingOptions
+from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
+from runtime.rag.config import PackingOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

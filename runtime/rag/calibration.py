@@ -1,6 +1,6 @@
 """A coverage rule fitted on one index's own questions (``rt eval --calibrate``).
 
-The default rule (:class:`~runtime.config.CoverageOptions`) was fitted on SQuAD articles; on
+The default rule (:class:`~runtime.rag.config.CoverageOptions`) was fitted on SQuAD articles; on
 other documents its threshold may sit in the wrong place. :func:`calibrate` fits the two numbers
 that move with the documents and the embedding model, the key-term weight and the score
 threshold, on part of an index's labelled questions (answerable, and about documents the index
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from runtime.config import CoverageOptions
+from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import decide
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ look-ups (:func:`measure`):
 - ``term_coverage`` (all retrieved passages together) and ``keyword_best`` (FTS5's best BM25
   score, whose scale depends on the corpus) are reported too.
 
-:func:`decide` combines them with the weights of :class:`~runtime.config.CoverageOptions`
+:func:`decide` combines them with the weights of :class:`~runtime.rag.config.CoverageOptions`
 (``score = best_similarity + term_weight * term_share``), fitted on the dev split of
 ``benchmarks/bench_answers.py``, and gives a :class:`Coverage` with a one-line reason. Where
 :func:`needs_probe` says the model's own yes/no could change that, :func:`runtime.rag.probe.judge`
@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from runtime.config import CoverageOptions
+from runtime.rag.config import CoverageOptions
 from runtime.index.store import fts_phrase
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ After generation the answer is split into sentences (:func:`split_claims`); each
 source numbers it cites. For every claim, the sentences of its cited sources (and pairs of
 adjacent ones) are scored by lexical overlap (the share of the claim's content words they hold)
 and by embedding similarity with the index's own embedder; the best is the claim's evidence.
-A claim is ``supported`` when that score reaches :class:`~runtime.config.EvidenceOptions`'
+A claim is ``supported`` when that score reaches :class:`~runtime.rag.config.EvidenceOptions`'
 ``min_support``. A claim that cites nothing, cites a number that was not given, or whose cited
 sources hold nothing close enough is unsupported: it is never passed silently as cited.
 """
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-from runtime.config import EvidenceOptions
+from runtime.rag.config import EvidenceOptions
 from runtime.rag.coverage import QUESTION_WORDS
 from runtime.rag.prompt import SourceLike, parse_citations
 

@@ -36,7 +36,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from runtime.config import PackingOptions
+from runtime.rag.config import PackingOptions
 from runtime.rag.evidence import Span, claim_words, sentences
 from runtime.rag.prompt import BuiltPrompt, Turn, build_prompt
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from runtime.config import CoverageOptions
+from runtime.rag.config import CoverageOptions
 from runtime.llm.yes_no import YesNo, YesNoReader
 from runtime.rag.coverage import Coverage, decide
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.rag.calibration import rule_for
-from runtime.config import CoverageOptions, EvidenceOptions, GenerateOptions, LoadOptions, PackingOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import CoverageOptions, EvidenceOptions, PackingOptions
 from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query

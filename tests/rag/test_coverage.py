@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import CoverageOptions
+from runtime.rag.config import CoverageOptions
 from runtime.index import Index
 from runtime.rag.coverage import assess, decide, informative_terms, measure
 from tests.rag.conftest import run

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import GenerateOptions, LoadOptions, PackingOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import PackingOptions
 from runtime.index import Hit, Index
 from runtime.index.config import IndexOptions
 from runtime.rag.packing import merge_hits, pack

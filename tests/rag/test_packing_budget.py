@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from runtime.config import PackingOptions
+from runtime.rag.config import PackingOptions
 from runtime.index import Hit
 from runtime.rag.packing import FIRST_ROUND, build_packed_prompt, pack
 from runtime.rag.prompt import ANSWER_PREFIX, build_prompt

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import CoverageOptions, GenerateOptions, LoadOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import CoverageOptions
 from runtime.llm.chat_view import ChatModel, PlainChat, chat_view
 from runtime.llm.model import Model
 from runtime.rag.coverage import Coverage, needs_probe

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import GenerateOptions, LoadOptions, PackingOptions
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.rag.config import PackingOptions
 from runtime.rag.rag import ANSWERED_ANYWAY, RAG
 
 SHORT = GenerateOptions(max_tokens=48)
