@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from runtime.index.search import repair_text
+from runtime.text import repair_surrogates as repair_text
 
 __all__ = ["decode_line", "read_line", "repair_text", "stdin_lines"]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runtime.errors import InputError
 from runtime.index.readers import BINARY_SUFFIXES
+from runtime.text import repair_surrogates
 
 
 # Skip reasons whose files are named in the report (the others are a person's choice, hidden
@@ -72,13 +73,7 @@ def path_key(path: str | Path) -> str:
     from a Windows name, as NUL, ``u`` and four). :func:`shown` turns a key into the name people
     see; :func:`key_path` gives the path back.
     """
-    text = str(path)
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    return "".join(_escape(c) if "\ud800" <= c <= "\udfff" else c for c in text)
+    return repair_surrogates(str(path), _escape)
 
 
 def _escape(char: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from runtime.text import repair_surrogates
+
 
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[tuple[int, float]]], k: int = 60
@@ -52,13 +54,4 @@ def repair_text(text: str) -> str:
     Such text cannot be tokenized, stored or printed; a query with one bad byte should still
     find what its other words match.
     """
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate no byte made
-        raw = text.encode("utf-8", "surrogatepass")
-    return raw.decode("utf-8", "replace")
+    return repair_surrogates(text)
