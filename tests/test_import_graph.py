@@ -159,7 +159,7 @@ def test_every_module_imports_on_its_own() -> None:
 
 
 # --- package layers ----------------------------------------------------------------------------
-# Low to high (docs/architecture.md, "Layers"): each package may import itself and the packages
+# Low to high (docs/architecture.md, "The layers"): each package may import itself and the packages
 # listed for it. ``core`` is runtime/*.py; ``api`` is runtime/__init__.py, the one-import public
 # API over the library; ``convert`` is the converter, which only ``rt convert`` uses.
 _CORE = {"core"}
