@@ -1,6 +1,6 @@
 """Put a file at a path without a second copy when the disk allows: a hard link, else a copy.
 
-The registry (``convert.install``) and the hub's download cache (:mod:`runtime.models.hub`) both
+Installing into the registry (``rt convert``) and the hub download (:mod:`runtime.models.hub`) both
 place multi-GB GGUF files this way.
 """
 
