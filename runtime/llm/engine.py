@@ -1,7 +1,7 @@
 """What :class:`~runtime.llm.model.Model` needs from an engine: the :class:`Engine` protocol.
 
 Two engines satisfy it: :class:`runtime.llm.llama_engine.LlamaEngine` runs llama.cpp in this
-process, :class:`runtime.process.worker.WorkerEngine` proxies the same calls to a model child
+process, :class:`runtime.llm.worker.WorkerEngine` proxies the same calls to a model child
 process. Anything else that tokenizes and streams text (a remote server) can stand in for them.
 Both also read a yes/no judgement from the logits (:class:`runtime.llm.yes_no.YesNoReader`),
 which another engine may lack.

@@ -125,7 +125,7 @@ class Model:
         return replace(options, n_ctx=n_ctx)
 
     def _check_repack(self, options: LoadOptions) -> LoadOptions:
-        from runtime.process.worker import probe_repack
+        from runtime.llm.worker import probe_repack
 
         failure = probe_repack(self.path, options)
         if failure is None:
@@ -136,7 +136,7 @@ class Model:
 
     def _start_engine(self) -> Engine:
         if self.options.isolate:
-            from runtime.process.worker import WorkerEngine
+            from runtime.llm.worker import WorkerEngine
 
             return WorkerEngine(self.path, self.options, memory=self.memory)
         from runtime.llm.llama_engine import LlamaEngine

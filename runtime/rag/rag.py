@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from runtime.index import Hit, Index
     from runtime.index.embedder import Embedder
-    from runtime.llm.remote import RemoteEndpoints
+    from runtime.rag.endpoints import RemoteEndpoints
     from runtime.llm.chat_view import LanguageModel
     from runtime.llm.model import Completion
 

@@ -1,6 +1,6 @@
 """The loaded model, the indexes and the embedder behind ``rt serve``, used from one thread.
 
-The model is loaded once and stays loaded (in rt's model process, :mod:`runtime.process.worker`).
+The model is loaded once and stays loaded (in rt's model process, :mod:`runtime.llm.worker`).
 Every call that touches it runs in one worker thread, so generations never interleave; the
 event loop only moves text pieces from that thread to the HTTP responses. A generation stops
 between two tokens when its client goes away (:meth:`ModelHost.run` is told so by ``cancel``).
