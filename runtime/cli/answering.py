@@ -18,7 +18,7 @@ import click
 from runtime.config import GenerateOptions, LoadOptions, PackingOptions
 
 if TYPE_CHECKING:
-    from runtime.llm.chat_view import LanguageModel
+    from runtime.llm.types import LanguageModel
     from runtime.rag.answer import Answer
     from runtime.rag.rag import RAG, AnswerStream, LoadTimings
 

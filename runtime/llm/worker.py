@@ -171,7 +171,7 @@ class WorkerEngine:
         return dict(self._special_tokens)
 
     def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
-        """Like :meth:`runtime.llm.engine.Engine.stream`, with the pieces coming from the child."""
+        """Like :meth:`runtime.llm.types.Engine.stream`, with the pieces coming from the child."""
         self._idle()
         self._send(("stream", prompt, options))
         self._recv()  # "started", or the error (ContextOverflowError) raised now

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.llm.engine import Engine
+from runtime.llm.types import Engine
 
 OPTIONS = LoadOptions(n_ctx=256, threads=1)
 
