@@ -19,7 +19,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.rag.config import PackingOptions
 
 if TYPE_CHECKING:
-    from runtime.llm.chat_view import LanguageModel
+    from runtime.llm.types import LanguageModel
     from runtime.rag.answer import Answer
     from runtime.rag.rag import RAG, AnswerStream, LoadTimings
 

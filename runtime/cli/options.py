@@ -131,16 +131,16 @@ def embed_remote_options(f: F) -> F:
 
 def remote_embedder_from(params: Mapping[str, Any]) -> Any:
     """The remote embedder of a command's :func:`embed_remote_options`, or ``None`` (local)."""
-    from runtime.llm.remote import RemoteEndpoints
+    from runtime.rag.endpoints import RemoteEndpoints
 
     remote = RemoteEndpoints.from_options(embed_url=params["embed_url"], api_key=params["llm_api_key"])
     return remote.embedder() if remote is not None and remote.embed_url else None
 
 
 def remote_from(params: Mapping[str, Any]) -> Any:
-    """The :class:`~runtime.llm.remote.RemoteEndpoints` of a command's :func:`remote_options`
+    """The :class:`~runtime.rag.endpoints.RemoteEndpoints` of a command's :func:`remote_options`
     (``None``: everything local)."""
-    from runtime.llm.remote import RemoteEndpoints
+    from runtime.rag.endpoints import RemoteEndpoints
 
     return RemoteEndpoints.from_options(params["llm_url"], params["llm_model"], params["embed_url"],
                                         params["llm_api_key"])

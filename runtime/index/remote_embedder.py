@@ -32,7 +32,7 @@ class RemoteEmbedder:
 
     def __init__(self, url: str, model: str | None = None, *, api_key: str | None = None,
                  options: RemoteOptions = RemoteOptions(), max_tokens: int = 256) -> None:
-        from runtime.llm.remote_client import RemoteClient
+        from runtime.http_client import RemoteClient
 
         self.client = RemoteClient(url, api_key=api_key, options=options, what="--embed-url")
         self.url = self.client.base

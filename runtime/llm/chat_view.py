@@ -1,5 +1,6 @@
-"""How a model turns chat messages into prompt text: its own chat template, or, for a base model
-whose GGUF has none, a plain ``Question:``/``Answer:`` layout (:class:`PlainChat`).
+"""How a model turns a :class:`~runtime.llm.types.Prompt` into prompt text: its own chat template,
+or, for a base model whose GGUF has none, a plain ``Question:``/``Answer:`` layout
+(:class:`PlainChat`).
 
 ``rt ask --no-rag``, the RAG prompt builder and ``rt chat`` all go through :func:`chat_view`, so a
 base model is handled the same way everywhere: a warning, the plain layout, and stop strings that
@@ -9,52 +10,15 @@ end its answer before it writes the next ``Question:``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from runtime.config import GenerateOptions
 from runtime.llm.chat_template import plain_prompt
+from runtime.llm.types import ChatModel, LanguageModel, Prompt, Stream
 
-if TYPE_CHECKING:
-    from runtime.llm.model import Stream
+__all__ = ["ChatModel", "LanguageModel", "PlainChat", "chat_view", "with_chat_stops"]
 
 logger = logging.getLogger(__name__)
-
-
-class ChatModel(Protocol):
-    """What prompt building needs from a model (:class:`~runtime.llm.model.Model` and
-    :class:`PlainChat` have all three)."""
-
-    n_ctx: int
-
-    def chat_prompt(
-        self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True
-    ) -> str: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-
-class ModelInfo(Protocol):
-    """What answering reads of a model's metadata (a GGUF's, or a server's)."""
-
-    @property
-    def chat_template(self) -> str | None: ...
-
-
-class LanguageModel(ChatModel, Protocol):
-    """What answering needs from a model: :class:`~runtime.llm.model.Model` (a local GGUF) and
-    :class:`~runtime.llm.remote.RemoteModel` (an OpenAI-compatible server) both have it."""
-
-    path: Path
-
-    @property
-    def info(self) -> ModelInfo: ...
-
-    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream: ...
-
-    def close(self) -> None: ...
 
 
 class PlainChat:
@@ -66,12 +30,20 @@ class PlainChat:
         self.n_ctx = model.n_ctx
         self.stop: tuple[str, ...] = plain_prompt([])[1]
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        """The messages as ``system``, ``Question: ...``, ``Answer: ...`` blocks, ending in ``Answer:``."""
-        return plain_prompt(messages)[0]
+    def render(self, prompt: Prompt) -> str:
+        """The messages as ``system``, ``Question: ...``, ``Answer: ...`` blocks, ending in
+        ``Answer:``, then the prompt's answer prefix."""
+        return plain_prompt(prompt.messages)[0] + prompt.answer_prefix
 
-    def count_tokens(self, text: str) -> int:
-        return self.model.count_tokens(text)
+    def count_tokens(self, prompt: Prompt | str) -> int:
+        return self.model.count_tokens(self._text(prompt))
+
+    def stream(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Stream:
+        """The model's stream of ``prompt`` in the plain layout (add :func:`with_chat_stops`)."""
+        return self.model.stream(self._text(prompt), options)
+
+    def _text(self, prompt: Prompt | str) -> str:
+        return self.render(prompt) if isinstance(prompt, Prompt) else prompt
 
 
 def chat_view(model: LanguageModel) -> LanguageModel | PlainChat:

@@ -1,4 +1,5 @@
-"""What one generation produces, and the text pipeline between token bytes and the caller.
+"""The text pipeline between token bytes and the caller (what one generation produces,
+:class:`~runtime.llm.types.Completion`, lives with the other model-facing types).
 
 Token pieces arrive as bytes, and a multi-byte UTF-8 character may be split across two tokens:
 :class:`TextAssembler` decodes incrementally and holds back any tail that could be the start of
@@ -8,34 +9,8 @@ a stop string, so the caller never sees text that a stop string later takes back
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Completion:
-    """The result of one generation.
-
-    ``finish_reason`` is ``"stop"`` (end-of-generation token or a stop string) or ``"length"``
-    (``max_tokens`` reached or the context window full). ``cached_tokens`` is how many prompt
-    tokens were reused from the previous call's KV cache instead of being processed again.
-    ``draft_tokens`` were guessed by prompt lookup and ``accepted_tokens`` of them kept.
-    """
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    finish_reason: str
-    prompt_seconds: float
-    generation_seconds: float
-    draft_tokens: int = 0  # prompt-lookup tokens drafted, and those the model agreed with
-    accepted_tokens: int = 0
-    threads: int = 0  # the threads that generated it (0: not known, a remote model)
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Generation speed (completion tokens over generation seconds)."""
-        return self.completion_tokens / self.generation_seconds if self.generation_seconds > 0 else 0.0
+from runtime.llm.types import Completion as Completion  # llama_engine imports it from here
 
 
 class TextAssembler:

@@ -1,13 +1,17 @@
 """rt's Python API: load a GGUF once, then stream or complete many prompts.
 
-    from runtime.llm.model import Model
     from runtime.config import GenerateOptions
+    from runtime.llm.model import Model
+    from runtime.llm.types import Prompt
 
     with Model() as model:                      # the embedded SmolLM2, or a name/path
-        prompt = model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+        prompt = Prompt([{"role": "user", "content": "What is the capital of France?"}])
         for piece in model.stream(prompt):
             print(piece, end="", flush=True)
         print(model.complete(prompt, GenerateOptions(max_tokens=32)).text)
+
+A :class:`~runtime.llm.types.Prompt` is rendered with the GGUF's own chat template
+(:meth:`Model.render`, also :meth:`Model.chat_prompt`); plain text is generated from as it is.
 
 Loading checks the file (:func:`runtime.models.gguf_file.inspect_gguf`) and the memory it needs
 (:func:`runtime.models.memory.preflight`) before llama.cpp sees it, then runs the model in a child
@@ -18,65 +22,30 @@ ends in a :class:`ModelCrashedError` with a diagnosis instead of a silent exit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from runtime.llm.chat_template import render_chat
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ConfigError
-from runtime.llm.generation import Completion
-from runtime.models.registry import resolve_model
+from runtime.llm.chat_template import ChatPrompt, render_chat
+from runtime.llm.types import Completion, Prompt, Stream
 from runtime.llm.yes_no import YesNo, YesNoReader
+from runtime.models.registry import resolve_model
 
 if TYPE_CHECKING:
-    from runtime.llm.engine import Engine
+    from runtime.llm.types import Engine
 
-__all__ = ["Completion", "Model", "Stream"]
+__all__ = ["Completion", "Model", "Prompt", "Stream"]
 
 logger = logging.getLogger(__name__)
 
-
-class Stream(Iterator[str]):
-    """Text pieces of one generation, as they are produced.
-
-    :attr:`completion` is set (a :class:`Completion` with the whole text, token counts and
-    timings) once iteration ends. :meth:`close` (or leaving a ``with`` block) stops the
-    generation early.
-    """
-
-    def __init__(self, generator: Generator[str, None, Completion]) -> None:
-        self._generator = generator
-        self.completion: Completion | None = None
-        self.closed = False
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> str:
-        if self.closed:
-            raise StopIteration
-        try:
-            return next(self._generator)
-        except StopIteration as stop:
-            self.completion = stop.value
-            self.closed = True
-            raise StopIteration from None
-
-    def close(self) -> None:
-        """Stop generating (the text produced so far stays in the model's KV cache)."""
-        if not self.closed:
-            self.closed = True
-            self._generator.close()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+# A RAG answer renders one prompt three times (counting it for the budget, showing it, streaming
+# it) and its coverage probe once more; the last few renderings are kept.
+REMEMBERED_RENDERINGS = 8
 
 
 class Model:
@@ -101,6 +70,7 @@ class Model:
             options = self._check_repack(options)
         self.options: LoadOptions = options
         self._active: Stream | None = None
+        self._rendered: OrderedDict[tuple[object, ...], ChatPrompt] = OrderedDict()
         engine = self._start_engine()
         self._engine: Engine | None = engine
         self.n_ctx: int = engine.n_ctx
@@ -108,9 +78,7 @@ class Model:
     @property
     def pid(self) -> int:
         """Id of the process that holds the model (the child with ``isolate``, else this one)."""
-        if self._engine is None:
-            raise ConfigError("this Model is closed", hint="create a new Model")
-        return self._engine.pid  # reading it must not stop a stream
+        return self._open_engine().pid  # reading it must not stop a stream
 
     def _fit_context(self, options: LoadOptions) -> LoadOptions:
         from runtime.models.memory import effective_ctx  # the rule the memory estimate and `rt info` use
@@ -125,7 +93,7 @@ class Model:
         return replace(options, n_ctx=n_ctx)
 
     def _check_repack(self, options: LoadOptions) -> LoadOptions:
-        from runtime.process.worker import probe_repack
+        from runtime.llm.worker import probe_repack
 
         failure = probe_repack(self.path, options)
         if failure is None:
@@ -136,58 +104,80 @@ class Model:
 
     def _start_engine(self) -> Engine:
         if self.options.isolate:
-            from runtime.process.worker import WorkerEngine
+            from runtime.llm.worker import WorkerEngine
 
             return WorkerEngine(self.path, self.options, memory=self.memory)
         from runtime.llm.llama_engine import LlamaEngine
 
         return LlamaEngine(self.path, self.options)
 
-    def _idle_engine(self) -> Engine:
-        """The engine, after stopping a stream the caller left unfinished."""
+    def _open_engine(self) -> Engine:
         if self._engine is None:
             raise ConfigError("this Model is closed", hint="create a new Model")
+        return self._engine
+
+    def _idle_engine(self) -> Engine:
+        """The engine, after stopping a stream the caller left unfinished."""
+        engine = self._open_engine()
         if self._active is not None:
             self._active.close()
             self._active = None
-        return self._engine
+        return engine
 
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
         """Token ids of ``text`` with this model's tokenizer: special tokens written in it are
-        parsed, except in the messages' own text of a prompt from :meth:`chat_prompt`."""
+        parsed, except in the messages' own text of a prompt from :meth:`render`."""
         return list(self._idle_engine().tokenize(text, add_special=add_special))
 
-    def count_tokens(self, text: str) -> int:
-        """How many tokens ``text`` takes (no BOS added)."""
-        return len(self.tokenize(text))
+    def count_tokens(self, prompt: Prompt | str) -> int:
+        """How many tokens ``prompt`` takes (rendered, when a :class:`Prompt`; no BOS added)."""
+        return len(self.tokenize(self._text(prompt)))
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """The text of ``tokens``."""
         return str(self._idle_engine().detokenize(tokens))
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        """Render chat messages (``{"role": ..., "content": ...}``) with the GGUF's own template.
+    def render(self, prompt: Prompt) -> str:
+        """``prompt``'s messages rendered with the GGUF's own chat template, then its answer prefix.
 
-        The text is a :class:`~runtime.llm.chat_template.ChatPrompt`: tokenizing it (here, in
-        :meth:`stream`, :meth:`count_tokens`) parses special tokens only where the template
-        wrote them, so a message's ``<|im_start|>`` stays text.
+        The text is a :class:`~runtime.llm.chat_template.ChatPrompt`: tokenizing it (in
+        :meth:`stream`, :meth:`count_tokens`, :meth:`tokenize`) parses special tokens only where
+        the template wrote them, so a message's ``<|im_start|>`` stays text.
 
         Raises :class:`UnsupportedModelError` if the model has no chat template.
         """
-        return render_chat(
-            self.info.chat_template, messages, add_generation_prompt=add_generation_prompt,
-            model_name=self.path.name, **self._idle_engine().special_tokens(),
-        )
+        engine = self._open_engine()  # rendering needs no idle engine: a stream may go on
+        key = (prompt.key()[0], prompt.add_generation_prompt)  # the prefix is added after
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = render_chat(
+                self.info.chat_template, prompt.messages, add_generation_prompt=prompt.add_generation_prompt,
+                model_name=self.path.name, **engine.special_tokens(),
+            )
+            self._rendered[key] = rendered
+            while len(self._rendered) > REMEMBERED_RENDERINGS:
+                self._rendered.popitem(last=False)
+        self._rendered.move_to_end(key)
+        return rendered + prompt.answer_prefix
 
-    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream:
-        """Generate from ``prompt`` (already-templated text), yielding text pieces.
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+        """Render chat messages (``{"role": ..., "content": ...}``) with the GGUF's own template:
+        :meth:`render` of a :class:`Prompt` of them."""
+        return self.render(Prompt(messages, add_generation_prompt=add_generation_prompt))
+
+    def _text(self, prompt: Prompt | str) -> str:
+        return self.render(prompt) if isinstance(prompt, Prompt) else prompt
+
+    def stream(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Stream:
+        """Generate from ``prompt`` (a :class:`Prompt`, or text taken as it is), yielding text pieces.
 
         The KV cache of the previous call is reused for the prompt's common prefix. Raises
         :class:`ContextOverflowError` (with token counts) when the prompt does not fit ``n_ctx``,
         here, before anything is generated.
         """
+        text = self._text(prompt)
         engine = self._idle_engine()
-        self._active = Stream(engine.stream(prompt, options))
+        self._active = Stream(engine.stream(text, options))
         return self._active
 
     def yes_no(self, prompt: str, probe: str) -> YesNo | None:
@@ -200,13 +190,9 @@ class Model:
             return None
         return engine.yes_no(prompt, probe)
 
-    def complete(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Completion:
+    def complete(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Completion:
         """Generate from ``prompt`` and return the whole :class:`Completion`."""
-        stream = self.stream(prompt, options)
-        for _ in stream:
-            pass
-        assert stream.completion is not None
-        return stream.completion
+        return self.stream(prompt, options).complete()
 
     def close(self) -> None:
         """Free the model (and end its process). Idempotent."""

@@ -1,22 +1,21 @@
 """Generation on someone else's engine: any OpenAI-compatible server (llama-server, vLLM, Ollama,
 LM Studio, llama-cpp-python's server, ``rt serve``).
 
-:class:`~runtime.llm.remote_client.RemoteClient` is the HTTP side (bounded timeouts and retries,
+:class:`~runtime.http_client.RemoteClient` is the HTTP side (bounded timeouts and retries,
 every failure one :class:`~runtime.errors.RemoteBackendError` naming the URL and what to
 check). :class:`RemoteModel` stands where a local :class:`~runtime.llm.model.Model` stands for
 prompt building and generation, so retrieval, coverage and citations stay in rt:
 
-- ``chat_prompt`` renders messages as plain role-tagged text for counting tokens, and
-  remembers them, so that ``stream`` of that text sends the messages themselves to
-  ``/v1/chat/completions`` (the server applies its own chat template). Text after the
-  rendered messages (rt's answer prefix, "According to [") goes as a trailing assistant
-  message, which servers that support prefill continue (llama-server), and the question asks
-  for it too, for those that start a new reply instead (llama-cpp-python's server, Ollama): a
-  reply that repeats the prefix has it taken off, since rt shows it already. Any other text
-  goes to ``/v1/completions`` as is.
-- ``count_tokens`` uses the server's tokenizer endpoint where it has one (``/tokenize`` of
-  llama-server and ``rt serve``, ``/extras/tokenize`` of llama-cpp-python), else a
-  conservative estimate (one token per 3 bytes); :attr:`RemoteModel.token_counting` says which.
+- ``stream`` of a :class:`~runtime.llm.types.Prompt` sends its messages to
+  ``/v1/chat/completions`` (the server applies its own chat template). The prompt's answer
+  prefix (rt's "According to [") goes as a trailing assistant message, which servers that
+  support prefill continue (llama-server), and the question asks for it too, for those that
+  start a new reply instead (llama-cpp-python's server, Ollama): a reply that repeats the prefix
+  has it taken off, since rt shows it already. Plain text goes to ``/v1/completions`` as is.
+- ``count_tokens`` counts a prompt's messages as role-tagged text (:meth:`RemoteModel.render`)
+  with the server's tokenizer endpoint where it has one (``/tokenize`` of llama-server and
+  ``rt serve``, ``/extras/tokenize`` of llama-cpp-python), else with a conservative estimate
+  (one token per 3 bytes); :attr:`RemoteModel.token_counting` says which.
 """
 
 from __future__ import annotations
@@ -24,24 +23,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.config import GenerateOptions, RemoteOptions
 from runtime.errors import RemoteBackendError
-from runtime.llm.generation import Completion
-from runtime.llm.model import Stream
-from runtime.llm.remote_client import RemoteClient
+from runtime.http_client import RemoteClient
+from runtime.llm.types import Completion, Prompt, Stream
 
 __all__ = ["RemoteClient", "RemoteModel"]
 
 logger = logging.getLogger(__name__)
 
 BYTES_PER_TOKEN_ESTIMATE = 3  # English averages ~4 bytes per token; 3 errs on the side of fitting
-REMEMBERED_PROMPTS = 32
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,6 @@ class RemoteModel:
         if not self._tokenizer:
             logger.warning("%s has no tokenizer endpoint; the context budget uses %s", self.url,
                            self.token_counting)
-        self._rendered: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
 
     def _pick(self, listing: Any, model: str | None) -> Mapping[str, Any]:
         entries = [e for e in (listing.get("data") or []) if isinstance(e, Mapping) and "id" in e] \
@@ -129,8 +124,10 @@ class RemoteModel:
         return None
 
     # --- what prompt building needs --------------------------------------------------------
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` by the server's tokenizer, or a conservative estimate."""
+    def count_tokens(self, prompt: Prompt | str) -> int:
+        """Tokens of ``prompt`` (its :meth:`render` text) by the server's tokenizer, or a
+        conservative estimate."""
+        text = self.render(prompt) if isinstance(prompt, Prompt) else prompt
         if self._tokenizer is None:
             return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN_ESTIMATE)
         return len(self.tokenize(text))
@@ -144,31 +141,25 @@ class RemoteModel:
         answer = self.client.post(path, {field: text, "add_special": add_special}, root=True)
         return [int(t) for t in answer["tokens"]]
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        """Role-tagged text of ``messages`` (for counting); :meth:`stream` sends the messages."""
-        kept = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-        text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in kept)
-        if add_generation_prompt:
+    def render(self, prompt: Prompt) -> str:
+        """Role-tagged text of ``prompt``'s messages and its answer prefix: what is counted (the
+        server renders the messages with its own template)."""
+        text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in prompt.messages)
+        if prompt.add_generation_prompt:
             text += "<|assistant|>\n"
-        self._rendered[text] = kept
-        self._rendered.move_to_end(text)
-        while len(self._rendered) > REMEMBERED_PROMPTS:
-            self._rendered.popitem(last=False)
-        return text
+        return text + prompt.answer_prefix
 
     # --- generation ------------------------------------------------------------------------
-    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Stream:
-        """Generate on the server, yielding text pieces; ``.completion`` is set at the end."""
+    def stream(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Stream:
+        """Generate on the server from ``prompt``'s messages (plain text: as it is), yielding text
+        pieces; ``.completion`` is set at the end."""
         return Stream(self._generate(prompt, options))
 
-    def complete(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Completion:
-        stream = self.stream(prompt, options)
-        for _ in stream:
-            pass
-        assert stream.completion is not None
-        return stream.completion
+    def complete(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Completion:
+        """Generate from ``prompt`` and return the whole :class:`Completion`."""
+        return self.stream(prompt, options).complete()
 
-    def _request(self, prompt: str, options: GenerateOptions) -> tuple[str, dict[str, Any], str]:
+    def _request(self, prompt: Prompt | str, options: GenerateOptions) -> tuple[str, dict[str, Any], str]:
         """The endpoint, the body, and the answer prefix the reply may repeat."""
         body: dict[str, Any] = {
             "model": self.model_id, "stream": True, "max_tokens": options.max_tokens,
@@ -177,18 +168,17 @@ class RemoteModel:
         }
         if options.stop:
             body["stop"] = list(options.stop)
-        for rendered in sorted(self._rendered, key=len, reverse=True):
-            if prompt.startswith(rendered):
-                messages = list(self._rendered[rendered])
-                prefill = prompt[len(rendered):]
-                if prefill.strip() and messages and messages[-1]["role"] == "user":
-                    asked = f'{messages[-1]["content"]}\n\nBegin your answer with "{prefill.strip()}".'
-                    messages[-1] = {"role": "user", "content": asked}
-                    messages.append({"role": "assistant", "content": prefill})
-                return "/chat/completions", body | {"messages": messages}, prefill.strip()
-        return "/completions", body | {"prompt": prompt}, ""
+        if not isinstance(prompt, Prompt):
+            return "/completions", body | {"prompt": prompt}, ""
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in prompt.messages]
+        prefill = prompt.answer_prefix
+        if prefill.strip() and messages and messages[-1]["role"] == "user":
+            asked = f'{messages[-1]["content"]}\n\nBegin your answer with "{prefill.strip()}".'
+            messages[-1] = {"role": "user", "content": asked}
+            messages.append({"role": "assistant", "content": prefill})
+        return "/chat/completions", body | {"messages": messages}, prefill.strip()
 
-    def _generate(self, prompt: str, options: GenerateOptions) -> Generator[str, None, Completion]:
+    def _generate(self, prompt: Prompt | str, options: GenerateOptions) -> Generator[str, None, Completion]:
         path, body, prefix = self._request(prompt, options)
         started = time.perf_counter()
         first: float | None = None
@@ -264,53 +254,3 @@ def _with_content(event: dict[str, Any], text: str) -> dict[str, Any]:
     choice = dict(event["choices"][0])
     choice["delta"] = dict(choice.get("delta") or {}) | {"content": text}
     return event | {"choices": [choice, *event["choices"][1:]]}
-
-
-@dataclass(frozen=True)
-class RemoteEndpoints:
-    """Where generation and embedding go instead of local models (``--llm-url``, ``--embed-url``).
-
-    ``None`` URLs keep the local model. ``api_key`` is sent to both servers.
-    """
-
-    llm_url: str | None = None
-    llm_model: str | None = None
-    embed_url: str | None = None
-    embed_model: str | None = None
-    api_key: str | None = None
-    options: RemoteOptions = RemoteOptions()
-
-    def __repr__(self) -> str:  # a traceback or a log may show it: no password, no key
-        from runtime.redact import redact_credentials
-
-        def shown(url: str | None) -> str | None:
-            return None if url is None else redact_credentials(url).split("?")[0]
-
-        return (f"RemoteEndpoints(llm_url={shown(self.llm_url)!r}, llm_model={self.llm_model!r}, "
-                f"embed_url={shown(self.embed_url)!r}, embed_model={self.embed_model!r}, "
-                f"api_key={'***' if self.api_key else None})")
-
-    @classmethod
-    def from_options(cls, llm_url: str | None = None, llm_model: str | None = None, embed_url: str | None = None,
-                     api_key: str | None = None) -> RemoteEndpoints | None:
-        """The endpoints given, with ``RT_LLM_URL``, ``RT_EMBED_URL`` and ``RT_LLM_API_KEY`` for
-        those not given; ``None`` when neither URL is set."""
-        from runtime import env
-
-        llm_url, embed_url = llm_url or env.llm_url(), embed_url or env.embed_url()
-        if not llm_url and not embed_url:
-            return None
-        return cls(llm_url=llm_url, llm_model=llm_model, embed_url=embed_url,
-                   api_key=api_key or env.remote_api_key())
-
-    def model(self) -> RemoteModel:
-        """The remote language model (:class:`RemoteBackendError` when unreachable)."""
-        assert self.llm_url is not None
-        return RemoteModel(self.llm_url, self.llm_model, api_key=self.api_key, options=self.options)
-
-    def embedder(self) -> Any:
-        """The remote :class:`~runtime.index.remote_embedder.RemoteEmbedder`."""
-        from runtime.index.remote_embedder import RemoteEmbedder
-
-        assert self.embed_url is not None
-        return RemoteEmbedder(self.embed_url, self.embed_model, api_key=self.api_key, options=self.options)

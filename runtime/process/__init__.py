@@ -1,2 +1,4 @@
-"""The model process: the parent's proxy (:mod:`worker`), the child's loop (:mod:`child`), the
-framed pipe between them (:mod:`channel`) and what a crash of the child means (:mod:`crash`)."""
+"""Generic plumbing for rt's own child processes (the model process of :mod:`runtime.llm.worker`,
+the quantizer of :mod:`convert.quantize`): how they start (:mod:`launch`), the framed pipe
+(:mod:`channel`, :mod:`pipe_reader`), how they end with their parent (:mod:`lifeline`), what a
+crash means (:mod:`crash`) and the Windows-only calls (:mod:`windows`)."""

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from runtime.config import GenerateOptions
 from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT, question_messages
 from runtime.llm.chat_view import chat_view, with_chat_stops
+from runtime.llm.types import Prompt
 from runtime.rag.answer import Answer, Timings, Usage
 from runtime.rag.rag import AnswerStream
 
 if TYPE_CHECKING:
-    from runtime.llm.chat_view import LanguageModel
+    from runtime.llm.types import LanguageModel
 
 
 def ask_model(model: LanguageModel, question: str, *, system: str | None = DEFAULT_SYSTEM_PROMPT,
@@ -31,10 +32,10 @@ def ask_model(model: LanguageModel, question: str, *, system: str | None = DEFAU
     """
     started = time.perf_counter()
     view = chat_view(model)
-    prompt = view.chat_prompt(question_messages(question, system))
+    prompt = Prompt(question_messages(question, system))
     options = with_chat_stops(view, options)
     building = time.perf_counter() - started
-    stream = model.stream(prompt, options)
+    stream = view.stream(prompt, options)
 
     def finish() -> Answer:
         completion = stream.completion

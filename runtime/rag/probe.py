@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from runtime.llm.types import Prompt
 from runtime.rag.config import CoverageOptions
 from runtime.llm.yes_no import YesNo, YesNoReader
 from runtime.rag.coverage import Coverage, decide
 
 if TYPE_CHECKING:
-    from runtime.llm.chat_view import ChatModel
+    from runtime.llm.types import ChatModel
     from runtime.rag.prompt import BuiltPrompt
 
 PROBE_QUESTION = "Do the sources above answer the question? Reply with yes or no only."
@@ -43,7 +44,7 @@ def split_probe(view: ChatModel, built: BuiltPrompt) -> tuple[str, str]:
 
     ``shared`` is a prefix of ``built.text`` (the sources and the question), ``probe`` the
     probe question and the start of the model's reply, rendered through ``view``."""
-    text = view.chat_prompt(probe_messages(built.messages), add_generation_prompt=True)
+    text = view.render(Prompt(probe_messages(built.messages)))
     shared = len(os.path.commonprefix([text, built.text]))
     return text[:shared], text[shared:]
 

@@ -1,6 +1,7 @@
 """Retrieval-augmented prompts that fit the context window, never silently truncated.
 
-A prompt is a list of chat messages rendered with the model's own chat template:
+A prompt is a :class:`~runtime.llm.types.Prompt`: chat messages and the answer's first words,
+which the model renders with its own chat template (a remote model sends the messages):
 
 1. a system message telling the model to answer only from the numbered sources and to cite them
    as [1], [2];
@@ -13,12 +14,13 @@ The order keeps the start of the prompt stable from one chat turn to the next (s
 history), so the model reuses its KV cache for that prefix; only the new sources and the new
 question are processed each turn.
 
-Budgeting counts tokens with the model's own tokenizer on the rendered prompt: prompt tokens plus
-the reserve for the answer (``max_tokens``) must fit ``n_ctx``. When they do not, the oldest chat
-turns go first (down to the last one), then the lowest-ranked sources (down to one), then the
-last turn; what was dropped is reported. When even the best source does not fit beside the
-question (or the question alone does not fit), :class:`ContextOverflowError` gives the numbers:
-an answer "from the documents" with no source in its prompt would cite sources it never saw.
+Budgeting counts the tokens of the rendered prompt with the model's own tokenizer
+(``model.count_tokens(prompt)``): prompt tokens plus the reserve for the answer (``max_tokens``)
+must fit ``n_ctx``. When they do not, the oldest chat turns go first (down to the last one), then
+the lowest-ranked sources (down to one), then the last turn; what was dropped is reported. When
+even the best source does not fit beside the question (or the question alone does not fit),
+:class:`ContextOverflowError` gives the numbers: an answer "from the documents" with no source in
+its prompt would cite sources it never saw.
 
 How many sources fit is found by galloping over the ranked list (1, 2, 4, ... sources, then a
 binary search between the last prefix that fit and the first that did not), so the prompt is
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from runtime.errors import ContextOverflowError
-from runtime.llm.chat_view import ChatModel
+from runtime.llm.types import ChatModel, Prompt
 
 SYSTEM_INSTRUCTION = (
     "You answer questions using only the numbered sources given with each question. "
@@ -85,15 +87,15 @@ class Turn:
 
 @dataclass(frozen=True)
 class BuiltPrompt:
-    """A rendered prompt and what budgeting did to get it under ``n_ctx``.
+    """A prompt that fits and what budgeting did to get it under ``n_ctx``.
 
-    ``sources`` are the passages actually in the prompt, numbered 1.. in that order;
+    ``prompt`` is what the model is given; ``text`` is how the model renders it (what was
+    counted). ``sources`` are the passages actually in the prompt, numbered 1.. in that order;
     ``dropped_sources`` and ``dropped_turns`` count what did not fit.
     """
 
+    prompt: Prompt
     text: str
-    messages: list[dict[str, str]]
-    answer_prefix: str
     sources: list[SourceLike]
     history: list[Turn]
     prompt_tokens: int
@@ -102,6 +104,16 @@ class BuiltPrompt:
     dropped_sources: int = 0
     dropped_turns: int = 0
     notices: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The prompt's chat messages."""
+        return [dict(m) for m in self.prompt.messages]
+
+    @property
+    def answer_prefix(self) -> str:
+        """The text the answer starts with."""
+        return self.prompt.answer_prefix
 
 
 def where_label(page: int | None, lines: tuple[int, int] | None, location: str | None = None) -> str:
@@ -214,7 +226,7 @@ def build_prompt(
     system: str | None = None,
     answer_prefix: str = "",
 ) -> BuiltPrompt:
-    """Render the prompt with the model's template, dropping what does not fit ``n_ctx``.
+    """The prompt with as much as fits ``n_ctx`` by ``model``'s count, dropping the rest.
 
     ``reserve`` is the room kept for the answer (``max_tokens``); ``answer_prefix`` is text the
     answer starts with, appended after the template's generation prompt. Drops, in this order:
@@ -225,19 +237,18 @@ def build_prompt(
     n_ctx = model.n_ctx
     budget = n_ctx - reserve - BOS_MARGIN  # the most prompt tokens that leave room for the answer
     candidates = list(sources)
-    rendered: dict[tuple[int, int], tuple[str, list[dict[str, str]], int]] = {}
+    counted: dict[tuple[int, int], tuple[Prompt, int]] = {}
 
-    def render(turns: Sequence[Turn], n_sources: int) -> tuple[str, list[dict[str, str]], int]:
+    def measure(turns: Sequence[Turn], n_sources: int) -> tuple[Prompt, int]:
         # turns are always a suffix of history, so their number identifies them
         key = (len(turns), n_sources)
-        if key not in rendered:
-            messages = build_messages(question, candidates[:n_sources], turns, system=system)
-            text = model.chat_prompt(messages, add_generation_prompt=True) + answer_prefix
-            rendered[key] = (text, messages, model.count_tokens(text))
-        return rendered[key]
+        if key not in counted:
+            prompt = Prompt(build_messages(question, candidates[:n_sources], turns, system=system), answer_prefix)
+            counted[key] = (prompt, model.count_tokens(prompt))
+        return counted[key]
 
     def fits(turns: Sequence[Turn], n_sources: int) -> bool:
-        return render(turns, n_sources)[2] <= budget
+        return measure(turns, n_sources)[1] <= budget
 
     kept_history = list(history)
     limit = len(candidates)
@@ -258,8 +269,8 @@ def build_prompt(
             kept_history.pop()
             limit = min(limit, 1)  # the last turn went to make room for the best source
         elif candidates:
-            tokens = render(kept_history, 1)[2] + BOS_MARGIN
-            alone = render(kept_history, 0)[2] + BOS_MARGIN
+            tokens = measure(kept_history, 1)[1] + BOS_MARGIN
+            alone = measure(kept_history, 0)[1] + BOS_MARGIN
             if alone + reserve > n_ctx:
                 raise _question_overflow(alone, reserve, n_ctx)
             raise ContextOverflowError(
@@ -269,9 +280,9 @@ def build_prompt(
                 hint="raise --ctx or lower --max-tokens",
             )
         else:
-            raise _question_overflow(render(kept_history, 0)[2] + BOS_MARGIN, reserve, n_ctx)
+            raise _question_overflow(measure(kept_history, 0)[1] + BOS_MARGIN, reserve, n_ctx)
 
-    text, messages, tokens = render(kept_history, kept)
+    prompt, tokens = measure(kept_history, kept)
     kept_sources = candidates[:kept]
     dropped_sources = len(sources) - len(kept_sources)
     dropped_turns = len(history) - len(kept_history)
@@ -288,9 +299,8 @@ def build_prompt(
             "and were left out"
         )
     return BuiltPrompt(
-        text=text,
-        messages=messages,
-        answer_prefix=answer_prefix,
+        prompt=prompt,
+        text=model.render(prompt),
         sources=kept_sources,
         history=kept_history,
         prompt_tokens=tokens,

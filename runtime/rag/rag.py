@@ -49,9 +49,8 @@ if TYPE_CHECKING:
 
     from runtime.index import Hit, Index
     from runtime.index.embedder import Embedder
-    from runtime.llm.remote import RemoteEndpoints
-    from runtime.llm.chat_view import LanguageModel
-    from runtime.llm.model import Completion
+    from runtime.llm.types import Completion, LanguageModel
+    from runtime.rag.endpoints import RemoteEndpoints
 
 __all__ = ["RAG", "Chat", "Answer", "AnswerStream", "Source", "Timings", "Usage", "Turn"]
 
@@ -287,7 +286,7 @@ class RAG:
         timings = replace(timings, prompt_building=time.perf_counter() - building)
         for notice in built.notices:
             logger.info("%s", notice)
-        stream = self.model.stream(built.text, options)
+        stream = renderer.stream(built.prompt, options)
 
         def finish() -> Answer:
             completion = stream.completion

@@ -1,6 +1,6 @@
 """The loaded model, the indexes and the embedder behind ``rt serve``, used from one thread.
 
-The model is loaded once and stays loaded (in rt's model process, :mod:`runtime.process.worker`).
+The model is loaded once and stays loaded (in rt's model process, :mod:`runtime.llm.worker`).
 Every call that touches it runs in one worker thread, so generations never interleave; the
 event loop only moves text pieces from that thread to the HTTP responses. A generation stops
 between two tokens when its client goes away (:meth:`ModelHost.run` is told so by ``cancel``).
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from runtime.index.embedder import Embedder
+    from runtime.llm.types import Prompt
     from runtime.rag.rag import RAG
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,7 @@ class ServedModel(Protocol):
 
     n_ctx: int
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], *, add_generation_prompt: bool = True) -> str: ...
-
-    def stream(self, prompt: str, options: Any = ...) -> Any: ...
+    def stream(self, prompt: Prompt | str, options: Any = ...) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -66,7 +65,7 @@ class _TrackedModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._host.model, name)
 
-    def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Any:
+    def stream(self, prompt: Prompt | str, options: GenerateOptions = GenerateOptions()) -> Any:
         self.active = self._host.model.stream(prompt, options)
         return self.active
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from runtime.config import GenerateOptions
 from runtime.errors import InputError
+from runtime.llm.types import Prompt
 
 if TYPE_CHECKING:
     from runtime.rag.answer import Answer
@@ -53,13 +54,14 @@ def _from_completion(completion: Any) -> Result:
 
 
 def generate(prompt: str | None, messages: Sequence[dict[str, str]] | None, options: GenerateOptions):
-    """A job generating from a raw ``prompt``, or from chat ``messages`` through the model's template."""
+    """A job generating from a raw ``prompt``, or from chat ``messages`` (which the model renders
+    with its own template, or a remote model sends on)."""
+
+    asked = Prompt(messages) if messages is not None else prompt
+    assert asked is not None
 
     def job(host: ModelHost, emit: Emit, cancel: threading.Event) -> Result | None:
-        model = host.model
-        text = prompt if messages is None else model.chat_prompt(list(messages))
-        assert text is not None
-        stream = model.stream(text, host.request_options(options))
+        stream = host.model.stream(asked, host.request_options(options))
         try:
             if not _drain(stream, emit, cancel):
                 return None

@@ -10,7 +10,7 @@ from runtime.config import LoadOptions
 from runtime.serve.host import ServedModel
 
 if TYPE_CHECKING:
-    from runtime.llm.remote import RemoteEndpoints
+    from runtime.rag.endpoints import RemoteEndpoints
 
 
 def model_loader(model: str | None, load: LoadOptions, remote: RemoteEndpoints | None = None

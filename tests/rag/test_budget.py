@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pytest
 
 from runtime.config import LoadOptions
+from runtime.llm.types import Prompt
 from runtime.rag.prompt import BOS_MARGIN, build_prompt, most_that_fit
 
 
@@ -31,10 +31,11 @@ class CountingModel:
         self.calls = 0
         self.characters = 0
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        return self.model.chat_prompt(messages, add_generation_prompt=add_generation_prompt)  # type: ignore[attr-defined]
+    def render(self, prompt: Prompt) -> str:
+        return str(self.model.render(prompt))  # type: ignore[attr-defined]
 
-    def count_tokens(self, text: str) -> int:
+    def count_tokens(self, prompt: Prompt | str) -> int:
+        text = self.model.render(prompt) if isinstance(prompt, Prompt) else prompt  # type: ignore[attr-defined]
         self.calls += 1
         self.characters += len(text)
         return int(self.model.count_tokens(text))  # type: ignore[attr-defined]

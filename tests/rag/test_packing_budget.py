@@ -3,19 +3,20 @@
 prompt keeps what packing every hit kept.
 
 The model here is a deterministic word counter standing in for the plug point that budgeting
-uses (``n_ctx``, ``chat_prompt``, ``count_tokens``), so that calls can be counted; the same budget
+uses (``n_ctx``, ``render``, ``count_tokens``), so that calls can be counted; the same budget
 search runs on the real SmolLM2 in tests/rag/test_packing.py."""
 
 from __future__ import annotations
 
 import re
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from runtime.rag.config import PackingOptions
 from runtime.index import Hit
+from runtime.llm.types import Prompt
 from runtime.rag.packing import FIRST_ROUND, build_packed_prompt, pack
 from runtime.rag.prompt import ANSWER_PREFIX, build_prompt
 
@@ -27,12 +28,13 @@ class WordCounter:
         self.n_ctx = n_ctx
         self.counts = 0
 
-    def chat_prompt(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
-        return "".join(f"<{m['role']}>\n{m['content']}\n" for m in messages) + "<assistant>\n"
+    def render(self, prompt: Prompt) -> str:
+        return "".join(f"<{m['role']}>\n{m['content']}\n" for m in prompt.messages) + "<assistant>\n" \
+            + prompt.answer_prefix
 
-    def count_tokens(self, text: str) -> int:
+    def count_tokens(self, prompt: Prompt | str) -> int:
         self.counts += 1
-        return len(text.split())
+        return len((self.render(prompt) if isinstance(prompt, Prompt) else prompt).split())
 
 
 class CountingEmbedder:

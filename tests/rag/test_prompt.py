@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import gguf
 import pytest
 
 from runtime.llm.chat_template import render_chat
+from runtime.llm.types import Prompt
 from runtime.errors import ContextOverflowError
 from runtime.rag.prompt import (
     SYSTEM_INSTRUCTION,
@@ -61,14 +61,12 @@ class TemplateModel:
     n_ctx: int = 4096
     bos_token: str = ""
 
-    def chat_prompt(
-        self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True
-    ) -> str:
-        return render_chat(self.template, messages, bos_token=self.bos_token,
-                           add_generation_prompt=add_generation_prompt)
+    def render(self, prompt: Prompt) -> str:
+        return render_chat(self.template, prompt.messages, bos_token=self.bos_token,
+                           add_generation_prompt=prompt.add_generation_prompt) + prompt.answer_prefix
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
+    def count_tokens(self, prompt: Prompt | str) -> int:
+        return len((self.render(prompt) if isinstance(prompt, Prompt) else prompt).split())
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ index run, a quantizer child.
 Windows is imitated: on Windows a blocking pipe read is not interrupted by Ctrl-C (Python runs
 its handler only when the read returns), and ``signal.siginterrupt(SIGINT, False)`` gives POSIX
 the same behaviour (the read restarts after the signal). The model process or the quantizer is
-kept busy by ``RT_TEST_CRASH=hang...`` (runtime/process/child.py, convert/quantize.py), as a
+kept busy by ``RT_TEST_CRASH=hang...`` (runtime/llm/child.py, convert/quantize.py), as a
 7B load or a long prompt keeps it for minutes. The signal goes to rt alone (a console's Ctrl-C
 would reach its children too, which ignore it), and the time is measured from the signal: the
 design target is under a second, the bound is generous for a busy machine.
@@ -92,7 +92,7 @@ def _stops_at_once(rt: subprocess.Popen[str], err: Path, hang: str, name: str, *
     try:
         _wait_for(lambda: f"the model process hangs ({hang})" in err.read_text(errors="replace"),
                   "the model process at work", rt)
-        children = _children(rt.pid, "runtime.process.child")
+        children = _children(rt.pid, "runtime.llm.child")
         assert len(children) == 1 if one_child else children
     finally:
         took = _interrupt(rt)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.llm.engine import Engine
+from runtime.llm.types import Engine
 
 OPTIONS = LoadOptions(n_ctx=256, threads=1)
 
@@ -16,7 +16,7 @@ OPTIONS = LoadOptions(n_ctx=256, threads=1)
 @pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "child process"])
 def test_engine_satisfies_the_protocol_and_generates(smollm2_path: Path, isolate: bool) -> None:
     if isolate:
-        from runtime.process.worker import WorkerEngine
+        from runtime.llm.worker import WorkerEngine
 
         engine: Engine = WorkerEngine(smollm2_path, OPTIONS)
     else:

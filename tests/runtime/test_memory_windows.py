@@ -19,7 +19,7 @@ from runtime.fsutil import human_bytes
 from runtime.errors import InsufficientMemoryError, ModelLoadError
 from runtime.models.gguf_file import GGUFInfo, inspect_gguf
 from runtime.process.crash import diagnose
-from runtime.process.worker import _with_memory_numbers
+from runtime.llm.worker import _with_memory_numbers
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]

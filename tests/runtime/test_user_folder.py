@@ -58,7 +58,7 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
 
 ASK_SHADOWS = {
     "runtime package": ["runtime/__init__.py", "runtime/worker_child.py", "runtime/process/__init__.py",
-                        "runtime/process/child.py"],
+                        "runtime/llm/child.py"],
     "llama_cpp module": ["llama_cpp.py"],
     "llama_cpp package": ["llama_cpp/__init__.py", "llama_cpp/llama_cpp.py"],
     "site customization": ["sitecustomize.py", "usercustomize.py"],

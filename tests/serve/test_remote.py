@@ -15,6 +15,7 @@ import pytest
 from runtime.config import GenerateOptions, RemoteOptions
 from runtime.errors import IndexMismatchError, RemoteBackendError
 from runtime.llm.remote import RemoteModel
+from runtime.llm.types import Prompt
 from tests.serve.conftest import Server, free_port
 from tests.serve.test_server_behaviour import KEY
 
@@ -26,7 +27,7 @@ def test_generation_on_llama_cpp_python_server_counts_with_its_tokenizer(llama_c
         assert model.model_id.endswith(".gguf")
         assert "/extras/tokenize" in model.token_counting
         assert model.n_ctx == 2048 and "assumed" in model.n_ctx_source
-        prompt = model.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+        prompt = Prompt([{"role": "user", "content": "What is the capital of France?"}])
         assert model.count_tokens("hello world") == 2  # SmolLM2's own tokenizer, not the estimate
         stream = model.stream(prompt, SHORT)
         text = "".join(stream)
@@ -51,7 +52,7 @@ def test_generation_on_rt_serve_uses_its_tokenizer_and_context(rt_server: Server
     with RemoteModel(rt_server.root) as model:
         assert model.model_id == "SmolLM2-135M-Instruct.Q4_1"
         assert model.n_ctx == 2048 and "/tokenize" in model.token_counting
-        text = "".join(model.stream(model.chat_prompt([{"role": "user", "content": "Say hi."}]), SHORT))
+        text = "".join(model.stream(Prompt([{"role": "user", "content": "Say hi."}]), SHORT))
         assert text
 
 
@@ -127,7 +128,7 @@ def test_a_5xx_from_the_server_is_an_error_with_its_message(keyed: Server) -> No
     assert model.count_tokens("Hi") == 1  # loaded again
     with pytest.raises(RemoteBackendError, match="failed mid-answer: the model process died"):  # streamed: 200 sent
         os.kill(keyed.health()["model_pid"], signal.SIGKILL)
-        "".join(model.stream(model.chat_prompt([{"role": "user", "content": "Hi"}]), SHORT))
+        "".join(model.stream(Prompt([{"role": "user", "content": "Hi"}]), SHORT))
     model.close()
 
 

@@ -170,7 +170,7 @@ def test_an_embeddings_server_changing_dimension_or_answering_too_wide_is_refuse
 
 
 def test_the_endpoints_repr_shows_no_password_query_or_key() -> None:
-    from runtime.llm.remote import RemoteEndpoints
+    from runtime.rag.endpoints import RemoteEndpoints
 
     endpoints = RemoteEndpoints(llm_url=f"http://alice:{SECRET}@h:1/v1?key={SECRET}", embed_url="http://h:2/v1",
                                 api_key=SECRET)

@@ -1,4 +1,4 @@
-"""The model process: ``python -m runtime.process.child``, started by :mod:`runtime.process.worker`.
+"""The model process: ``python -m runtime.llm.child``, started by :mod:`runtime.llm.worker`.
 
 It reads requests from stdin and answers on stdout (:class:`runtime.process.channel.Channel`). Before
 anything else it moves its own stdout aside, so stray output of native code lands on stderr

@@ -1,6 +1,6 @@
 """The engine in a child process, so a native crash or an OOM kill is reported, not silent.
 
-:class:`WorkerEngine` starts ``python -m runtime.process.child`` and proxies tokenize, detokenize,
+:class:`WorkerEngine` starts ``python -m runtime.llm.child`` and proxies tokenize, detokenize,
 the yes/no probe and streaming to it over its stdin/stdout (length-prefixed pickles,
 :mod:`runtime.process.channel`); pieces of text come back as they are generated. When the
 child dies, its stdout reaches EOF and the parent raises :class:`ModelCrashedError` saying what
@@ -53,7 +53,7 @@ PROBE_TIMEOUT = 300.0
 
 
 def _start_child(verbose: bool = False) -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
-    """The model process (:mod:`runtime.process.child`) on rt's own import path, and the file
+    """The model process (:mod:`runtime.llm.child`) on rt's own import path, and the file
     its stderr goes to: ``None`` (shared with ours) under ``RT_DEBUG`` or ``verbose`` (llama.cpp's
     log asked for), else a temporary file whose tail :func:`runtime.process.crash.diagnose`
     quotes, and no gdb backtrace from ggml."""
@@ -62,7 +62,7 @@ def _start_child(verbose: bool = False) -> tuple[subprocess.Popen[bytes], IO[byt
     if not (env.debug() or verbose):
         log = tempfile.TemporaryFile()
         environment["GGML_NO_BACKTRACE"] = "1"  # ggml would attach gdb to print one on abort
-    process = subprocess.Popen(python_command("runtime.process.child"), stdin=subprocess.PIPE,
+    process = subprocess.Popen(python_command("runtime.llm.child"), stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=log, env=environment,
                                creationflags=creation_flags())
     return process, log
@@ -171,7 +171,7 @@ class WorkerEngine:
         return dict(self._special_tokens)
 
     def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
-        """Like :meth:`runtime.llm.engine.Engine.stream`, with the pieces coming from the child."""
+        """Like :meth:`runtime.llm.types.Engine.stream`, with the pieces coming from the child."""
         self._idle()
         self._send(("stream", prompt, options))
         self._recv()  # "started", or the error (ContextOverflowError) raised now
