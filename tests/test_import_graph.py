@@ -184,20 +184,7 @@ CONVERT_USERS = {"runtime.cli.convert"}
 # Edges (importer, imported) that break the rules today because the moves of issue 22 by other
 # branches are not merged yet. THIS SET MUST BE EMPTY: whoever merges a move removes its edges
 # here (test_known_leaks_are_still_leaks says which are gone); never add one to hide a new edge.
-KNOWN_LEAKS: set[tuple[str, str]] = {
-    # The model's own child lives in process/ until branch h-llm moves worker.py and child.py to llm/.
-    ("runtime.process.child", "runtime.llm.llama_engine"),
-    ("runtime.process.child", "runtime.llm.llama_native"),
-    ("runtime.process.worker", "runtime.llm.generation"),
-    ("runtime.process.worker", "runtime.llm.yes_no"),
-    ("runtime.process.worker", "runtime.models.memory"),
-    # llm <-> index through the HTTP client, until h-llm moves it to the core (runtime/http_client.py).
-    ("runtime.index.remote_embedder", "runtime.llm.remote_client"),
-    ("runtime.llm.remote", "runtime.index.remote_embedder"),
-    # The crash diagnosis asks the memory preflight whether a log line means "memory refused";
-    # no branch of this round moves that yet (the model's worker, in llm/, could ask it instead).
-    ("runtime.process.crash", "runtime.models.memory"),
-}
+KNOWN_LEAKS: set[tuple[str, str]] = set()
 
 
 def package_of(name: str) -> str:

@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +46,7 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import GenerationError, ModelCrashedError, ModelLoadError
 from runtime.llm.generation import Completion
 from runtime.llm.yes_no import YesNo
+from runtime.models.memory import memory_error_from
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,8 @@ class WorkerEngine:
             code = None
         self._closed = True
         return crash.diagnose(code, memory=self._memory, repack=self.options.repack,
-                              log_tail=_log_tail(self._log), started=self._started)
+                              log_tail=_log_tail(self._log), started=self._started,
+                              refusal=partial(memory_error_from, est=self._memory))
 
     def _send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -271,8 +274,6 @@ def _with_memory_numbers(error: Exception, memory: Any) -> Exception:
     Windows "The paging file is too small", WinError 1455), else as is."""
     if not isinstance(error, (ModelLoadError, GenerationError)) and type(error) is not RuntimeError:
         return error
-    from runtime.models.memory import memory_error_from
-
     return memory_error_from(str(getattr(error, "message", error)), memory) or error
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from runtime.errors import ModelCrashedError
+from runtime.errors import ModelCrashedError, RtError
 from runtime.fsutil import human_bytes
 from runtime.limits import address_space_hint, looks_like_memory_failure
 
@@ -84,13 +84,17 @@ def _memory_note(memory: Any) -> str:
 
 
 def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False,
-             log_tail: str = "", started: bool = True) -> ModelCrashedError:
+             log_tail: str = "", started: bool = True,
+             refusal: Callable[[str], RtError | None] | None = None) -> ModelCrashedError:
     """A :class:`ModelCrashedError` explaining how the model process ended.
 
     ``memory`` (a :class:`runtime.models.memory.MemoryEstimate`) adds the estimate to an OOM message;
     ``repack`` adds "try without --repack" to a native-crash hint. ``log_tail`` (the end of the
     process's captured stderr) adds the line that says what failed; ``started=False`` (it died
-    before answering its first request) says that it could not start.
+    before answering its first request) says that it could not start. ``refusal`` reads a log line
+    in the caller's terms (the model's worker passes the memory preflight's reader, which knows
+    Windows' "The paging file is too small"): an error it returns makes the hint; process/ itself
+    knows nothing of models.
     """
     error = _diagnose(exitcode, memory=memory, repack=repack)
     detail = log_detail(log_tail)
@@ -101,10 +105,8 @@ def diagnose(exitcode: int | None, *, memory: Any = None, repack: bool = False,
         error.message += f" ({detail})"
     if detail and looks_like_memory_failure(detail):
         error.hint = "the system or a limit refused memory" + address_space_hint() + "; " + _OOM_HINT
-    elif detail:
-        from runtime.models.memory import memory_error_from
-
-        refused = memory_error_from(detail, memory)  # Windows' words: "The paging file is too small"
+    elif detail and refusal is not None:
+        refused = refusal(detail)
         if refused is not None:
             error.message += _memory_note(memory)
             error.hint = "the system refused memory; " + (refused.hint or _OOM_HINT)

@@ -120,7 +120,9 @@ def test_windows_words_for_no_memory_become_rts_memory_error_with_numbers(smollm
 def test_a_model_process_dying_on_the_paging_file_says_so(smollm2: GGUFInfo, monkeypatch: pytest.MonkeyPatch) -> None:
     windows(monkeypatch, commit=3000 * MB, physical=2000 * MB)
     est = memory.estimate_memory(smollm2, OPTIONS)
-    error = diagnose(0xC0000005, memory=est, log_tail=f"Traceback (most recent call last):\n{WINERROR_1455}\n")
+    # the model's worker hands the preflight's reader of refusals to process/'s generic diagnosis
+    error = diagnose(0xC0000005, memory=est, log_tail=f"Traceback (most recent call last):\n{WINERROR_1455}\n",
+                     refusal=lambda detail: memory.memory_error_from(detail, est))
     assert "paging file is too small" in error.message and "the load was estimated at" in error.message
     assert "enlarge the page file" in str(error)
 
