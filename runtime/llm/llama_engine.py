@@ -1,17 +1,17 @@
-"""The llama.cpp engine: a thin in-process layer over llama.cpp's C API (llama-cpp-python's ctypes).
+"""The llama.cpp engine: the policy over the native layer (:mod:`runtime.llm.native`).
 
-One model, one context, one sequence. The model is memory-mapped (llama.cpp's MMAP load mode)
-and, unless ``repack`` is asked for, loaded with ``use_extra_bufts = False``: the CPU "extra
-buffer types" copy the weights into anonymous memory (twice the RAM with mmap) and, in some
-builds, crash in their AMX kernels on the first decode. Only load with ``repack=True`` after a
-child process has shown it works (:func:`runtime.process.worker.probe_repack`).
+The model is memory-mapped (llama.cpp's MMAP load mode) with ``use_extra_bufts = False``: the
+CPU "extra buffer types" copy the weights into anonymous memory and, on some CPUs, crash in
+their AMX kernels. With ``repack`` the engine is the hybrid: a second, repacked load of the
+same file with its own context generates, after the prompt is decoded on the mapped weights
+and its KV state handed over (:meth:`LlamaEngine._prefill`). Only load with ``repack=True``
+after a child process has shown it works (:mod:`runtime.llm.repack_choice`).
 
-The engine remembers which tokens its KV cache holds; a new prompt that starts with the same
-tokens (the same system prompt, a growing chat) reuses them and decodes only the new tail.
-Most callers want :class:`runtime.llm.model.Model`, which wraps this engine in a child process.
-It satisfies the :class:`runtime.llm.engine.Engine` protocol.
+The engine remembers which tokens its KV caches hold (:class:`runtime.llm.kv_sequence.KVSequence`);
+a new prompt that starts with the same tokens (the same system prompt, a growing chat) reuses
+them and decodes only the new tail. Most callers want :class:`runtime.llm.model.Model`, which
+wraps this engine in a child process. It satisfies the :class:`runtime.llm.engine.Engine` protocol.
 """
-
 from __future__ import annotations
 
 import logging
@@ -225,9 +225,14 @@ class LlamaEngine:
             if len(head) == 1:
                 self._seq.forget()
                 self._seq.decode(head)
+            started = time.perf_counter()
+            # the whole sequence: llama.cpp restores a sequence's state only whole, and a copy of
+            # a 7B's 500-token f16 KV cache is about 65 MB of memcpy
             if not gen.take_over(self._seq):
                 raise GenerationError("llama.cpp refused to hand the prompt's KV cache to the repacked weights",
                                       hint="try --no-repack; RT_DEBUG=1 shows llama.cpp's log")
+            logger.debug("KV cache of %d tokens handed to the repacked weights in %.3f s",
+                         len(head), time.perf_counter() - started)
             kept = cached
         gen.decode(tokens[-1:])
         return kept

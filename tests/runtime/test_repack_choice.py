@@ -105,3 +105,18 @@ def test_ask_json_says_how_the_model_was_loaded_and_why(smollm2_path: Path) -> N
     loading = json.loads(result.stdout)["timings"]["loading"]
     assert loading["repack"]["asked"] == "auto" and loading["repack"]["repack"] is False
     assert "too small to gain" in loading["repack"]["reason"]
+
+
+def test_on_windows_auto_counts_the_hybrid_against_the_commit_headroom(smollm2: GGUFInfo,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faked platform facts: the repacked copy and the second context are committed memory;
+    plenty of RAM does not help when the page file is small."""
+    from tests.runtime.test_memory_windows import windows
+
+    plain = repack_choice.estimate_memory(smollm2, AUTO)
+    windows(monkeypatch, commit=plain.anonymous + 50 * 2**20, physical=64 * 2**30)
+    options, decision = choose(smollm2, AUTO, min_weights=0, probe=no_probe)
+    assert options.repack is False and "committed memory" in decision.reason
+    assert "commit headroom" in decision.reason
+    windows(monkeypatch, commit=8 * 2**30, physical=64 * 2**30)
+    assert preview(smollm2, AUTO, min_weights=0).repack
