@@ -221,10 +221,7 @@ class LlamaEngine:
         gen, head = self._gen, tokens[:-1]
         kept = gen.reuse_prefix(tokens, self._model.n_swa)
         if kept < len(head):
-            cached = self._fill(head) if len(head) > 1 else 0
-            if len(head) == 1:
-                self._seq.forget()
-                self._seq.decode(head)
+            cached = self._fill(head)
             started = time.perf_counter()
             # the whole sequence: llama.cpp restores a sequence's state only whole, and a copy of
             # a 7B's 500-token f16 KV cache is about 65 MB of memcpy
