@@ -32,6 +32,12 @@ those taken from the prefix cache. Medians, with the spread (min-max) of the tim
 On a model with random weights (make_7b_gguf.py) the answer text is noise and prompt lookup has
 nothing to copy, but the prompt side (tokens, prefix reuse, prompt processing) is what a real
 7B would do with the same prompt; generation tokens/s are a real 7B's per token.
+
+``--hybrid`` compares plain loading (``--no-repack``) with the hybrid (``--repack``: the prompt
+on the mapped weights, generation on repacked ones, issue 20) instead, the two taking turns,
+both with a warm prefix cache and a repack probe already made, no prompt lookup (the hybrid
+has none), the light embedder. It prints hybrid / plain ratios and the load average
+(``os.getloadavg``, 1 minute) beside every run: on a shared machine the load moves the figures.
 """
 
 from __future__ import annotations
@@ -101,6 +107,8 @@ def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str],
     parts["_processed_tokens"] = usage["prompt_tokens"] - usage.get("cached_tokens", 0)
     parts["_completion_tokens"] = usage["completion_tokens"]
     parts["_cited"] = float(bool(data["citations"]))
+    parts["_load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    parts["_hybrid"] = float(bool((t.get("loading") or {}).get("repack", {}).get("repack")))
     parts["_covered"] = float(bool(data["covered"]))
     return parts
 
@@ -188,6 +196,41 @@ def compare(runs: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
+HYBRID_CONFIGS = {"plain": ("--no-repack", "--no-prompt-lookup"), "hybrid": ("--repack", "--no-prompt-lookup")}
+
+
+def compare_hybrid(runs: dict[str, list[dict[str, float]]]) -> str:
+    """Each run with the load average beside it, then the hybrid / plain ratios of the medians."""
+    rows = [f"{'run':<10} {'first token s':>13} {'prompt tok/s':>12} {'gen tok/s':>9} {'answer s':>8} "
+            f"{'load avg':>8}", "-" * 66]
+    for i in range(len(runs["plain"])):
+        for name in HYBRID_CONFIGS:
+            run = runs[name][i]
+            rows.append(f"{name + ' ' + str(i + 1):<10} {run['_ttft']:13.2f} "
+                        f"{run['_processed_tokens'] / max(run['prompt processing'], 1e-9):12.1f} "
+                        f"{run['_completion_tokens'] / max(run['generation'], 1e-9):9.2f} "
+                        f"{run['prompt processing'] + run['generation']:8.1f} {run['_load']:8.1f}")
+
+    def med(name: str, value: str) -> float:
+        return statistics.median(eval_value(run, value) for run in runs[name])
+
+    def eval_value(run: dict[str, float], value: str) -> float:
+        if value == "prompt":
+            return run["_processed_tokens"] / max(run["prompt processing"], 1e-9)
+        if value == "gen":
+            return run["_completion_tokens"] / max(run["generation"], 1e-9)
+        return run[value]
+
+    hybrid_used = sum(run["_hybrid"] for run in runs["hybrid"])
+    rows.append(f"\nhybrid / plain (medians): generation tokens/s {med('hybrid', 'gen') / med('plain', 'gen'):.2f}x, "
+                f"prompt tokens/s {med('hybrid', 'prompt') / med('plain', 'prompt'):.2f}x, time to first token "
+                f"{med('hybrid', '_ttft') / med('plain', '_ttft'):.2f}x; the hybrid was used in "
+                f"{hybrid_used:.0f} of {len(runs['hybrid'])} runs")
+    loads = [run["_load"] for name in runs for run in runs[name]]
+    rows.append(f"load average during the runs: {min(loads):.1f}-{max(loads):.1f}")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a GGUF [default: the embedded SmolLM2]")
@@ -196,6 +239,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, help="an existing index [default: docs/ indexed now]")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hybrid", action="store_true", help="plain loading against the hybrid, in turns")
     parser.add_argument("--only", help="comma-separated configurations to run besides today's and all on "
                                        "(prefix, packing, lookup, light) [default: all]")
     args = parser.parse_args()
@@ -207,7 +251,9 @@ def main() -> None:
         common += ("--threads", str(args.threads))
     packing = packing_switch()
     configs = configurations(packing)
-    if args.only is not None:
+    if args.hybrid:  # both warm (prefix cache, repack probe), the light embedder
+        configs = {name: (True, flags, True) for name, flags in HYBRID_CONFIGS.items()}
+    elif args.only is not None:
         wanted = {word.strip() for word in args.only.split(",")}
         configs = {name: c for name, c in configs.items()
                    if name in ("today (all off)", "all on") or name.split()[-1] in wanted or name.split()[0] in wanted}
@@ -221,7 +267,8 @@ def main() -> None:
             print(f"indexing docs/ into {index}: {build_index(env, index):.1f} s (not counted)")
         bare = python_seconds("pass", env)
         torch_import = python_seconds("import sentence_transformers", env) - bare
-        warm = one_ask(WARM_QUESTION, index, 1, env, common + configs["all on"][1])
+        for flags in ([c[1] for c in configs.values()] if args.hybrid else [configs["all on"][1]]):
+            warm = one_ask(WARM_QUESTION, index, 1, env, common + flags)
         print(f"prefix cache warmed by {WARM_QUESTION!r} ({warm['_prompt_tokens']:.0f} prompt tokens)", flush=True)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
         for i in range(args.repeat):
@@ -236,6 +283,9 @@ def main() -> None:
     print(f"prompt packing: {' / '.join(packing[0] + packing[1]) if packing else packing_without_switch()}")
     print(f"(bare interpreter start {bare:.3f} s; importing sentence-transformers + torch alone "
           f"{torch_import:.3f} s, part of the embedding model load where the light embedder is off)\n")
+    if args.hybrid:
+        print(compare_hybrid(runs))
+        return
     print(compare(runs))
     print(f"\nwhere the time goes, all on:\n{table(runs['all on'])}")
 

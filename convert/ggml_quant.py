@@ -5,8 +5,8 @@ blocks with exactly the code llama.cpp's quantizer runs (``ggml_quantize_chunk``
 is byte-identical. The calls release the GIL (ctypes does for every foreign call), so Python
 threads quantize row chunks on all cores.
 
-Loading never imports ``llama_cpp`` (a few hundred milliseconds): the library folder is found
-from the package's location alone. A library or symbol that is missing is a
+The library is found and loaded by :mod:`runtime.ggml_library` (shared with the engine), which
+never imports ``llama_cpp``. A library or symbol that is missing is a
 :class:`GgmlUnavailableError`; the pipeline then falls back to the two-step path.
 """
 
@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
 from runtime.errors import ConvertError
+from runtime.ggml_library import GgmlLibraryError, load_library
 
 _GGML_TYPE_F32 = 0
-_LIBRARY_NAMES = ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll")
 # What the direct path needs; a build lacking one of them cannot take it.
 REQUIRED_SYMBOLS = ("ggml_quantize_chunk", "ggml_quantize_init", "ggml_quantize_requires_imatrix",
                     "ggml_row_size", "ggml_blck_size", "ggml_validate_row_data")
@@ -30,14 +28,6 @@ REQUIRED_SYMBOLS = ("ggml_quantize_chunk", "ggml_quantize_init", "ggml_quantize_
 
 class GgmlUnavailableError(ConvertError, OSError):
     """libggml-base, or one of the functions the direct path calls, cannot be loaded."""
-
-
-def _library_folder() -> Path:
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or spec.origin is None:
-        raise GgmlUnavailableError("llama-cpp-python is not installed",
-                                   hint="pip install llama-cpp-python")
-    return Path(spec.origin).parent / "lib"
 
 
 class Ggml:
@@ -103,12 +93,8 @@ class Ggml:
 @functools.lru_cache(maxsize=1)
 def load_ggml() -> Ggml:
     """The libggml-base shipped with llama-cpp-python, loaded once per process."""
-    folder = _library_folder()
-    for name in _LIBRARY_NAMES:
-        path = folder / name
-        if path.exists():
-            try:
-                return Ggml(ctypes.CDLL(str(path)))
-            except OSError as exc:
-                raise GgmlUnavailableError(f"cannot load {path}: {exc}") from None
-    raise GgmlUnavailableError(f"no libggml-base in {folder}", hint="reinstall llama-cpp-python")
+    try:
+        library = load_library("ggml-base")
+    except GgmlLibraryError as exc:
+        raise GgmlUnavailableError(str(exc), hint="reinstall llama-cpp-python") from None
+    return Ggml(library)

@@ -51,9 +51,13 @@ def default_threads() -> int:
 class LoadOptions:
     """How a GGUF is loaded and its context created.
 
-    ``repack`` turns on llama.cpp's CPU "extra buffer types" (weight repacking, AMX): faster
-    generation, but a second copy of the weights in anonymous memory, and a native crash in
-    the AMX kernels on some CPUs; off by default. ``threads=None`` means :func:`default_threads`.
+    ``repack`` loads the file a second time with llama.cpp's CPU "extra buffer types" (weight
+    repacking, AMX) and generates on that copy, after the prompt is processed on the mapped
+    weights (the hybrid, :mod:`runtime.llm.llama_engine`): faster generation, for a second copy
+    of the weights and a second context in anonymous memory; repacked kernels crash on some
+    CPUs, so a throwaway process tries them first. ``None`` (auto, the default) lets
+    :func:`runtime.llm.repack_choice.choose` decide; ``True``/``False`` force it (``--repack`` /
+    ``--no-repack``). ``threads=None`` means :func:`default_threads`.
     ``isolate`` runs the model in a child process so a native crash or an OOM kill is reported
     instead of taking the caller down with it.
     """
@@ -62,7 +66,7 @@ class LoadOptions:
     n_batch: int = 512
     threads: int | None = None
     kv_type: str = "f16"
-    repack: bool = False
+    repack: bool | None = None
     force: bool = False
     isolate: bool = True
     verbose: bool = False

@@ -141,6 +141,8 @@ def answer_json(answer: Answer, model: LanguageModel, index: Path | None, load: 
     data["timings"] |= {
         "model_load": load.model_load,
         "embedding_model_load": load.embedding_model_load,
+        # the same key for every model; a remote one loads nothing here
+        "loading": {"repack": getattr(getattr(model, "repack", None), "to_dict", lambda: None)()},
     }
     return data
 

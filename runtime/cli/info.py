@@ -39,6 +39,7 @@ def _jsonable(value: object) -> object:
 
 
 def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from runtime.llm.repack_choice import preview
     from runtime.models.memory import effective_ctx
     from runtime.models.repack import repack_tradeoff
 
@@ -47,12 +48,14 @@ def _report(info, estimate, options: LoadOptions) -> dict[str, object]:  # type:
     data.update(n_vocab=info.n_vocab, has_chat_template=info.chat_template is not None,
                 n_ctx=effective_ctx(info, options), kv_type=options.kv_type,
                 memory=asdict(estimate), fits=estimate.fits,
-                repack=repack_tradeoff(estimate.weights, info.quantization).to_dict(),
+                repack=repack_tradeoff(estimate.weights, info.quantization).to_dict()
+                | {"auto": preview(info, options).to_dict()},
                 metadata={k: _jsonable(v) for k, v in info.metadata.items() if k != "tokenizer.chat_template"})
     return data
 
 
 def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[no-untyped-def]
+    from runtime.llm.repack_choice import preview
     from runtime.models.memory import effective_ctx, suggestions
     from runtime.models.repack import repack_tradeoff
 
@@ -61,7 +64,9 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
     parts = [f"weights {human_bytes(estimate.weights)}", f"KV cache {human_bytes(estimate.kv_cache)}",
              f"compute {human_bytes(estimate.compute)}"]
     if estimate.repack:
-        parts.append(f"repacked copy {human_bytes(estimate.repack)}")
+        parts.append(f"repacked copy {human_bytes(estimate.repack)} and its context "
+                     f"{human_bytes(estimate.second_context)}")
+    decision = preview(info, options)
     rows = [
         ("file", str(info.path)),
         ("name", info.name or "(not set)"),
@@ -79,6 +84,7 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
         ("fits", "yes" if estimate.fits
          else f"no: loading would be refused; try {', '.join(suggestions(info, options, estimate))}"),
         ("--repack", repack_tradeoff(estimate.weights, info.quantization).describe()),
+        (f"repack ({decision.asked})", ("yes: " if decision.repack else "no: ") + decision.reason),
     ]
     if options.n_ctx > n_ctx:
         rows.append(("note", f"--ctx {options.n_ctx} is beyond the trained context; loading caps it to {n_ctx}"))
@@ -92,9 +98,10 @@ def _render(info, estimate, options: LoadOptions) -> list[str]:  # type: ignore[
               help="Context size for the memory estimate (0: the model's trained context).")
 @click.option("--kv-type", type=click.Choice(KV_TYPES), default=_DEFAULTS.kv_type, show_default=True,
               help="KV cache type for the memory estimate.")
-@click.option("--repack", is_flag=True, help="Estimate with llama.cpp's weight repacking on.")
+@click.option("--repack/--no-repack", default=_DEFAULTS.repack,
+              help="Estimate with the hybrid's repacked copy [default: auto: show what rt would choose].")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def info(model: str | None, n_ctx: int, kv_type: str, repack: bool, as_json: bool) -> None:
+def info(model: str | None, n_ctx: int, kv_type: str, repack: bool | None, as_json: bool) -> None:
     """Describe MODEL (a registry name or GGUF path; default: the default model) without loading it."""
     from runtime.models.gguf_file import inspect_gguf
     from runtime.models.memory import estimate_memory
@@ -102,7 +109,7 @@ def info(model: str | None, n_ctx: int, kv_type: str, repack: bool, as_json: boo
 
     options = LoadOptions(n_ctx=n_ctx, kv_type=kv_type, repack=repack)
     gguf_info = inspect_gguf(resolve_model(model))
-    estimate = estimate_memory(gguf_info, options)
+    estimate = estimate_memory(gguf_info, options)  # auto counts no repacked copy: it may not be chosen
     if as_json:
         click.echo(json.dumps(_report(gguf_info, estimate, options), indent=2))
     else:

@@ -64,8 +64,9 @@ def model_options(f: F) -> F:
                      help="KV cache type; q8_0 halves its memory."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads [default: the cores this process may use]."),
-        click.option("--repack", is_flag=True, default=_LOAD.repack,
-                     help="Repack weights for faster generation (more memory; tested in a child first)."),
+        click.option("--repack/--no-repack", default=_LOAD.repack,
+                     help="Generate on repacked weights (faster, a second copy in memory; tested in a child "
+                          "first) [default: auto, where it fits; `rt info` says what auto chooses]."),
         click.option("--force", is_flag=True, default=_LOAD.force,
                      help="Load even if the memory preflight says it will not fit."),
         click.option("--verbose", is_flag=True, default=_LOAD.verbose, help="Show llama.cpp's own log."),

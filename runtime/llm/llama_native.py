@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import sys
 from typing import Any
 
 from llama_cpp import llama_cpp as L
 
 from runtime.config import kv_cache_type
+from runtime.ggml_library import load_library
 
 logger = logging.getLogger("runtime.llama")
 
@@ -55,12 +55,7 @@ def ggml_kv_type(name: str) -> int:
 
 
 def _ggml_library(name: str) -> ctypes.CDLL:
-    folder = os.path.join(os.path.dirname(L.__file__), "lib")
-    for candidate in (f"lib{name}.so", f"lib{name}.dylib", f"{name}.dll"):
-        path = os.path.join(folder, candidate)
-        if os.path.exists(path):
-            return ctypes.CDLL(path)
-    raise OSError(f"{name} shared library not found in {folder}")
+    return load_library(name)
 
 
 def extra_buffer_types() -> list[str]:

@@ -59,15 +59,17 @@ class Model:
     """
 
     def __init__(self, model: str | Path | None = None, options: LoadOptions = LoadOptions()) -> None:
+        from runtime.llm.repack_choice import choose as choose_repack
         from runtime.models.gguf_file import inspect_gguf
         from runtime.models.memory import preflight
 
         self.path: Path = resolve_model(model)
         self.info = inspect_gguf(self.path)
         options = self._fit_context(options)
+        if options.repack:  # forced: refused with the numbers before a probe is started
+            preflight(self.info, options)
+        options, self.repack = choose_repack(self.info, options)  # auto decided, and probed
         self.memory = preflight(self.info, options)
-        if options.repack:
-            options = self._check_repack(options)
         self.options: LoadOptions = options
         self._active: Stream | None = None
         self._rendered: OrderedDict[tuple[object, ...], ChatPrompt] = OrderedDict()
@@ -91,16 +93,6 @@ class Model:
         if options.n_ctx > 0:
             logger.info("context %d capped to the %d tokens %s was trained on", options.n_ctx, n_ctx, self.path.name)
         return replace(options, n_ctx=n_ctx)
-
-    def _check_repack(self, options: LoadOptions) -> LoadOptions:
-        from runtime.llm.worker import probe_repack
-
-        failure = probe_repack(self.path, options)
-        if failure is None:
-            logger.info("--repack: a test load with repacked weights worked; using it")
-            return options
-        logger.warning("--repack crashed a test load (%s); loading without repacking instead", failure.message)
-        return replace(options, repack=False)
 
     def _start_engine(self) -> Engine:
         if self.options.isolate:

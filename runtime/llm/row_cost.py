@@ -34,14 +34,18 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime import env
 from runtime.config import LoadOptions
 from runtime.fsutil import atomic_write_bytes
 from runtime.llm.prefix_cache import key_digest, llama_version, model_identity
+
+if TYPE_CHECKING:  # the native layer loads llama.cpp; reading a cached figure does not need it
+    from runtime.llm.kv_sequence import KVSequence
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +92,40 @@ def measure(decode: Callable[[int], float], rows: int) -> Measurement:
         batch = min(batch, decode(1 + rows))
         repeats += 1
     return Measurement(single, batch, rows, repeats, time.perf_counter() - started)
+
+
+def filler_text(tokens: int) -> str:
+    """Text of at least ``tokens`` tokens to time decodes on (any text does: the cost of a row
+    does not depend on which token it holds)."""
+    return " ".join(f"Item {i} of the list is on page {i * 7}." for i in range(tokens))
+
+
+def measure_after(sequence: KVSequence, filler: Sequence[int], rows: int) -> Measurement | None:
+    """Time decodes of 1 and ``1 + rows`` tokens on one thread after :data:`CONTEXT_TOKENS` of
+    ``filler`` decoded after the tokens ``sequence`` holds, then leave its KV cache and its
+    context's thread counts as they were; ``None`` when the context is too full (or ``filler``
+    too short)."""
+    keep = len(sequence)
+    need = CONTEXT_TOKENS + 1 + rows
+    if keep + need >= sequence.context.n_ctx or len(filler) < need:
+        return None
+    context, probe = filler[:CONTEXT_TOKENS], filler[CONTEXT_TOKENS:need]
+    threads = sequence.context.threads
+    sequence.context.set_threads(1, 1)  # on this thread, timed by its CPU clock
+    try:
+        sequence.decode(context)
+
+        def decode(n: int) -> float:
+            started = time.thread_time()
+            sequence.decode_all(probe[:n])
+            elapsed = time.thread_time() - started
+            sequence.drop_after(keep + len(context))
+            return elapsed
+
+        return measure(decode, rows)
+    finally:
+        sequence.context.set_threads(*threads)
+        sequence.drop_after(keep)
 
 
 def cache_key(model: Path, options: LoadOptions, rows: int) -> list[object]:

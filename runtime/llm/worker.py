@@ -118,7 +118,7 @@ class WorkerEngine:
             self._process.kill()
             code = None
         self._closed = True
-        return crash.diagnose(code, memory=self._memory, repack=self.options.repack,
+        return crash.diagnose(code, memory=self._memory, repack=bool(self.options.repack),
                               log_tail=_log_tail(self._log), started=self._started,
                               refusal=partial(memory_error_from, est=self._memory))
 

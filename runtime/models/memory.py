@@ -43,9 +43,11 @@ What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the
   activations are SmolLM2 27.0 KiB (exactly 3 * n_ff + 4 * n_embd floats), Gemma 35.5 KiB;
   the fifth n_embd covers Gemma's extra norms. Without ``n_outputs_max`` the logits of
   every position (``n_ubatch * n_vocab * 4``: Gemma 512 MiB at n_batch 512) would dominate.
-* **repack**: with ``--repack`` llama.cpp copies the weights it repacks into anonymous memory
-  while the mapped file stays; counted as a full second copy (an upper bound: 7B Q4_K_M
-  measured +3.2 GB for a 4.1 GB file).
+* **repack**: with ``--repack`` (the hybrid) the file is loaded twice: mapped, for the prompt,
+  and with llama.cpp's extra buffer types, which copy the weights they repack into anonymous
+  memory while the mapping stays; counted as a full second copy (an upper bound: 7B Q4_K_M
+  measured +3.2 GB for a 4.1 GB file). The repacked copy has its own context, so a second KV
+  cache and compute buffer (``second_context``) count too.
 
 What the machine has (:func:`available_memory`): on Linux, ``MemAvailable`` (free RAM plus
 reclaimable page cache) plus free swap, capped by the cgroup limit of a container. On Windows
@@ -96,10 +98,11 @@ class MemoryEstimate:
     # Windows: available physical memory, for the file-backed weights; ``available`` (the commit
     # headroom) is then for the rest. None elsewhere: everything counts against ``available``.
     physical: int | None = None
+    second_context: int = 0  # the hybrid's context on the repacked copy: KV cache + compute
 
     @property
     def anonymous(self) -> int:
-        """Bytes that are not file-backed: KV cache, compute buffers, a repacked copy."""
+        """Bytes that are not file-backed: KV caches, compute buffers, a repacked copy."""
         return self.total - self.weights
 
     @property
@@ -165,12 +168,13 @@ def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
     kv_cache = padded_ctx(effective_ctx(info, options)) * kv_bytes_per_token(info, options.kv_type)
     compute = compute_bytes(info, options)
     repack = weights if options.repack else 0
-    total = weights + kv_cache + compute + repack
+    second_context = kv_cache + compute if options.repack else 0
+    total = weights + kv_cache + compute + repack + second_context
     available, source = available_memory_with_source()
     physical = None
     if sys.platform == "win32" and source == _COMMIT_SOURCE:
         physical = _windows_memory_status()[1]
-    return MemoryEstimate(weights, kv_cache, compute, repack, total, available, source, physical)
+    return MemoryEstimate(weights, kv_cache, compute, repack, total, available, source, physical, second_context)
 
 
 def _cgroup_headroom() -> int | None:
@@ -277,7 +281,7 @@ def preflight(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
              f"{options.kv_type} KV cache {human_bytes(est.kv_cache)} for --ctx {effective_ctx(info, options)}",
              f"compute {human_bytes(est.compute)}"]
     if est.repack:
-        parts.append(f"repacked copy {human_bytes(est.repack)}")
+        parts.append(f"repacked copy {human_bytes(est.repack)} and its context {human_bytes(est.second_context)}")
     if est.physical is None:
         message = (f"{info.path.name} needs {human_bytes(est.total)} ({', '.join(parts)}), "
                    f"{human_bytes(est.available)} available ({est.source})")

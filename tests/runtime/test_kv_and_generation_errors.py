@@ -46,13 +46,26 @@ def test_the_cli_offers_exactly_the_kv_types() -> None:
 
 
 def test_a_failed_decode_is_a_generation_error(smollm2_path: Path) -> None:
-    from runtime.llm.llama_engine import LlamaEngine
+    from runtime.llm.kv_sequence import KVSequence
+    from runtime.llm.llama_native import ggml_kv_type, init_backend
+    from runtime.llm.native import ContextParams, NativeContext, NativeModel
 
-    with LlamaEngine(smollm2_path, LoadOptions(n_ctx=256, threads=1)) as engine:
+    init_backend()
+    model = NativeModel(smollm2_path)
+    context = NativeContext(model, ContextParams(n_ctx=256, n_batch=256, n_outputs=1, n_threads=1,
+                                                 n_threads_batch=1, kv_type=ggml_kv_type("f16")))
+    try:
+        sequence = KVSequence(context)
+        sequence.decode(model.tokenize(b"Paris is", True, False))
         with pytest.raises(GenerationError, match="llama_decode failed") as caught:
-            engine._decode([10**7])  # a token id beyond the vocabulary: llama.cpp returns -1
+            sequence.decode([10**7])  # a token id beyond the vocabulary: llama.cpp returns -1
         assert not isinstance(caught.value, ModelLoadError)
-        assert engine.tokenize("Paris")  # the engine is still usable
+        assert sequence.tokens == () and context.last_position() == -1  # emptied, not half-known
+        sequence.decode(model.tokenize(b"Paris", True, False))  # still usable
+        assert len(sequence) == context.last_position() + 1
+    finally:
+        context.close()
+        model.close()
 
 
 def test_generation_error_is_rebuilt_as_itself_across_the_process_boundary() -> None:

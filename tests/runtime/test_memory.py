@@ -69,7 +69,10 @@ def test_estimate_scales_and_options(smollm2: GGUFInfo) -> None:
     beyond = estimate_memory(smollm2, LoadOptions(n_ctx=100_000))  # capped as Model caps it
     assert beyond.kv_cache == trained.kv_cache
     repack = estimate_memory(smollm2, LoadOptions(repack=True))
-    assert repack.repack == smollm2.tensor_data_bytes and repack.total == double.total + repack.repack
+    assert repack.repack == smollm2.tensor_data_bytes
+    # the hybrid: a repacked copy of the weights, and a second context (KV cache + compute) for it
+    assert repack.second_context == double.kv_cache + double.compute
+    assert repack.total == double.total + repack.repack + repack.second_context
     smaller_batch = estimate_memory(smollm2, LoadOptions(n_batch=128))
     assert smaller_batch.compute < double.compute
 

@@ -99,10 +99,10 @@ def test_greedy_answers_are_token_for_token_identical_with_and_without_prompt_lo
         with_lookup = replace(plain, prompt_lookup=True, lookup_adaptive=False)
         n = len(engine.prompt_tokens(prompt))
         first = _run(engine, prompt, plain)
-        first_tokens = engine._cached[n:]
-        engine._forget_cache()
+        first_tokens = engine.cached_tokens[n:]
+        engine.clear_cache()
         second = _run(engine, prompt, with_lookup)
-        second_tokens = engine._cached[n:]
+        second_tokens = engine.cached_tokens[n:]
     assert first[0] == second[0]
     assert first[1].completion_tokens == second[1].completion_tokens
     shared = min(len(first_tokens), len(second_tokens))
@@ -148,7 +148,7 @@ def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_dr
         fixed_options = GenerateOptions(max_tokens=60, prompt_lookup=True, lookup_adaptive=False)
         fixed = _run(engine, prompt, fixed_options)[1]
         fixed_drafts = list(engine.last_drafts)
-        engine._forget_cache()
+        engine.clear_cache()
         adaptive = _run(engine, prompt, replace(fixed_options, lookup_adaptive=True))[1]
         adaptive_drafts = list(engine.last_drafts)
     assert fixed.draft_tokens == sum(d for d, _ in fixed_drafts)
@@ -172,9 +172,9 @@ def test_replaying_a_greedy_answer_offline_gives_the_drafts_the_engine_verified(
         assert isinstance(engine, LlamaEngine)  # isolate=False: the engine itself, in this process
         tokens = engine.prompt_tokens(prompt)
         plain = _run(engine, prompt, GenerateOptions(max_tokens=m_tokens + 1))[1]
-        answer = engine._cached[len(tokens):]  # every token but the last, which is never decoded
+        answer = engine.cached_tokens[len(tokens):]  # every token but the last, which is never decoded
         assert len(answer) == min(m_tokens, plain.completion_tokens)
-        engine._forget_cache()
+        engine.clear_cache()
         options = GenerateOptions(max_tokens=m_tokens, prompt_lookup=True, lookup_adaptive=adaptive,
                                   lookup_row_cost=0.1)
         _run(engine, prompt, options)

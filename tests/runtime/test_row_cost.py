@@ -9,12 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from llama_cpp import llama_cpp as L
 
 from runtime import env
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.llm import row_cost
+from runtime.llm.kv_sequence import KVSequence
 from runtime.llm.llama_engine import LlamaEngine
+from runtime.llm.llama_native import ggml_kv_type, init_backend
+from runtime.llm.native import ContextParams, NativeContext, NativeModel
 
 LOAD = LoadOptions(n_ctx=1024, threads=2, prefix_cache=False)
 MEASURED = GenerateOptions()  # lookup_row_cost None: measured
@@ -30,17 +32,38 @@ def overwrite(path: Path, value: float) -> None:
     path.write_text(json.dumps(data))
 
 
+def test_measuring_leaves_the_kv_cache_and_the_thread_counts_as_they_were(smollm2_path: Path) -> None:
+    init_backend()
+    model = NativeModel(smollm2_path)
+    context = NativeContext(model, ContextParams(n_ctx=1024, n_batch=512, n_outputs=9, n_threads=2,
+                                                 n_threads_batch=2, kv_type=ggml_kv_type("f16")))
+    try:
+        sequence = KVSequence(context)
+        prompt = model.tokenize(b"The boiler is serviced every October by Chauffage Dupont.", True, True)
+        sequence.decode(prompt)
+        filler = model.tokenize(row_cost.filler_text(row_cost.CONTEXT_TOKENS + 9).encode(), False, False)
+        measured = row_cost.measure_after(sequence, filler, 8)
+        # measured after the held tokens, which stay: the KV cache holds exactly them again
+        assert sequence.tokens == tuple(prompt)
+        assert context.last_position() == len(prompt) - 1
+        assert context.threads == (2, 2)
+        assert measured is not None and measured.rows == 8 and measured.single < measured.batch
+        assert row_cost.measure_after(sequence, filler[:10], 8) is None  # too little filler
+    finally:
+        context.close()
+        model.close()
+
+
 def test_the_row_cost_is_measured_once_cached_and_reused_by_the_next_load(smollm2_path: Path) -> None:
     assert GenerateOptions().lookup_row_cost is None
     with LlamaEngine(smollm2_path, LOAD) as engine:
-        prompt = engine.prompt_tokens("The boiler is serviced every October by Chauffage Dupont.")
-        engine._decode(prompt)
+        for _ in engine.stream("The boiler is serviced every October by", GenerateOptions(max_tokens=4)):
+            pass
+        before = engine.cached_tokens
+        threads = (engine.n_threads, engine.n_threads_batch)
         measured = engine.row_cost(MEASURED)
-        # measured after the cached tokens, which stay: the KV cache holds exactly them again
-        assert engine._cached == prompt
-        assert L.llama_memory_seq_pos_max(engine._memory, 0) == len(prompt) - 1
-        assert (engine.n_threads, engine.n_threads_batch) == (int(L.llama_n_threads(engine._ctx)),
-                                                              int(L.llama_n_threads_batch(engine._ctx)))
+        assert engine.cached_tokens == before  # measured after the cached tokens, which stay
+        assert (engine.n_threads, engine.n_threads_batch) == threads
     assert row_cost.LOWEST <= measured <= row_cost.HIGHEST
     [path] = cache_files()
     saved = json.loads(path.read_text())
