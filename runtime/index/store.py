@@ -22,44 +22,25 @@ from runtime.errors import IndexCorruptError, InsufficientDiskError
 from runtime.fsutil import free_space, human_bytes
 from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
+from runtime.index.store_schema import SCHEMA_VERSION, migrate
 from runtime.index.stores.base import ChunkRow, DocumentRecord
 from runtime.index.vectors import VectorCache
 
-__all__ = ["DB_NAME", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query", "query_words",
-           "text_digest"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query",
+           "query_words", "text_digest"]
 
-SCHEMA_VERSION = "1"
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named only from Python 3.11 (rt supports 3.10)
 DB_NAME = "index.sqlite"
 
+# The columns a rebuild copies, named: an index made before chunks had a location got the
+# column appended.
+_CHUNK_COLUMNS = ("id, document_id, ordinal, text, page, line_start, line_end, char_start, char_end, "
+                  "n_tokens, location")
+_DOCUMENT_COLUMNS = "id, path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at"
 # highlight() markers around a match: control characters no word contains
 _OPEN, _CLOSE = "\x02", "\x03"
 _MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE roots (path TEXT PRIMARY KEY, include TEXT NOT NULL, exclude TEXT NOT NULL);
-CREATE TABLE documents (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    mtime REAL NOT NULL, kind TEXT NOT NULL, encoding TEXT, n_chunks INTEGER NOT NULL,
-    indexed_at REAL NOT NULL);
-CREATE TABLE chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    ordinal INTEGER NOT NULL, text TEXT NOT NULL, page INTEGER, line_start INTEGER, line_end INTEGER,
-    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, n_tokens INTEGER NOT NULL, location TEXT);
-CREATE INDEX chunks_document ON chunks(document_id);
-CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
-                      vector BLOB NOT NULL);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(
-    text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
-CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-"""
 
 # Common English words dropped from keyword queries: they match most chunks, cost time and
 # add nothing to BM25's ranking.
@@ -103,14 +84,7 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            if create and not self._has_schema():
-                with self.transaction():
-                    for statement in _split_schema(_SCHEMA):
-                        self.db.execute(statement)
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?), ('generation', '0')",
-                                    (SCHEMA_VERSION,))
-            if self._has_schema():
-                self._add_location_column()
+            migrate(self.db, str(self.path), self.transaction, create=create)
             if not self._has_schema():
                 raise IndexCorruptError(f"{self.path} is not an rt index (no tables)",
                                         hint="run `rt index PATH --rebuild`")
@@ -121,13 +95,6 @@ class Store:
     def _has_schema(self) -> bool:
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
         return row is not None
-
-    def _add_location_column(self) -> None:
-        """Indexes made before chunks had a ``location`` (slide, sheet rows, heading) get the column."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
-        if columns and "location" not in columns:
-            with contextlib.suppress(sqlite3.OperationalError):  # a read-only index, or a writer raced us
-                self.db.execute("ALTER TABLE chunks ADD COLUMN location TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -261,6 +228,26 @@ class Store:
         self.db.execute("DELETE FROM documents")
         self.db.execute("DELETE FROM roots")
 
+    def replace_with(self, other: Path) -> None:
+        """Replace every row (and the settings, but the generation) by those of the database file
+        ``other``, in one transaction; the generation goes up, so the vectors cache is rebuilt."""
+        self.db.execute("ATTACH DATABASE ? AS staged", (str(other),))
+        try:
+            with self.transaction():
+                self.clear()
+                self.db.execute(f"INSERT INTO documents ({_DOCUMENT_COLUMNS}) "
+                                f"SELECT {_DOCUMENT_COLUMNS} FROM staged.documents")
+                self.db.execute(f"INSERT INTO chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM staged.chunks")
+                self.db.execute("INSERT INTO vectors (chunk_id, vector) SELECT chunk_id, vector FROM staged.vectors")
+                self.db.execute("INSERT INTO roots (path, include, exclude) SELECT path, include, exclude "
+                                "FROM staged.roots")
+                self.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) SELECT key, value FROM staged.meta "
+                                "WHERE key NOT IN ('generation', 'schema_version')")
+                self.bump_generation()
+        finally:
+            self.db.execute("DETACH DATABASE staged")
+
     # --- reading --------------------------------------------------------------------------
     def vector_blocks(self, dimension: int, rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(ids, vectors)`` of every chunk in id order, ``rows`` at a time."""
@@ -380,14 +367,3 @@ class Store:
             part = list(ids[start:start + 500])
             rows += self.db.execute(sql.format(",".join("?" * len(part))), (*before, *part)).fetchall()
         return rows
-
-
-def _split_schema(script: str) -> list[str]:
-    """Statements of the schema; trigger bodies keep their inner semicolons."""
-    statements, current = [], ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
