@@ -23,9 +23,11 @@ from runtime import env
 from runtime.errors import IndexMismatchError, IndexNotFoundError
 from runtime.fsutil import check_path_length
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
-from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name, embed_query
+from runtime.index.embedders.base import Embedder, canonical_model_name, embed_query
+from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 from runtime.index.ingest import Ingest, IndexReport
-from runtime.index.light_embedder import LightEmbedder, query_embedder
+from runtime.index.embedders.factory import query_embedder
+from runtime.index.embedders.light import LightEmbedder
 from runtime.index.lock import WriteLock
 from runtime.index.proximity import sentence_shares
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
@@ -170,7 +172,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use and checked against the index's dimension
-        (for searching: :func:`~runtime.index.light_embedder.query_embedder`)."""
+        (for searching: :func:`~runtime.index.embedders.factory.query_embedder`)."""
         with self._mutex:
             return self._checked_embedder()
 

@@ -147,7 +147,7 @@ def _one_openmp_thread() -> Iterator[None]:
     """FAISS on one OpenMP thread for a single query: on a busy 2-core machine its threads
     waiting for each other made a flat search of 10k vectors take 92 ms at p50, against
     0.3 ms on one thread (benchmarks/bench_retrieval.py; torch has the same trap, see
-    runtime/index/embedder.py). The setting is process-wide, so it is restored after."""
+    runtime/index/embedders/sentence_transformers.py). The setting is process-wide, so it is restored after."""
     import faiss
 
     before = faiss.omp_get_max_threads()

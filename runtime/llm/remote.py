@@ -309,8 +309,8 @@ class RemoteEndpoints:
         return RemoteModel(self.llm_url, self.llm_model, api_key=self.api_key, options=self.options)
 
     def embedder(self) -> Any:
-        """The remote :class:`~runtime.index.remote_embedder.RemoteEmbedder`."""
-        from runtime.index.remote_embedder import RemoteEmbedder
+        """The remote :class:`~runtime.index.embedders.remote.RemoteEmbedder`."""
+        from runtime.index.embedders.remote import RemoteEmbedder
 
         assert self.embed_url is not None
         return RemoteEmbedder(self.embed_url, self.embed_model, api_key=self.api_key, options=self.options)

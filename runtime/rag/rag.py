@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from runtime.index import Hit, Index
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
     from runtime.llm.remote import RemoteEndpoints
     from runtime.llm.chat_view import LanguageModel
     from runtime.llm.model import Completion
@@ -121,7 +121,7 @@ class TimedEmbedder:
         return self.inner.embed(texts)
 
     def embed_query(self, query: str) -> np.ndarray:
-        from runtime.index.embedder import embed_query
+        from runtime.index.embedders.base import embed_query
 
         started = time.perf_counter()
         try:
