@@ -17,54 +17,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import numpy as np
-
 from runtime import env
 from runtime.errors import IndexMismatchError, IndexNotFoundError
 from runtime.fsutil import check_path_length
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL, IndexOptions, check_mode
 from runtime.index.embedders.base import Embedder, canonical_model_name, embed_query
-from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
-from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.embedders.factory import query_embedder
 from runtime.index.embedders.light import LightEmbedder
+from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
+from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.lock import WriteLock
-from runtime.index.proximity import sentence_shares
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under, key_path, path_key, shown
-from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
-from runtime.index.terms import idf_weights
+from runtime.index.search import Hit, ranked_hits, repair_text
 from runtime.index.store import DB_NAME, Store
 from runtime.index.stores.base import ChunkRow, IndexStore
+from runtime.index.terms import idf_weights
 from runtime.index.vectors import vectors_file
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "index.lock"
 SETTING_PREFIX = "setting."  # meta keys that callers above the index own (kept apart from the index's own)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result, best first.
-
-    ``score`` ranks hits within one search: the fused score in ``hybrid`` mode (see
-    :func:`~runtime.index.search.weighted_fusion`),
-    the cosine similarity in ``dense`` mode, BM25 in ``keyword`` mode. ``similarity`` is the
-    cosine similarity between the query and this chunk (in every mode that embeds the query,
-    ``None`` in ``keyword``): the number to threshold on when asking "does anything answer this?".
-    ``chars`` is the chunk's character span in the page (PDF) or the decoded file.
-    """
-
-    text: str
-    path: str
-    page: int | None
-    lines: tuple[int, int] | None
-    score: float
-    chunk_id: int
-    similarity: float | None = None
-    chars: tuple[int, int] | None = None
-    location: str | None = None  # "slide 7", "Sheet1 rows 2-40", a heading path; None for text and PDF
 
 
 @dataclass(frozen=True)
@@ -305,60 +279,10 @@ class Index:
         query = repair_text(query)
         k = k or self.default_k
         first = max(k, self.options.rerank_candidates) if self.reranker is not None else k
-        wanted = max(self.options.candidates, first)
         query_vector = embed_query(self.embedder, query) if mode != "keyword" else None
         with self._mutex, self.store.transaction(write=False):
-            dense: list[tuple[int, float]] = []
-            if query_vector is not None:
-                dense = self.store.nearest(query_vector, wanted)
-            keyword = self.store.keyword_search(query, wanted) if mode != "dense" else []
-            if mode == "hybrid" and self.options.fusion == "weighted" and query_vector is not None:
-                ranked = weighted_fusion(self._cosines(dense, keyword, query_vector), keyword,
-                                         self.options.dense_weight)
-                ranked = self._sentence_rescored(query, ranked)
-            elif mode == "hybrid":
-                ranked = reciprocal_rank_fusion([dense, keyword],
-                                                self.options.rrf_k)
-            else:
-                ranked = dense or keyword
-            hits = self._hits(ranked[:first], query_vector)
+            hits = ranked_hits(self.store, query, query_vector, mode, first, self.options)
         return rerank(self.reranker, query, hits, k) if self.reranker is not None else hits
-
-    def _sentence_rescored(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """The first ``sentence_candidates`` of ``ranked`` with ``sentence_weight`` times their
-        best sentence's share of the query's words added, re-sorted; the rest (lower already) after."""
-        weight, n = self.options.sentence_weight, self.options.sentence_candidates
-        if weight <= 0 or n <= 0 or not ranked:
-            return ranked
-        head = ranked[:n]
-        texts = {chunk_id: row.text for chunk_id, row in self.store.chunks_for([i for i, _ in head]).items()}
-        shares = sentence_shares(self.store, query, texts)
-        rescored = [(chunk_id, score + weight * shares.get(chunk_id, 0.0)) for chunk_id, score in head]
-        rescored.sort(key=lambda pair: (-pair[1], pair[0]))
-        return rescored + ranked[n:]
-
-    def _cosines(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
-                 query_vector: np.ndarray) -> dict[int, float]:
-        """Cosine similarity of every candidate: FAISS's for the dense ones, computed from the
-        stored vectors for those only the keyword search found."""
-        cosines = dict(dense)
-        missing = [i for i, _ in keyword if i not in cosines]
-        for chunk_id, vector in self.store.vectors_for(missing, query_vector.shape[0]).items():
-            cosines[chunk_id] = float(np.dot(vector, query_vector))
-        return cosines
-
-    def _hits(self, ranked: list[tuple[int, float]], query_vector: np.ndarray | None) -> list[Hit]:
-        ids = [i for i, _ in ranked]
-        rows = self.store.chunks_for(ids)
-        similarity: dict[int, float] = {}
-        if query_vector is not None:
-            stored = self.store.vectors_for(ids, query_vector.shape[0])
-            similarity = {i: float(np.dot(v, query_vector)) for i, v in stored.items()}
-        return [
-            Hit(row.text, row.path, row.page, row.lines, score, chunk_id,
-                similarity.get(chunk_id), row.chars, row.location)
-            for chunk_id, score in ranked if (row := rows.get(chunk_id)) is not None
-        ]
 
     def stats(self) -> IndexStats:
         """Counts, the embedding model and the size of the index folder."""
