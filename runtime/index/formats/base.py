@@ -1,7 +1,7 @@
-"""Turn a file's bytes into text sections that remember where they came from.
+"""What every format reader shares: the :class:`Section` it yields, the errors it raises, the
+file's fingerprint, decoding in blocks, and :class:`SectionCutter`.
 
-One reader per format: plain text (.txt, .md, .rst and any other text file), HTML, PDF. A
-:class:`Section` is a run of text with its PDF page, or a map from character offsets to the
+A :class:`Section` is a run of text with its PDF page, or a map from character offsets to the
 source file's line numbers. Readers raise :class:`BinaryFileError` or
 :class:`UnreadableFileError`; the indexer reports those by name and carries on.
 """
@@ -14,24 +14,12 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from html.parser import HTMLParser
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 logger = logging.getLogger(__name__)
 
-HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-PDF_SUFFIXES = frozenset({".pdf"})
-# Formats rt cannot read as text: skipped as binaries without opening them.
-BINARY_SUFFIXES = frozenset(
-    ".png .jpg .jpeg .gif .bmp .tif .tiff .webp .ico .heic .mp3 .wav .flac .ogg .m4a .mp4 .mov "
-    ".avi .mkv .webm .zip .gz .tgz .bz2 .xz .7z .rar .tar .exe .dll .so .dylib .bin .o .a .lib "
-    ".class .jar .pyc .pyd .whl .doc .xls .ppt .ods .iso .dmg "
-    ".sqlite .db .faiss .gguf .safetensors .pt .pth .onnx .npy .npz .pkl .parquet .woff .woff2 .ttf "
-    ".otf .psd .ai .msi".split()
-)
 SNIFF_BYTES = 8192
 
 
@@ -260,182 +248,3 @@ def _cut_point(text: str, limit: int) -> int:
         if text[at].isspace():
             return at + 1
     return limit
-
-
-def read_plain_stream(handle: BinaryIO, encoding: str, max_chars: int) -> Iterator[Section]:
-    """A text file as sections of at most ``max_chars`` characters with their own line numbers."""
-    cutter = SectionCutter(max_chars)
-    line = 1
-    for block in text_blocks(handle, encoding):
-        yield from cutter.add(block, line)
-        line += block.count("\n")
-    yield from cutter.finish()
-
-
-def read_plain(data: bytes) -> Document:
-    """A text file held in memory as one section with its own line numbers."""
-    text, encoding = decode_text(data)
-    return Document("text", (Section(text, None, newline_anchors(text)),), encoding)
-
-
-class _HTMLText(HTMLParser):
-    """Visible text of an HTML page, headings marked ``#`` like Markdown, with source lines.
-
-    Text goes straight into a :class:`SectionCutter`, so a page of any size or nesting depth
-    is held only one section at a time (the parser keeps no stack of open tags).
-    """
-
-    SKIP = frozenset({"script", "style", "noscript", "template", "svg"})
-    BLOCK = frozenset(
-        "p div section article header footer main nav aside li ul ol table tr blockquote pre "
-        "dl dt dd figure figcaption form hr br title".split()
-    )
-    LINE = frozenset({"br", "li", "tr", "dt", "dd"})
-
-    def __init__(self, max_chars: int) -> None:
-        super().__init__(convert_charrefs=True)
-        self.cutter = SectionCutter(max_chars)
-        self.ready: list[Section] = []
-        self._started = False
-        self._skipping = 0
-
-    def _emit(self, text: str, *, source: bool = False) -> None:
-        self._started = True
-        self.ready.extend(self.cutter.add(text, self.getpos()[0], source=source))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self._skipping += 1
-        elif re.fullmatch(r"h[1-6]", tag):
-            self._break(2)
-            self._emit("#" * int(tag[1]) + " ")
-        elif tag in self.BLOCK:
-            self._break(1 if tag in self.LINE else 2)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif re.fullmatch(r"h[1-6]", tag) or tag in self.BLOCK:
-            self._break(1 if tag in self.LINE else 2)
-
-    def handle_data(self, data: str) -> None:
-        if self._skipping or (not data.strip() and self._tail_newlines() > 0):
-            return
-        self._emit(data, source=True)
-
-    def _tail_newlines(self) -> int:
-        if not self._started:
-            return 2
-        tail = self.cutter.tail
-        return len(tail) - len(tail.rstrip("\n"))
-
-    def _break(self, newlines: int) -> None:
-        missing = newlines - self._tail_newlines()
-        if missing > 0:
-            self._emit("\n" * missing)
-
-
-def read_html_stream(handle: BinaryIO, encoding: str, max_chars: int) -> Iterator[Section]:
-    """Visible text of an HTML file, fed to the parser a block at a time; lines point into the
-    HTML source."""
-    parser = _HTMLText(max_chars)
-    for block in text_blocks(handle, encoding):
-        parser.feed(block)
-        yield from parser.ready
-        parser.ready.clear()
-    parser.close()
-    yield from parser.ready
-    yield from parser.cutter.finish()
-
-
-def read_html(data: bytes) -> Document:
-    """Visible text of an HTML file held in memory, as one section."""
-    _, encoding = decode_text(data)
-    sections = list(read_html_stream(io.BytesIO(data), encoding, max(len(data), 1) * 4))
-    return Document("html", tuple(sections), encoding)
-
-
-def read_pdf_stream(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterator[Section]:
-    """One or more sections per PDF page (1-based page numbers), extracted with pypdf one page at
-    a time; a page with more text than ``max_chars`` is cut like a long text file.
-
-    A page without a text layer (a scan) is read with OCR when the ``ocr`` extra is installed,
-    its sections labelled ``page N, OCR``; without it, an empty section marked ``no_text`` says
-    so, for the report.
-    """
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    from runtime.index.formats.ocr import ocr_available, ocr_page
-
-    try:
-        reader = PdfReader(handle)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableFileError("the PDF is encrypted with a password")
-        for number, page in enumerate(reader.pages, start=1):
-            cutter = SectionCutter(max_chars, page=number, lines=False)
-            text = page.extract_text() or ""
-            if text.strip():
-                yield from cutter.add(text)
-                yield from cutter.finish()
-            elif not ocr_available():
-                yield Section("", number, no_text=True)
-            else:
-                label = f"page {number}, OCR"
-                yield from (replace(s, location=label) for s in [*cutter.add(ocr_page(page)), *cutter.finish()])
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
-        raise UnreadableFileError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
-
-
-def read_pdf(data: bytes) -> Document:
-    """One section per PDF page held in memory (1-based page numbers)."""
-    sections = tuple(read_pdf_stream(io.BytesIO(data), None, max(len(data), 1) * 1000))
-    return Document("pdf", sections)
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A format: its name, whether it is text (decoded with the file's encoding), how it is read."""
-
-    kind: str
-    text: bool
-    read: Callable[..., Iterator[Section]]
-
-
-def _lazy(module: str, function: str) -> Callable[..., Iterator[Section]]:
-    """A reader function imported from ``runtime.index.formats.<module>`` when first called."""
-    def read(handle: BinaryIO, encoding: str | None, max_chars: int) -> Iterator[Section]:
-        import importlib
-
-        return getattr(importlib.import_module(f"runtime.index.formats.{module}"), function)(
-            handle, encoding, max_chars)
-    return read
-
-
-_PLAIN = Reader("text", True, read_plain_stream)
-_HTML = Reader("html", True, read_html_stream)
-_PDF = Reader("pdf", False, read_pdf_stream)
-FORMAT_READERS = {
-    ".docx": Reader("docx", False, _lazy("office", "read_docx")),
-    ".pptx": Reader("pptx", False, _lazy("office", "read_pptx")),
-    ".xlsx": Reader("xlsx", False, _lazy("office", "read_xlsx")),
-    ".epub": Reader("epub", False, _lazy("ebook", "read_epub")),
-    ".odt": Reader("odt", False, _lazy("ebook", "read_odf")),
-    ".odp": Reader("odp", False, _lazy("ebook", "read_odf")),
-    ".eml": Reader("email", False, _lazy("mail", "read_eml")),
-    ".mbox": Reader("mbox", False, _lazy("mail", "read_mbox")),
-}
-
-
-def reader_for(path: Path) -> Reader:
-    """The reader for ``path``'s format; raise :class:`BinaryFileError` for known binaries."""
-    suffix = path.suffix.lower()
-    if suffix in BINARY_SUFFIXES:
-        raise BinaryFileError(f"{suffix} files are not text")
-    if suffix in FORMAT_READERS:
-        return FORMAT_READERS[suffix]
-    if suffix in PDF_SUFFIXES:
-        return _PDF
-    if suffix in HTML_SUFFIXES:
-        return _HTML
-    return _PLAIN
