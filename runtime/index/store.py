@@ -69,7 +69,7 @@ def fts_phrase(word: str) -> str:
 
 def keyword_query(text: str) -> str:
     """An FTS5 query matching any of the query's words (quoted, so punctuation is safe)."""
-    return " OR ".join(f'"{w}"' for w in query_words(text))
+    return " OR ".join(fts_phrase(w) for w in query_words(text))
 
 
 class Store:
