@@ -15,6 +15,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
 from runtime.index.store_schema import SCHEMA_VERSION, migrate
 from runtime.index.stores.base import ChunkRow, DocumentRecord
+
+if TYPE_CHECKING:
+    from runtime.index.stores.base import IndexStore
 from runtime.index.vectors import VectorCache
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query",
@@ -85,12 +89,24 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             migrate(self.db, str(self.path), self.transaction, create=create)
+            if not create and not self._has_schema():
+                self._wait_for_creator()
             if not self._has_schema():
                 raise IndexCorruptError(f"{self.path} is not an rt index (no tables)",
                                         hint="run `rt index PATH --rebuild`")
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read {self.path}: {exc}",
                                     hint="run `rt index PATH --rebuild` to start over") from exc
+
+    def _wait_for_creator(self) -> None:
+        """A database file without tables may be one a writer is creating this moment (``rt index``
+        makes the file, then its tables in one transaction): wait for that transaction (the busy
+        timeout), then look again; migrations it lacks run as on any open."""
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only, or still busy after the timeout
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        if self._has_schema():
+            migrate(self.db, str(self.path), self.transaction, create=False)
 
     def _has_schema(self) -> bool:
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
@@ -367,3 +383,8 @@ class Store:
             part = list(ids[start:start + 500])
             rows += self.db.execute(sql.format(",".join("?" * len(part))), (*before, *part)).fetchall()
         return rows
+
+
+if TYPE_CHECKING:  # mypy checks that this store keeps the protocol the Index talks to
+    def _implements(store: Store) -> IndexStore:
+        return store

@@ -13,7 +13,7 @@ import pytest
 from runtime.errors import IndexMismatchError
 from runtime.index import Index
 from runtime.index.store import DB_NAME, Store
-from runtime.index.store_schema import SCHEMA_VERSION
+from runtime.index.store_schema import SCHEMA_VERSION, split_statements
 from tests.index.conftest import HashingEmbedder
 
 # The DDL rt wrote at schema_version "1" (runtime/index/store.py before numbered migrations),
@@ -131,3 +131,33 @@ def test_two_processes_opening_an_old_index_at_once_migrate_it_once(tmp_path: Pa
     db = sqlite3.connect(folder / DB_NAME)
     assert [row[1] for row in db.execute("PRAGMA table_info(chunks)")].count("location") == 1
     db.close()
+
+
+def test_a_reader_opening_the_file_while_a_writer_creates_its_tables_waits_for_them(tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    folder.mkdir()
+    # the writer's side: the file exists, its tables are being created in an open transaction
+    db = sqlite3.connect(folder / DB_NAME, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("BEGIN IMMEDIATE")
+    for statement in split_statements(_OLD_DDL.format(location="")):
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('generation', '0')")
+    opened: list[object] = []
+    reader = threading.Thread(target=lambda: opened.append(_open_or_error(folder)))
+    reader.start()
+    reader.join(timeout=1.0)  # held by the open write transaction (or not started yet: either way)
+    assert not opened
+    db.execute("COMMIT")
+    db.close()
+    reader.join(timeout=60)
+    assert opened and isinstance(opened[0], Store), opened
+    opened[0].close()
+    assert _version(folder) == str(SCHEMA_VERSION)  # and migrated as any open does
+
+
+def _open_or_error(folder: Path) -> object:
+    try:
+        return Store(folder)
+    except Exception as exc:  # noqa: BLE001 (the test shows it)
+        return exc
