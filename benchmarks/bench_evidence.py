@@ -69,7 +69,7 @@ from runtime.rag.evidence import check_claims, claim_words, sentences, split_cla
 
 if TYPE_CHECKING:
     from runtime.index import Index
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
 
 CLASSES = ("supported", "wrong source", "wrong fact")
 FORMS = ("rewrite", "cut")
@@ -384,7 +384,7 @@ def main() -> None:
 
     from benchmarks.bench_retrieval import index_for
     from runtime.index import IndexOptions
-    from runtime.index.embedder import SentenceTransformerEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     data = load_eval_set(per_split=args.per_split)
     index = index_for(data, IndexOptions())

@@ -1,7 +1,7 @@
 """JSON over HTTP to an OpenAI-compatible server: one ``httpx`` client with bounded timeouts and
 retries, whose every failure is one :class:`~runtime.errors.RemoteBackendError` naming the URL
 and what to check. The remote model (:mod:`runtime.llm.remote`) and the remote embedder
-(:mod:`runtime.index.remote_embedder`) both talk through it.
+(:mod:`runtime.index.embedders.remote`) both talk through it.
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ from runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from runtime.index.config import IndexOptions  # noqa: F401 (re-exported lazily)
-    from runtime.index.embedder import Embedder, SentenceTransformerEmbedder  # noqa: F401 (re-exported lazily)
+    from runtime.index.embedders.base import Embedder  # noqa: F401 (re-exported lazily)
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: F401 (lazily)
     from runtime.index.index import Hit, Index, IndexStats  # noqa: F401 (re-exported lazily)
     from runtime.index.ingest import IndexReport  # noqa: F401 (re-exported lazily)
 
 _EXPORTS = {
-    "Embedder": "runtime.index.embedder",
-    "SentenceTransformerEmbedder": "runtime.index.embedder",
+    "Embedder": "runtime.index.embedders.base",
+    "SentenceTransformerEmbedder": "runtime.index.embedders.sentence_transformers",
     "Hit": "runtime.index.index",
     "Index": "runtime.index.index",
     "IndexStats": "runtime.index.index",

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from runtime.index.readers import Section
+from runtime.index.formats.base import Section
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 

@@ -30,7 +30,7 @@ class IndexOptions:
     their sentences holds (:mod:`runtime.index.proximity`; 0 turns it off; fitted on dev).
     Dev preferred a larger dense weight with it on (0.5-0.6), which broke retrieval on rt's own
     notes and docs test corpora, so ``dense_weight`` stays 0.4 (docs/retrieval.md).
-    ``light_embedder``: search with :mod:`runtime.index.light_embedder` (the encoder in numpy,
+    ``light_embedder``: search with :mod:`runtime.index.embedders.light` (the encoder in numpy,
     no torch import: 0.4 s to load instead of 5-13 s) when the model folder is one it
     reproduces; indexing keeps sentence-transformers either way (``RT_LIGHT_EMBEDDER=0``
     overrides it, see :func:`runtime.env.light_embedder`).

@@ -24,12 +24,6 @@ from runtime.index.vectors import remove_stale_files
 logger = logging.getLogger(__name__)
 STAGING_NAME = "rebuild"
 
-# The columns copied, named: an index made before chunks had a location got the column appended.
-_CHUNK_COLUMNS = ("id, document_id, ordinal, text, page, line_start, line_end, char_start, char_end, "
-                  "n_tokens, location")
-_DOCUMENT_COLUMNS = "id, path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at"
-
-
 def discard_staging(folder: Path) -> None:
     """Remove a half-built rebuild left by a killed run (call with the writer lock held)."""
     staging = folder / STAGING_NAME
@@ -51,22 +45,7 @@ def staging_store(folder: Path, meta: dict[str, object]) -> Store:
 def switch(main: Store, staged: Path) -> None:
     """Replace everything in ``main`` by the finished rebuild in the database ``staged``, in one
     transaction; the generation goes up, so the vectors cache is rebuilt from the new rows."""
-    main.db.execute("ATTACH DATABASE ? AS staged", (str(staged),))
-    try:
-        with main.transaction():
-            main.clear()
-            main.db.execute(f"INSERT INTO documents ({_DOCUMENT_COLUMNS}) "
-                            f"SELECT {_DOCUMENT_COLUMNS} FROM staged.documents")
-            main.db.execute(f"INSERT INTO chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM staged.chunks")
-            main.db.execute("INSERT INTO vectors (chunk_id, vector) SELECT chunk_id, vector FROM staged.vectors")
-            main.db.execute("INSERT INTO roots (path, include, exclude) SELECT path, include, exclude "
-                            "FROM staged.roots")
-            main.db.execute("DELETE FROM meta WHERE key = 'dimension'")
-            main.db.execute("INSERT OR REPLACE INTO meta (key, value) SELECT key, value FROM staged.meta "
-                            "WHERE key NOT IN ('generation', 'schema_version')")
-            main.bump_generation()
-    finally:
-        main.db.execute("DETACH DATABASE staged")
+    main.replace_with(staged)
 
 
 def open_for_writing(folder: Path, rebuild: bool) -> Store:
@@ -89,7 +68,7 @@ def initialise(store: Store, folder: Path, options: IndexOptions, model: str, re
     with store.transaction():
         if rebuild:
             store.clear()
-            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+            store.delete_meta("dimension")
             store.bump_generation()
         store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
                        overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)

@@ -1,50 +1,102 @@
-"""Ranking helpers: fusing the dense and keyword candidate lists (weighted scores or reciprocal ranks)."""
+"""The search: dense and keyword candidates from a store's snapshot, fused, rescored by sentence,
+as :class:`Hit` objects (:meth:`runtime.index.Index.search` adds the embedder and a reranker)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.index.config import IndexOptions
+from runtime.index.fusion import reciprocal_rank_fusion, weighted_fusion
+from runtime.index.proximity import sentence_shares
+from runtime.index.stores.base import IndexStore
+
+__all__ = ["Hit", "ranked_hits", "reciprocal_rank_fusion", "repair_text", "weighted_fusion"]
 
 from runtime.text import repair_surrogates
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[tuple[int, float]]], k: int = 60
-) -> list[tuple[int, float]]:
-    """Fuse ranked ``(id, score)`` lists: each id scores ``sum(1 / (k + rank))`` (rank 1-based).
+@dataclass(frozen=True)
+class Hit:
+    """One search result, best first.
 
-    Rank fusion needs no calibration between BM25 and cosine similarity, which live on
-    unrelated scales. Exact ties are common with two lists (one retriever ranks A above B, the
-    other B above A); they are broken by the sum of each list's score divided by that list's
-    best score, so the retriever that is surer of its order decides.
+    ``score`` ranks hits within one search: the fused score in ``hybrid`` mode (see
+    :func:`~runtime.index.fusion.weighted_fusion`),
+    the cosine similarity in ``dense`` mode, BM25 in ``keyword`` mode. ``similarity`` is the
+    cosine similarity between the query and this chunk (in every mode that embeds the query,
+    ``None`` in ``keyword``): the number to threshold on when asking "does anything answer this?".
+    ``chars`` is the chunk's character span in the page (PDF) or the decoded file.
     """
-    fused: dict[int, float] = {}
-    relative: dict[int, float] = {}
-    for ranking in rankings:
-        best = max((score for _, score in ranking), default=0.0)
-        for rank, (chunk_id, score) in enumerate(ranking, start=1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
-            relative[chunk_id] = relative.get(chunk_id, 0.0) + (score / best if best > 0 else 0.0)
-    order = sorted(fused, key=lambda i: (-round(fused[i], 12), -relative[i]))
-    return [(chunk_id, fused[chunk_id]) for chunk_id in order]
+
+    text: str
+    path: str
+    page: int | None
+    lines: tuple[int, int] | None
+    score: float
+    chunk_id: int
+    similarity: float | None = None
+    chars: tuple[int, int] | None = None
+    location: str | None = None  # "slide 7", "Sheet1 rows 2-40", a heading path; None for text and PDF
 
 
-def weighted_fusion(dense: Mapping[int, float], keyword: Sequence[tuple[int, float]],
-                    dense_weight: float) -> list[tuple[int, float]]:
-    """Fuse by score: ``dense_weight * cosine + (1 - dense_weight) * bm25 / best bm25``, best first.
+def ranked_hits(store: IndexStore, query: str, query_vector: np.ndarray | None, mode: str, first: int,
+                options: IndexOptions) -> list[Hit]:
+    """The ``first`` best hits for ``query`` in ``mode`` (hybrid, dense, keyword); the query's
+    vector is ``None`` in keyword mode. Call inside a read transaction of ``store``."""
+    wanted = max(options.candidates, first)
+    dense: list[tuple[int, float]] = []
+    if query_vector is not None:
+        dense = store.nearest(query_vector, wanted)
+    keyword = store.keyword_search(query, wanted) if mode != "dense" else []
+    if mode == "hybrid" and options.fusion == "weighted" and query_vector is not None:
+        ranked = weighted_fusion(_cosines(store, dense, keyword, query_vector), keyword, options.dense_weight)
+        ranked = _sentence_rescored(store, query, ranked, options)
+    elif mode == "hybrid":
+        ranked = reciprocal_rank_fusion([dense, keyword], options.rrf_k)
+    else:
+        ranked = dense or keyword
+    return _hits(store, ranked[:first], query_vector)
 
-    ``dense`` maps every candidate (those of both retrievers) to its cosine similarity with the
-    query; ``keyword`` is the BM25 list, best first (a candidate absent from it scores 0 there).
-    Unlike reciprocal ranks, scores keep how much better the first hit is than the second: on
-    the SQuAD dev articles of benchmarks/eval_data.py this put the answering passage first for
-    83% of dev questions against 75% with RRF (k=60), weight fitted on dev
-    (benchmarks/bench_retrieval.py, docs/retrieval.md).
-    """
-    best = max((score for _, score in keyword), default=0.0)
-    bm25 = {chunk_id: score / best for chunk_id, score in keyword} if best > 0 else {}
-    fused = {chunk_id: dense_weight * cosine + (1.0 - dense_weight) * bm25.get(chunk_id, 0.0)
-             for chunk_id, cosine in dense.items()}
-    order = sorted(fused, key=lambda i: (-fused[i], i))
-    return [(chunk_id, fused[chunk_id]) for chunk_id in order]
+
+def _sentence_rescored(store: IndexStore, query: str, ranked: list[tuple[int, float]],
+                   options: IndexOptions) -> list[tuple[int, float]]:
+    """The first ``sentence_candidates`` of ``ranked`` with ``sentence_weight`` times their
+    best sentence's share of the query's words added, re-sorted; the rest (lower already) after."""
+    weight, n = options.sentence_weight, options.sentence_candidates
+    if weight <= 0 or n <= 0 or not ranked:
+        return ranked
+    head = ranked[:n]
+    texts = {chunk_id: row.text for chunk_id, row in store.chunks_for([i for i, _ in head]).items()}
+    shares = sentence_shares(store, query, texts)
+    rescored = [(chunk_id, score + weight * shares.get(chunk_id, 0.0)) for chunk_id, score in head]
+    rescored.sort(key=lambda pair: (-pair[1], pair[0]))
+    return rescored + ranked[n:]
+
+
+def _cosines(store: IndexStore, dense: list[tuple[int, float]], keyword: list[tuple[int, float]],
+         query_vector: np.ndarray) -> dict[int, float]:
+    """Cosine similarity of every candidate: FAISS's for the dense ones, computed from the
+    stored vectors for those only the keyword search found."""
+    cosines = dict(dense)
+    missing = [i for i, _ in keyword if i not in cosines]
+    for chunk_id, vector in store.vectors_for(missing, query_vector.shape[0]).items():
+        cosines[chunk_id] = float(np.dot(vector, query_vector))
+    return cosines
+
+
+def _hits(store: IndexStore, ranked: list[tuple[int, float]], query_vector: np.ndarray | None) -> list[Hit]:
+    ids = [i for i, _ in ranked]
+    rows = store.chunks_for(ids)
+    similarity: dict[int, float] = {}
+    if query_vector is not None:
+        stored = store.vectors_for(ids, query_vector.shape[0])
+        similarity = {i: float(np.dot(v, query_vector)) for i, v in stored.items()}
+    return [
+        Hit(row.text, row.path, row.page, row.lines, score, chunk_id,
+            similarity.get(chunk_id), row.chars, row.location)
+        for chunk_id, score in ranked if (row := rows.get(chunk_id)) is not None
+    ]
 
 
 def repair_text(text: str) -> str:

@@ -14,8 +14,8 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,35 +23,28 @@ from runtime.errors import IndexCorruptError, InsufficientDiskError
 from runtime.fsutil import free_space, human_bytes
 from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
+from runtime.index.store_schema import SCHEMA_VERSION, migrate
+from runtime.index.stores.base import ChunkRow, DocumentRecord
 
-SCHEMA_VERSION = "1"
+if TYPE_CHECKING:
+    from runtime.index.stores.base import IndexStore
+from runtime.index.vectors import VectorCache
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query",
+           "query_words", "text_digest"]
+
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named only from Python 3.11 (rt supports 3.10)
 DB_NAME = "index.sqlite"
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE roots (path TEXT PRIMARY KEY, include TEXT NOT NULL, exclude TEXT NOT NULL);
-CREATE TABLE documents (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    mtime REAL NOT NULL, kind TEXT NOT NULL, encoding TEXT, n_chunks INTEGER NOT NULL,
-    indexed_at REAL NOT NULL);
-CREATE TABLE chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    ordinal INTEGER NOT NULL, text TEXT NOT NULL, page INTEGER, line_start INTEGER, line_end INTEGER,
-    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, n_tokens INTEGER NOT NULL, location TEXT);
-CREATE INDEX chunks_document ON chunks(document_id);
-CREATE TABLE vectors (chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
-                      vector BLOB NOT NULL);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(
-    text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
-CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-"""
+# The columns a rebuild copies, named: an index made before chunks had a location got the
+# column appended.
+_CHUNK_COLUMNS = ("id, document_id, ordinal, text, page, line_start, line_end, char_start, char_end, "
+                  "n_tokens, location")
+_DOCUMENT_COLUMNS = "id, path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at"
+# highlight() markers around a match: control characters no word contains
+_OPEN, _CLOSE = "\x02", "\x03"
+_MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
+
 
 # Common English words dropped from keyword queries: they match most chunks, cost time and
 # add nothing to BM25's ranking.
@@ -60,31 +53,6 @@ _STOPWORDS = frozenset(
     "me my no not of on or our so than that the their them then there these they this to was "
     "we were what when where which who whom why will with would you your".split()
 )
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """A stored chunk with its document's path (as shown: see :func:`~runtime.index.scan.shown`)."""
-
-    id: int
-    path: str
-    text: str
-    page: int | None
-    lines: tuple[int, int] | None
-    chars: tuple[int, int]
-    location: str | None = None
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """What the index keeps about a file."""
-
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    kind: str
-    encoding: str | None
 
 
 def text_digest(text: str) -> bytes:
@@ -105,26 +73,24 @@ def fts_phrase(word: str) -> str:
 
 def keyword_query(text: str) -> str:
     """An FTS5 query matching any of the query's words (quoted, so punctuation is safe)."""
-    return " OR ".join(f'"{w}"' for w in query_words(text))
+    return " OR ".join(fts_phrase(w) for w in query_words(text))
 
 
 class Store:
-    """A connection to ``folder/index.sqlite``; ``create`` makes the schema if it is missing."""
+    """The local :class:`~runtime.index.stores.base.IndexStore`: a connection to
+    ``folder/index.sqlite``, with the FAISS cache of its vectors beside it (:class:`VectorCache`);
+    ``create`` makes the schema if it is missing."""
 
     def __init__(self, folder: Path, *, create: bool = False) -> None:
         self.path = Path(folder) / DB_NAME
+        self.vectors = VectorCache(Path(folder), self)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            if create and not self._has_schema():
-                with self.transaction():
-                    for statement in _split_schema(_SCHEMA):
-                        self.db.execute(statement)
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?), ('generation', '0')",
-                                    (SCHEMA_VERSION,))
-            if self._has_schema():
-                self._add_location_column()
+            migrate(self.db, str(self.path), self.transaction, create=create)
+            if not create and not self._has_schema():
+                self._wait_for_creator()
             if not self._has_schema():
                 raise IndexCorruptError(f"{self.path} is not an rt index (no tables)",
                                         hint="run `rt index PATH --rebuild`")
@@ -132,19 +98,26 @@ class Store:
             raise IndexCorruptError(f"cannot read {self.path}: {exc}",
                                     hint="run `rt index PATH --rebuild` to start over") from exc
 
+    def _wait_for_creator(self) -> None:
+        """A database file without tables may be one a writer is creating this moment (``rt index``
+        makes the file, then its tables in one transaction): wait for that transaction (the busy
+        timeout), then look again; migrations it lacks run as on any open."""
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only, or still busy after the timeout
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        if self._has_schema():
+            migrate(self.db, str(self.path), self.transaction, create=False)
+
     def _has_schema(self) -> bool:
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
         return row is not None
 
-    def _add_location_column(self) -> None:
-        """Indexes made before chunks had a ``location`` (slide, sheet rows, heading) get the column."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
-        if columns and "location" not in columns:
-            with contextlib.suppress(sqlite3.OperationalError):  # a read-only index, or a writer raced us
-                self.db.execute("ALTER TABLE chunks ADD COLUMN location TEXT")
-
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
@@ -171,6 +144,10 @@ class Store:
         self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                             [(k, str(v)) for k, v in values.items()])
 
+    def delete_meta(self, *keys: str) -> None:
+        """Remove meta keys (call inside a transaction)."""
+        self.db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
     def generation(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
 
@@ -184,6 +161,9 @@ class Store:
 
     def set_root(self, path: str, include: str, exclude: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?)", (path, include, exclude))
+
+    def delete_roots(self, paths: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM roots WHERE path = ?", [(p,) for p in paths])
 
     def documents(self) -> dict[str, tuple[int, str]]:
         """``path -> (id, sha256)`` of every indexed file."""
@@ -242,6 +222,15 @@ class Store:
         self.db.execute("UPDATE documents SET path = ?, n_chunks = ? WHERE id = ?",
                         (path, n_chunks, document_id))
 
+    def discard_document(self, document_id: int) -> None:
+        """Drop a begun document that failed half-way, with its chunks (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+
+    def rename_document(self, old: str, new: str) -> None:
+        """Move the document at ``old`` to ``new``, replacing one there (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE path = ?", (new,))
+        self.db.execute("UPDATE documents SET path = ? WHERE path = ?", (new, old))
+
     def put_document(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
                      now: float) -> None:
         """Insert or replace one document with its chunks and their vectors (inside a transaction)."""
@@ -254,6 +243,26 @@ class Store:
         """Remove every document and root (inside a transaction)."""
         self.db.execute("DELETE FROM documents")
         self.db.execute("DELETE FROM roots")
+
+    def replace_with(self, other: Path) -> None:
+        """Replace every row (and the settings, but the generation) by those of the database file
+        ``other``, in one transaction; the generation goes up, so the vectors cache is rebuilt."""
+        self.db.execute("ATTACH DATABASE ? AS staged", (str(other),))
+        try:
+            with self.transaction():
+                self.clear()
+                self.db.execute(f"INSERT INTO documents ({_DOCUMENT_COLUMNS}) "
+                                f"SELECT {_DOCUMENT_COLUMNS} FROM staged.documents")
+                self.db.execute(f"INSERT INTO chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM staged.chunks")
+                self.db.execute("INSERT INTO vectors (chunk_id, vector) SELECT chunk_id, vector FROM staged.vectors")
+                self.db.execute("INSERT INTO roots (path, include, exclude) SELECT path, include, exclude "
+                                "FROM staged.roots")
+                self.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) SELECT key, value FROM staged.meta "
+                                "WHERE key NOT IN ('generation', 'schema_version')")
+                self.bump_generation()
+        finally:
+            self.db.execute("DETACH DATABASE staged")
 
     # --- reading --------------------------------------------------------------------------
     def vector_blocks(self, dimension: int, rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -296,11 +305,52 @@ class Store:
             "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
 
+    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest chunks by inner product, from the FAISS cache of this snapshot's
+        generation (inside a read transaction)."""
+        return self.vectors.search(vector, k)
+
+    def sync_vectors(self) -> None:
+        """Save the FAISS cache of the committed generation (the writer lock is held)."""
+        self.vectors.save()
+
+    # --- the terms API (FTS5's tokenizer: stemmed, case- and accent-folded) -----------------
     def chunks_matching(self, word: str) -> int:
-        """How many chunks hold ``word`` (FTS5's tokenizer: stemmed, case- and accent-folded)."""
+        """How many chunks hold ``word``."""
         sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
         row = self.db.execute(sql, (fts_phrase(word),)).fetchone()
         return int(row[0])
+
+    def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """``term -> number of chunks holding it``."""
+        return {term: self.chunks_matching(term) for term in terms}
+
+    def chunks_holding(self, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
+        """``term -> the chunks among ids that hold it``."""
+        sql = "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({})"
+        return {term: {int(r[0]) for r in self._select_in(sql, ids, (fts_phrase(term),))} for term in terms}
+
+    def match_offsets(self, word: str, ids: Sequence[int]) -> dict[int, list[int]]:
+        """``chunk id -> character offsets of the matches of word`` among ``ids``, found by FTS5's
+        ``highlight()`` so that no second tokenizer can disagree with the keyword search."""
+        sql = (f"SELECT rowid, highlight(chunks_fts, 0, '{_OPEN}', '{_CLOSE}') FROM chunks_fts "
+               "WHERE chunks_fts MATCH ? AND rowid IN ({})")
+        out: dict[int, list[int]] = {}
+        for chunk_id, marked in self._select_in(sql, ids, (fts_phrase(word),)):
+            # each earlier match put two markers before this one: offset in the text = position - 2n
+            out[int(chunk_id)] = [m.start() - 2 * n for n, m in enumerate(_MATCH.finditer(marked))]
+        return out
+
+    def document_spread(self, word: str) -> tuple[int, int]:
+        """``(chunks holding word, of which in its most frequent document)``."""
+        try:
+            rows = self.db.execute(
+                "SELECT COUNT(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
+                "GROUP BY c.document_id", (fts_phrase(word),)).fetchall()
+        except sqlite3.OperationalError:  # a word FTS5 cannot parse as a phrase
+            return 0, 0
+        counts = [int(r[0]) for r in rows]
+        return sum(counts), max(counts, default=0)
 
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
         """``path -> its chunk ids in reading order``."""
@@ -326,20 +376,15 @@ class Store:
         chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(docs), int(chunks)
 
-    def _select_in(self, sql: str, ids: Sequence[int]) -> list[tuple]:
+    def _select_in(self, sql: str, ids: Sequence[int], before: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` with its ``{}`` filled by ``ids`` (parameters after ``before``'s)."""
         rows: list[tuple] = []
         for start in range(0, len(ids), 500):  # SQLite's host-parameter limit
             part = list(ids[start:start + 500])
-            rows += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+            rows += self.db.execute(sql.format(",".join("?" * len(part))), (*before, *part)).fetchall()
         return rows
 
 
-def _split_schema(script: str) -> list[str]:
-    """Statements of the schema; trigger bodies keep their inner semicolons."""
-    statements, current = [], ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return statements
+if TYPE_CHECKING:  # mypy checks that this store keeps the protocol the Index talks to
+    def _implements(store: Store) -> IndexStore:
+        return store

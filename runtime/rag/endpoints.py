@@ -2,7 +2,7 @@
 
 Its users are the answering layer and its two front ends (``RAG.open``, ``rt serve``, the CLI's
 options); it hands out a :class:`~runtime.llm.remote.RemoteModel` and a
-:class:`~runtime.index.remote_embedder.RemoteEmbedder`, so it lives above both.
+:class:`~runtime.index.embedders.remote.RemoteEmbedder`, so it lives above both.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from runtime.config import RemoteOptions
 
 if TYPE_CHECKING:
-    from runtime.index.remote_embedder import RemoteEmbedder
+    from runtime.index.embedders.remote import RemoteEmbedder
     from runtime.llm.remote import RemoteModel
 
 
@@ -62,8 +62,8 @@ class RemoteEndpoints:
         return RemoteModel(self.llm_url, self.llm_model, api_key=self.api_key, options=self.options)
 
     def embedder(self) -> RemoteEmbedder:
-        """The remote :class:`~runtime.index.remote_embedder.RemoteEmbedder`."""
-        from runtime.index.remote_embedder import RemoteEmbedder
+        """The remote :class:`~runtime.index.embedders.remote.RemoteEmbedder`."""
+        from runtime.index.embedders.remote import RemoteEmbedder
 
         assert self.embed_url is not None
         return RemoteEmbedder(self.embed_url, self.embed_model, api_key=self.api_key, options=self.options)

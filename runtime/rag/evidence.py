@@ -20,7 +20,7 @@ from runtime.rag.coverage import QUESTION_WORDS
 from runtime.rag.prompt import SourceLike, parse_citations
 
 if TYPE_CHECKING:
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
 
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _LEAD = re.compile(r"^\s*(?:according to|as stated in|as per|from|in)\s*(?:source\s*)?\[\d+(?:\s*,\s*\d+)*\]\s*,?\s*",

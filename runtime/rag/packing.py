@@ -42,7 +42,7 @@ from runtime.rag.prompt import BuiltPrompt, Turn, build_prompt
 
 if TYPE_CHECKING:
     from runtime.index import Hit
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
     from runtime.llm.types import ChatModel
 
 # With -k up to this, every hit is packed at once (as rt always did); past it, rounds double.

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from runtime.index import Hit, Index
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
     from runtime.llm.types import Completion, LanguageModel
     from runtime.rag.endpoints import RemoteEndpoints
 
@@ -121,7 +121,7 @@ class TimedEmbedder:
         return self.inner.embed(texts)
 
     def embed_query(self, query: str) -> np.ndarray:
-        from runtime.index.embedder import embed_query
+        from runtime.index.embedders.base import embed_query
 
         started = time.perf_counter()
         try:
@@ -249,7 +249,7 @@ class RAG:
         embedded_before = self._timer.query_seconds if self._timer else 0.0
         # a chat follow-up ("And how much memory does it cost?") is retrieved with the
         # informative terms of the questions before it (runtime.rag.followup)
-        query = contextual_query(question, [t.question for t in history], self.index.store) if history else question
+        query = contextual_query(question, [t.question for t in history], self.index) if history else question
         hits = self.retrieve(query, k)
         retrieval = time.perf_counter() - started
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0

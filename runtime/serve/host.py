@@ -28,7 +28,7 @@ from runtime.errors import IndexNotFoundError, ModelCrashedError
 if TYPE_CHECKING:
     import numpy as np
 
-    from runtime.index.embedder import Embedder
+    from runtime.index.embedders.base import Embedder
     from runtime.llm.types import Prompt
     from runtime.rag.rag import RAG
 
@@ -280,7 +280,7 @@ class ModelHost:
         all-MiniLM-L6-v2."""
         if self._embedder is None:
             from runtime.index import Index, IndexOptions
-            from runtime.index.light_embedder import query_embedder
+            from runtime.index.embedders.factory import query_embedder
 
             light = IndexOptions().light_embedder
             if self._make_embedder is not None:

@@ -36,7 +36,7 @@ K = 3
 SLOW_RT = """
 import sys, time
 from pathlib import Path
-from runtime.index.embedder import SentenceTransformerEmbedder
+from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 import runtime.cli.index, runtime.index, sentence_transformers
 pause, start = float(sys.argv[1]), sys.argv[2]
 embed = SentenceTransformerEmbedder.embed

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.index.light_embedder import Declined, LightEmbedder, query_embedder
+from runtime.index.embedders.factory import query_embedder
+from runtime.index.embedders.light import Declined, LightEmbedder
 
 TEXTS = [
     "when is the rent due?",
@@ -75,7 +76,7 @@ def edit_json(path: Path, **changes: object) -> None:
 
 
 def test_a_bert_shaped_like_minilm_with_cls_pooling_and_tanh_gelu(minilm_path: Path, tmp_path: Path) -> None:
-    from runtime.index.embedder import SentenceTransformerEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     folder = copy_model(minilm_path, tmp_path / "variant")
     edit_json(folder / "1_Pooling" / "config.json", pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
@@ -120,11 +121,11 @@ def test_it_declines_a_folder_it_does_not_reproduce(change: str, minilm_path: Pa
 
 def test_a_folder_it_declines_is_loaded_by_sentence_transformers(minilm_path: Path, tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    from runtime.index.embedder import SentenceTransformerEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     folder = copy_model(minilm_path, tmp_path / "prompted")
     UNDERSTOOD_NOT["prompts"](folder)
-    with caplog.at_level(logging.DEBUG, logger="runtime.index.light_embedder"):
+    with caplog.at_level(logging.DEBUG, logger="runtime.index.embedders.factory"):
         loaded = query_embedder(str(folder))
     assert isinstance(loaded, SentenceTransformerEmbedder)
     assert [r.message for r in caplog.records if "declined" in r.message] == [
@@ -134,7 +135,7 @@ def test_a_folder_it_declines_is_loaded_by_sentence_transformers(minilm_path: Pa
 
 def test_search_uses_it_and_indexing_keeps_sentence_transformers(corpus_index: Path) -> None:
     from runtime.index import Index, IndexOptions
-    from runtime.index.embedder import SentenceTransformerEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     with Index.open(corpus_index) as index:
         assert isinstance(index.embedder, LightEmbedder)

@@ -27,10 +27,10 @@ def test_the_model_and_the_index_do_not_import_each_other() -> None:
     assert _edges("runtime.index", "runtime.llm") == []
     graph = import_graph()
     assert "runtime.http_client" in graph["runtime.llm.remote"]
-    assert "runtime.http_client" in graph["runtime.index.remote_embedder"]
+    assert "runtime.http_client" in graph["runtime.index.embedders.remote"]
 
 
 def test_the_endpoints_object_lives_above_both() -> None:
     graph = import_graph()
-    assert {"runtime.llm.remote", "runtime.index.remote_embedder"} <= graph["runtime.rag.endpoints"]
+    assert {"runtime.llm.remote", "runtime.index.embedders.remote"} <= graph["runtime.rag.endpoints"]
     assert _edges("runtime.llm", "runtime.rag") == []

@@ -160,7 +160,7 @@ def test_an_embedding_model_folder_cannot_run_its_own_code(hostile: tuple[Path, 
     # an index names its embedding model; a downloaded index can name a folder of its own whose
     # modules.json points sentence-transformers at a module shipped beside it
     from runtime.errors import ModelLoadError
-    from runtime.index.embedder import SentenceTransformerEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     folder, marker = hostile
     model = folder / "embedder"

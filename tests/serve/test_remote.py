@@ -135,7 +135,7 @@ def test_a_5xx_from_the_server_is_an_error_with_its_message(keyed: Server) -> No
 def test_rt_serve_embeddings_build_an_index_the_local_model_can_search(rt_server: Server, corpus_index: Path,
                                                                        tmp_path: Path) -> None:
     from runtime.index import Index
-    from runtime.index.remote_embedder import RemoteEmbedder
+    from runtime.index.embedders.remote import RemoteEmbedder
 
     remote = RemoteEmbedder(rt_server.url)
     assert remote.name == "all-MiniLM-L6-v2" and remote.dimension == 384

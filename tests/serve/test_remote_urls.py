@@ -16,7 +16,7 @@ import pytest
 
 from runtime.config import RemoteOptions
 from runtime.errors import RemoteBackendError
-from runtime.index.remote_embedder import RemoteEmbedder
+from runtime.index.embedders.remote import RemoteEmbedder
 from runtime.llm.remote import RemoteModel
 from tests.serve.conftest import free_port
 

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from typing import IO
 
-from runtime.index.readers import UnreadableFileError
+from runtime.index.formats.base import UnreadableFileError
 
 logger = logging.getLogger(__name__)
 

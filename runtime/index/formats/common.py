@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import IO, BinaryIO
 from xml.etree import ElementTree
 
-from runtime.index.readers import Section, SectionCutter, UnreadableFileError
+from runtime.index.formats.base import Section, SectionCutter, UnreadableFileError
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML and old .doc/.xls/.ppt files
 MAX_XML_DEPTH = 2000  # open elements held at once; real documents nest a few dozen deep

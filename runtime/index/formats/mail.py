@@ -17,8 +17,9 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import BinaryIO
 
+from runtime.index.formats.base import BinaryFileError, Section, UnreadableFileError, fingerprint
 from runtime.index.formats.common import guarded, located
-from runtime.index.readers import BinaryFileError, Section, UnreadableFileError, fingerprint, read_html_stream
+from runtime.index.formats.html import read_html_stream
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _message(data: bytes, number: int | None, max_chars: int) -> Iterator[Sectio
 
 
 def _attachment(part: EmailMessage, filename: str, message: str, max_chars: int) -> Iterator[Section]:
-    from runtime.index.readers import reader_for
+    from runtime.index.readers import reader_for  # the registry, which reaches this module lazily
 
     try:
         reader = reader_for(Path(filename))

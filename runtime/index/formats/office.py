@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from runtime.index.formats.archive import check_archive
 from runtime.index.formats.common import guarded, heading_label, located
-from runtime.index.readers import Section
+from runtime.index.formats.base import Section
 
 SHEET_BLOCK_CHARS = 1200  # rows grouped into blocks about one chunk long, so "rows a-b" stays precise
 

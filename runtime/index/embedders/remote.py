@@ -1,4 +1,4 @@
-"""An :class:`~runtime.index.embedder.Embedder` on an OpenAI-compatible ``/v1/embeddings`` server
+"""An :class:`~runtime.index.embedders.base.Embedder` on an OpenAI-compatible ``/v1/embeddings`` server
 (``--embed-url``): ``rt serve``, llama-server, vLLM, Ollama, ...
 
 Its ``name`` is the model id the server reports, which the index records: an index built with

@@ -13,7 +13,7 @@ index built with torch is searched with it.
 
 Anything it does not understand exactly (another architecture, a Dense layer, prompts, custom
 code, a missing file) makes it decline with :class:`Declined`; :func:`query_embedder` then loads
-:class:`~runtime.index.embedder.SentenceTransformerEmbedder` as before. Indexing keeps
+:class:`~runtime.index.embedders.sentence_transformers.SentenceTransformerEmbedder` as before. Indexing keeps
 sentence-transformers (its batched forward is faster on many chunks).
 """
 
@@ -32,15 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runtime import env
 from runtime.errors import RtError
 from runtime.index.config import DEFAULT_EMBEDDING_MODEL
-from runtime.index.embedder import SentenceTransformerEmbedder, canonical_model_name
+from runtime.index.embedders.base import canonical_model_name
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from runtime.index.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +148,7 @@ def _one_blas_thread() -> Iterator[None]:
     """numpy's BLAS on one thread while embedding: on a busy 2-core machine its two threads
     waiting for each other made a query take 224-288 ms against 20-38 ms on one, and 16
     chunks 9-30 s against 3-4 s (the same trap as torch's and FAISS's threads, see
-    runtime/index/embedder.py). The setting is process-wide, so it is restored after, and
+    runtime/index/embedders/sentence_transformers.py). The setting is process-wide, so it is restored after, and
     embedding threads (rt serve) take turns so one cannot restore it under another."""
     with _BLAS_TURN, _thread_pools().limit(limits=1, user_api="blas"):
         yield
@@ -387,16 +385,3 @@ def _check_tokenizer_config(folder: Path, normalizer: Any) -> None:
     for setting, field, default in pairs:
         if settings.get(setting, default) != normalizer.get(field, default):
             raise Declined(f"tokenizer_config.json's {setting} disagrees with tokenizer.json")
-
-
-def query_embedder(model: str | None = None, *, batch_size: int = 32, light: bool = True) -> Embedder:
-    """The embedder to search with: :class:`LightEmbedder` when ``light`` (``RT_LIGHT_EMBEDDER``
-    overrides it: :func:`runtime.env.light_embedder`) and the folder allows, else
-    :class:`~runtime.index.embedder.SentenceTransformerEmbedder` (loaded as before)."""
-    if env.light_embedder(light):
-        try:
-            return LightEmbedder(model)
-        except Declined as why:
-            logger.debug("numpy embedder declined %s (%s): loading sentence-transformers",
-                         canonical_model_name(model), why)
-    return SentenceTransformerEmbedder(model, batch_size=batch_size)
