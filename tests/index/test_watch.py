@@ -227,6 +227,7 @@ def test_files_written_while_the_watch_starts_are_indexed(tmp_path: Path, embedd
 
 
 @NEEDS_SIGINT
+@pytest.mark.slow
 def test_rt_index_watch_json_prints_a_json_line_per_pass_and_keeps_watching(tmp_path: Path) -> None:
     docs, folder = tmp_path / "docs", tmp_path / "ix"
     docs.mkdir()

@@ -60,6 +60,7 @@ def test_a_question_that_changes_the_subject_keeps_its_own_passages(docs_index) 
     assert Path(docs_index.search(query, 3)[0].path).name == "converting.md"
 
 
+@pytest.mark.slow
 def test_chat_retrieves_the_follow_up_with_the_conversation(docs_index) -> None:  # type: ignore[no-untyped-def]
     """Through RAG.chat with the default model: the second turn retrieves the repack passage.
 
