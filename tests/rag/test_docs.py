@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.rag.conftest import run
 
 DOCS = Path(__file__).resolve().parent / "docs_snapshot"
 README_QUESTION = "How does rt keep memory use low?"
 
 
+@pytest.mark.slow  # indexes all of the docs snapshot (168 kB)
 def test_readme_question_is_answered_from_the_docs_with_a_citation(tmp_path: Path) -> None:
     index = tmp_path / "docs-index"
     code, out, err = run("index", str(DOCS), "--index", str(index), "--no-progress")
