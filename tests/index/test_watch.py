@@ -159,9 +159,15 @@ class _WatchRun:
 
     def stop(self) -> int:
         import signal
+        import subprocess
 
         self.run.send_signal(signal.SIGINT)
-        self.run.wait(timeout=WITHIN)
+        try:
+            self.run.wait(timeout=WITHIN)
+        except subprocess.TimeoutExpired:  # never leave a watching child behind a failed test
+            self.run.kill()
+            self.run.wait()
+            raise
         for reader in self.readers:
             reader.join(timeout=10)
         return self.run.returncode
