@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("runtime", "convert")
 
@@ -140,6 +142,7 @@ def test_runtime_and_convert_have_no_import_cycles() -> None:
         " <-> ".join(component) for component in found)
 
 
+@pytest.mark.slow  # an interpreter per module
 def test_every_module_imports_on_its_own() -> None:
     """Each module imported first thing in a fresh interpreter, so no import order hides a cycle."""
     names = sorted(modules())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from runtime.cli import cli
@@ -45,6 +46,7 @@ def test_convert_hf_missing_quant_lists_the_existing_ones(gguf_repo: HubServer) 
     assert Registry().entries() == []
 
 
+@pytest.mark.slow
 def test_convert_hf_checksum_mismatch_registers_nothing(gguf_repo: HubServer) -> None:
     gguf_repo.repos[GGUF_REPO].reported_sha256[GGUF_FILE] = "f" * 64
     result = rt("convert", "--hf", GGUF_REPO, "--name", "bad")
@@ -54,6 +56,7 @@ def test_convert_hf_checksum_mismatch_registers_nothing(gguf_repo: HubServer) ->
     assert not list(Registry().root.glob("*.gguf")) and not list(Registry().root.glob(".*part"))
 
 
+@pytest.mark.slow
 def test_convert_hf_out_writes_a_file_and_registers_nothing(
     gguf_repo: HubServer,
     smollm2_path: Path,

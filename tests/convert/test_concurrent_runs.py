@@ -18,6 +18,7 @@ import pytest
 from convert.pipeline import convert_checkpoint
 from tests.convert.test_interrupt import _CHILD, _temp_files
 from runtime import fsutil
+from tests.slow import slow_after_first
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("quant", ["F16", "Q8_0"])
+@pytest.mark.parametrize("quant", slow_after_first(["F16", "Q8_0"]))
 def test_a_second_conversion_keeps_the_first_runs_temporary_file_until_that_run_is_dead(
         tiny_llama: Path, tmp_path: Path, quant: str) -> None:
     out_dir, ready = tmp_path / "models", tmp_path / "ready"
@@ -108,7 +109,7 @@ def smollm2_bf16_gguf(smollm2_hf: Path, tmp_path_factory: pytest.TempPathFactory
     return convert_checkpoint(smollm2_hf, tmp_path_factory.mktemp("bf16") / "smollm2-bf16.gguf", "BF16").path
 
 
-@pytest.mark.parametrize("how", ["kill", "terminate"])
+@pytest.mark.parametrize("how", slow_after_first(["kill", "terminate"]))
 def test_a_killed_parent_takes_its_quantizer_child_with_it(smollm2_bf16_gguf: Path, tmp_path: Path,
                                                            how: str) -> None:
     # Without the child's lifeline it quantizes SmolLM2's remaining 270 tensors to Q4_K_M

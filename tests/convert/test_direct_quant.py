@@ -32,6 +32,7 @@ from runtime import fsutil
 from runtime.cli import cli
 from runtime.errors import ConvertError, InsufficientDiskError
 from tests.convert import tiny_models
+from tests.slow import slow_after_first, slow_unless
 
 REQUIRED = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"]
 ALL = list(QUANTIZED_TYPES)
@@ -121,25 +122,26 @@ def _check(folder: Path, tmp_path: Path, quant: str) -> gguf.GGUFReader:
     return gguf.GGUFReader(direct)
 
 
-@pytest.mark.parametrize("quant", ALL)
+@pytest.mark.parametrize("quant", slow_unless(ALL, "Q4_K_M"))  # the default quant in the fast run
 def test_direct_matches_llamacpp_on_k_quant_rows(shaped: Path, tmp_path: Path, quant: str) -> None:
     reader = _check(shaped, tmp_path, quant)
     field = reader.fields["general.file_type"]
     assert int(field.parts[field.data[0]][0]) == QUANTIZED_TYPES[quant]
 
 
-@pytest.mark.parametrize("quant", REQUIRED)
+@pytest.mark.parametrize("quant", slow_after_first(REQUIRED))
 def test_direct_matches_llamacpp_llama_bf16(llama_bf16: Path, tmp_path: Path, quant: str) -> None:
     _check(llama_bf16, tmp_path, quant)
 
 
+@pytest.mark.slow  # its checkpoint takes 18 s to make on a loaded 2-core machine
 @pytest.mark.parametrize("quant", REQUIRED)
 def test_direct_matches_llamacpp_mistral_sentencepiece_f16(tiny_mistral_spm: Path, tmp_path: Path,
                                                            quant: str) -> None:
     _check(tiny_mistral_spm, tmp_path, quant)
 
 
-@pytest.mark.parametrize("quant", REQUIRED)
+@pytest.mark.parametrize("quant", slow_after_first(REQUIRED))
 def test_direct_matches_llamacpp_qwen2_f32(tiny_qwen2: Path, tmp_path: Path, quant: str) -> None:
     _check(tiny_qwen2, tmp_path, quant)
 
@@ -173,6 +175,7 @@ def test_direct_matches_llamacpp_mistral_7b_shape(mistral_7b_2_layers: Path, tmp
             leftover.unlink()
 
 
+@pytest.mark.slow
 def test_direct_matches_llamacpp_on_a_70b_layer_count(tmp_path: Path) -> None:
     """80 layers with grouped KV heads is a "70B" to llama.cpp: attn_v goes up to Q5_K."""
     folder = shaped_llama(tmp_path / "llama-80-layers", n_layer=80, ffn=256)
@@ -270,7 +273,9 @@ convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]), "Q4_K_M")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT and SIGKILL are POSIX signals")
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, getattr(signal, "SIGKILL", 9)])  # collected on Windows too
+# collected on Windows too; the Ctrl-C case took 61 s on a loaded 2-core machine (the kill 7 s)
+@pytest.mark.parametrize("signal_number", slow_unless([signal.SIGINT, getattr(signal, "SIGKILL", 9)],
+                                                      getattr(signal, "SIGKILL", 9)))
 def test_ctrl_c_or_kill_mid_file_leaves_no_final_file(shaped: Path, tmp_path: Path, signal_number: int) -> None:
     out_dir, ready = tmp_path / "models", tmp_path / "ready"
     final = out_dir / "shaped.gguf"

@@ -14,6 +14,7 @@ from convert.pipeline import convert_checkpoint
 from convert.quantize import quantize_gguf
 from runtime import fsutil
 from runtime.errors import ConvertError
+from tests.slow import slow_after_first
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def _temp_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{fsutil.TMP_MARK}*"))
 
 
-@pytest.mark.parametrize("quant", ["F16", "Q8_0"])
+@pytest.mark.parametrize("quant", slow_after_first(["F16", "Q8_0"]))
 def test_killed_conversion_leaves_no_final_file(tiny_llama: Path, tmp_path: Path, quant: str) -> None:
     out_dir, ready = tmp_path / "models", tmp_path / "ready"
     final = out_dir / "tiny.gguf"

@@ -191,6 +191,7 @@ def test_text_without_headings_and_long_headings_stay_bounded(tmp_path: Path) ->
     assert "paragraph 19999 of the long document." in sections[-1].text
 
 
+@pytest.mark.slow
 def test_bombs_are_skipped_in_bounded_memory_and_the_good_files_indexed(tmp_path: Path) -> None:
     """The real `rt index` on a bomb of each format beside good files, its peak RSS measured
     (before: python-docx alone held the 1 GB member, past 2 GB)."""

@@ -98,6 +98,7 @@ def _clean_rebuild(docs: Path, folder: Path, embedder) -> tuple[dict[str, Result
         return _results(clean), _snapshot(clean)
 
 
+@pytest.mark.slow
 def test_readers_during_rt_index_see_the_last_commit(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     docs, later = _split_corpus(tmp_path)
     folder = tmp_path / "ix"
@@ -144,6 +145,7 @@ def test_readers_during_rt_index_see_the_last_commit(tmp_path: Path, embedder) -
         assert _snapshot(index) == after_chunks
 
 
+@pytest.mark.slow
 def test_two_rt_index_at_once_one_refuses_clearly_and_one_with_wait_queues(
         tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     docs = write_corpus(tmp_path / "docs")

@@ -153,6 +153,7 @@ REBUILDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_rebuild_killed_9_leaves_the_old_index_whole_and_searchable(tmp_path: Path, corpus_dir: Path,
                                                                      corpus_index: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     import shutil

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_mutated_archives_end_as_text_or_a_one_line_skip() -> None:
     out = subprocess.run([sys.executable, "benchmarks/fuzz_archives.py", "--cases", "160", "--seed", "21",
                           "--bound-s", "20", "--rss-gb", "1.0"],

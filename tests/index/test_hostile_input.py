@@ -206,6 +206,7 @@ def tiny_disk(folder: Path, size: str) -> Iterator[Path]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0, reason="mounts a tmpfs")
+@pytest.mark.slow
 def test_a_full_disk_is_rts_message_on_its_own_line_after_the_progress_bar(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -89,7 +89,7 @@ def test_strict_turns_an_answer_without_supported_claims_into_an_error(
     from runtime.config import GenerateOptions, LoadOptions
     from runtime.rag.rag import RAG
 
-    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=2048),
+    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=2048, threads=1),
                   options=GenerateOptions(max_tokens=16)) as rag:
         answer = rag.ask("How often must the Velomax chain be oiled?")
     wrong = dataclasses.replace(answer, claims=check_claims("The Velomax is made of titanium [1].",

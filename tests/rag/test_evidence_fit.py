@@ -82,6 +82,7 @@ def test_the_set_builder_labels_claims_from_real_retrieval(index: Index) -> None
     assert not skipped.get("gold passage not in the first 10 hits")
 
 
+@pytest.mark.slow
 def test_the_grid_search_picks_a_threshold_that_separates_a_separable_set(index: Index) -> None:
     claims = ["the Zorblat 3000 heats water to 94 degrees Celsius", "the tank of the Zorblat holds 1.8 litres",
               "the Zorblat is descaled with white vinegar every 60 days"]

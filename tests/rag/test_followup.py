@@ -1,4 +1,5 @@
-"""Chat follow-ups are retrieved with the conversation's context, on rt's own docs/ (real MiniLM, FTS5, FAISS)."""
+"""Chat follow-ups are retrieved with the conversation's context, on rt's docs (real MiniLM, FTS5,
+FAISS): a snapshot in tests/rag/docs_snapshot/, so editing docs/ does not move the passages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from runtime.rag.followup import contextual_query, topic_terms
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parent / "docs_snapshot"
 FIRST = "What does --repack do?"
 FOLLOW_UP = "And how much memory does it cost?"
 # retrieval.md quotes these two questions word for word (it describes this very fix): left out,
@@ -59,19 +60,17 @@ def test_a_question_that_changes_the_subject_keeps_its_own_passages(docs_index) 
     assert Path(docs_index.search(query, 3)[0].path).name == "converting.md"
 
 
-def test_chat_retrieves_the_follow_up_with_the_conversation(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_chat_retrieves_the_follow_up_with_the_conversation(docs_index) -> None:  # type: ignore[no-untyped-def]
     """Through RAG.chat with the default model: the second turn retrieves the repack passage.
 
     Whether that passage then counts as covering the question is runtime.rag.coverage's call
     (it lacks the word "cost"), so the test looks at what the turn retrieved."""
     from runtime.config import GenerateOptions
-    from runtime.index import Index
     from runtime.rag.rag import RAG
 
-    folder = tmp_path / "index"
-    with Index.open(folder, create=True) as index:
-        index.add([copy_docs(tmp_path / "docs")])
-    with RAG.open(index=folder, options=GenerateOptions(max_tokens=16)) as rag:
+    # the module's index, only read here (RAG.open opens it again)
+    with RAG.open(index=docs_index.folder, options=GenerateOptions(max_tokens=16)) as rag:
         retrieved: list = []
         search = rag.index.search
 

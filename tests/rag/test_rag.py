@@ -12,11 +12,12 @@ from runtime.rag.config import PackingOptions
 from runtime.rag.rag import ANSWERED_ANYWAY, RAG
 
 SHORT = GenerateOptions(max_tokens=48)
+THREADS = 1  # pinned: answers' text is checked, and llama.cpp's numerics change with the thread count
 
 
 @pytest.fixture(scope="module")
 def rag(index_dir: Path, smollm2_path: Path) -> Iterator[RAG]:
-    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=2048), options=SHORT) as opened:
+    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=2048, threads=THREADS), options=SHORT) as opened:
         yield opened
 
 
@@ -77,7 +78,7 @@ def test_answer_anyway_is_marked_and_has_no_sources(rag: RAG) -> None:
 def test_tiny_context_drops_the_lowest_sources(index_dir: Path, smollm2_path: Path) -> None:
     # 512 tokens of context (llama.cpp's smallest step), 200 of them kept for the answer: the
     # four passages (about 420 prompt tokens) do not all fit
-    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=512),
+    with RAG.open(smollm2_path, index_dir, load=LoadOptions(n_ctx=512, threads=THREADS),
                   options=GenerateOptions(max_tokens=200, stop=(".",)),
                   packing=PackingOptions(enabled=False)) as small:  # whole chunks, as retrieved
         question = "How do I descale the Zorblat 3000?"
@@ -104,7 +105,7 @@ def test_chat_reuses_the_cached_prefix(rag: RAG) -> None:
 def test_model_without_chat_template_gets_a_plain_prompt(index_dir: Path, gemma_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     """Gemma 3 270M's GGUF has no chat template: the RAG prompt falls back to Question/Answer."""
-    with RAG.open(gemma_path, index_dir, load=LoadOptions(n_ctx=1024),
+    with RAG.open(gemma_path, index_dir, load=LoadOptions(n_ctx=1024, threads=THREADS),
                   options=GenerateOptions(max_tokens=24)) as base:
         answer = base.ask("How do I descale the Zorblat 3000?", k=2)
     assert "no chat template" in caplog.text

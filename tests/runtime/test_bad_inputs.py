@@ -13,15 +13,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runtime.cli import cli
-from tests.runtime.bad_gguf import BAD_FILES, make_all
+from tests.runtime.bad_gguf import BAD_FILES
 
 HAVE_ASK = importlib.util.find_spec("runtime.cli.ask") is not None
 needs_ask = pytest.mark.skipif(not HAVE_ASK, reason="runtime/cli/ask.py (helper H1's `rt ask --no-rag`) is missing")
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[str, Path]:
-    return make_all(tmp_path_factory.mktemp("bad"), smollm2_path)
+def bad_files(bad_gguf_files: dict[str, Path]) -> dict[str, Path]:
+    return bad_gguf_files
 
 
 def command(kind: str, model: Path, *extra: str) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.slow import slow_after_first
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "siginterrupt"), reason="imitates Windows with POSIX signals")
 
@@ -102,7 +103,7 @@ def _stops_at_once(rt: subprocess.Popen[str], err: Path, hang: str, name: str, *
     assert all(_gone(pid) for pid in children)  # rt does not leave its model process behind
 
 
-@pytest.mark.parametrize("where", ["hang-load", "hang", "hang-probe"])
+@pytest.mark.parametrize("where", slow_after_first(["hang-load", "hang", "hang-probe"]))
 def test_ctrl_c_during_a_model_load_or_a_long_prompt_stops_rt_ask_at_once(tmp_path: Path, where: str) -> None:
     # hang-probe: the --repack test load, in a throwaway model process of its own
     rt, err = _run_rt(tmp_path, "ask", "--no-rag", "What is the capital of France?", "--threads", "1",

@@ -19,6 +19,7 @@ import pytest
 from runtime.errors import ModelFileError, RtError
 from runtime.models.gguf_file import MAX_ARRAY, MAX_TENSORS, inspect_gguf
 from tests.runtime.fuzz_headers import Field, GGUFLayout, fuzz_gguf, gguf_layout, mutate_gguf
+from tests.slow import slow_after_first
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = 2.0  # seconds: every bad header is refused well within this (the real files take ~0.1-0.3 s)
@@ -128,6 +129,7 @@ def test_huge_dim_beside_a_zero_dim(tmp_path: Path, smollm2_path: Path, smollm2_
 
 
 @pytest.mark.parametrize(("model", "cases", "seed"), [("smollm2", 240, 1), ("gemma", 60, 2)])
+@pytest.mark.slow
 def test_short_fuzz(request: pytest.FixtureRequest, tmp_path: Path, model: str, cases: int, seed: int) -> None:
     """Mutated real headers: only RtError subclasses, each case within the time bound."""
     source = request.getfixturevalue(f"{model}_path")
@@ -160,7 +162,7 @@ def _fuzzed_files(folder: Path, smollm2_path: Path, layout: GGUFLayout) -> list[
     return files
 
 
-@pytest.mark.parametrize("command", ["info", "ask"])
+@pytest.mark.parametrize("command", slow_after_first(["info", "ask"]))
 def test_cli_on_fuzzed_files(tmp_path: Path, smollm2_path: Path, smollm2_layout: GGUFLayout, command: str) -> None:
     """`rt info` and `rt ask` on bad headers: one line, a non-zero exit, no traceback, no native crash."""
     for path in _fuzzed_files(tmp_path, smollm2_path, smollm2_layout):
@@ -204,6 +206,7 @@ def test_no_kv_heads_in_the_memory_advice(tmp_path: Path) -> None:
     assert "KV cache 0 B" in result.stdout and "try without --repack" in result.stdout
 
 
+@pytest.mark.slow
 def test_ask_on_fuzzed_files_that_pass_the_preflight(tmp_path: Path, smollm2_path: Path,
                                                       smollm2_layout: GGUFLayout) -> None:
     """Mutations inspect_gguf accepts reach llama.cpp: an answer or one error line, never a crash."""

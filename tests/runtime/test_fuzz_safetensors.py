@@ -86,6 +86,7 @@ def test_shape_of_100k_dims(tmp_path: Path, minilm_safetensors: Path) -> None:
     _refused(_write(tmp_path / "x.safetensors", json.dumps(parsed).encode(), size), "has an invalid shape")
 
 
+@pytest.mark.slow
 def test_short_fuzz(tmp_path: Path, minilm_safetensors: Path) -> None:
     report = fuzz_safetensors(minilm_safetensors, 300, 3, tmp_path, bound_s=4.0)
     assert report.tracebacks == [] and report.hangs == 0, report.summary()

@@ -13,7 +13,7 @@ import pytest
 from runtime.errors import ModelFileError, ModelNotFoundError, TruncatedModelError, UnsupportedModelError
 from runtime.models.gguf_file import GGUFArray, inspect_gguf
 from runtime.models.known_archs import is_known, known_architectures, llama_library
-from tests.runtime.bad_gguf import BAD_FILES, LLAMA_REFUSES, copy_prefix, make_all, write_hybrid_gguf, write_tiny_gguf
+from tests.runtime.bad_gguf import BAD_FILES, LLAMA_REFUSES, copy_prefix, write_hybrid_gguf, write_tiny_gguf
 
 EXPECTED_TYPE = {
     "missing": ModelNotFoundError,
@@ -28,8 +28,8 @@ EXPECTED_TYPE = {
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[str, Path]:
-    return make_all(tmp_path_factory.mktemp("bad"), smollm2_path)
+def bad_files(bad_gguf_files: dict[str, Path]) -> dict[str, Path]:
+    return bad_gguf_files
 
 
 def test_smollm2(smollm2_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from runtime.models.gguf_merge import merge_split_gguf
 
 
+@pytest.mark.slow
 def test_failed_merge_closes_its_output(
     smollm2_parts: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

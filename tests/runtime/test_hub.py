@@ -91,6 +91,7 @@ def test_dropped_connection_is_resumed_with_a_range_request(
     assert sha256_file(got.path) == sha256_file(smollm2_path)
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_resumed_by_the_next_run(gguf_repo: HubServer, smollm2_path: Path, tmp_path: Path) -> None:
     gguf_repo.drop_after[GGUF_FILE] = 25_000_000
     gguf_repo.fail_after_drop[GGUF_FILE] = 503  # the hub goes away after the cut
@@ -117,6 +118,7 @@ def test_checksum_mismatch_deletes_the_download(gguf_repo: HubServer, tmp_path: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_partial_longer_than_the_file_is_discarded(gguf_repo: HubServer, smollm2_path: Path, tmp_path: Path) -> None:
     info = HubFile(GGUF_FILE, smollm2_path.stat().st_size, sha256_file(smollm2_path))
     partial_path(tmp_path / GGUF_FILE, info).write_bytes(b"x" * (info.size + 1))  # type: ignore[operator]
@@ -125,6 +127,7 @@ def test_partial_longer_than_the_file_is_discarded(gguf_repo: HubServer, smollm2
     assert got.sha256 == info.sha256
 
 
+@pytest.mark.slow
 def test_split_gguf_is_downloaded_and_merged(
     hub: HubServer,
     smollm2_parts: list[Path],
@@ -240,6 +243,7 @@ def test_pickle_only_checkpoint_is_refused(hub: HubServer) -> None:
     assert not any("/resolve/" in r.path for r in hub.requests)
 
 
+@pytest.mark.slow
 def test_a_file_already_in_the_hub_cache_is_not_downloaded_again(
     gguf_repo: HubServer,
     smollm2_path: Path,

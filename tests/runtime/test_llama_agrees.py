@@ -16,12 +16,12 @@ from runtime.cli import cli
 from runtime.errors import ModelFileError
 from runtime.models.gguf_file import inspect_gguf
 from tests.runtime.bad_gguf import LLAMA_REFUSES, llama_cpp_load
+from tests.slow import slow_after_first
 
 
 @pytest.fixture(scope="module")
-def refused_files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("llama-refuses")
-    return {name: build(folder, smollm2_path) for name, (build, _) in LLAMA_REFUSES.items()}
+def refused_files(bad_gguf_files: dict[str, Path]) -> dict[str, Path]:
+    return {name: bad_gguf_files[name] for name in LLAMA_REFUSES}
 
 
 def test_the_untouched_file_loads_in_both(smollm2_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_the_untouched_file_loads_in_both(smollm2_path: Path) -> None:
     assert status == 0, errors
 
 
-@pytest.mark.parametrize("name", list(LLAMA_REFUSES))
+@pytest.mark.parametrize("name", slow_after_first(LLAMA_REFUSES))  # a llama.cpp child each
 def test_rt_info_and_llama_cpp_both_refuse(name: str, refused_files: dict[str, Path]) -> None:
     path = refused_files[name]
     result = CliRunner().invoke(cli, ["info", str(path)])

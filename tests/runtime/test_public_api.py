@@ -39,6 +39,7 @@ def test_importing_runtime_loads_nothing_heavy() -> None:
     assert json.loads(done.stdout) == []
 
 
+@pytest.mark.slow  # runs mypy: half a minute
 def test_mypy_sees_the_lazy_exports(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api")
     script = tmp_path / "uses_api.py"

@@ -21,6 +21,7 @@ import pytest
 
 from runtime.process.launch import PROJECT_ROOT, child_environment, python_command
 from tests.convert import tiny_models
+from tests.slow import slow_after_first
 
 ROOT = Path(__file__).resolve().parents[2]
 RT_SCRIPT = Path(sysconfig.get_path("scripts")) / ("rt.exe" if sys.platform == "win32" else "rt")
@@ -65,7 +66,7 @@ ASK_SHADOWS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(ASK_SHADOWS))
+@pytest.mark.parametrize("case", slow_after_first(sorted(ASK_SHADOWS)))
 def test_rt_ask_in_a_folder_with_shadowing_modules_runs_none_of_them(hostile: tuple[Path, Path],
                                                                      case: str) -> None:
     folder, marker = hostile
@@ -91,8 +92,8 @@ _TWO_STEP = (
 )
 
 
-@pytest.mark.parametrize("how", ["rt convert", "two-step"])
-@pytest.mark.parametrize("case", sorted(CONVERT_SHADOWS))
+@pytest.mark.parametrize("how", slow_after_first(["rt convert", "two-step"]))
+@pytest.mark.parametrize("case", slow_after_first(sorted(CONVERT_SHADOWS)))
 def test_quantizing_rt_convert_in_a_folder_with_shadowing_modules_runs_none_of_them(
         hostile: tuple[Path, Path], case: str, how: str) -> None:
     folder, marker = hostile
@@ -109,7 +110,7 @@ def test_quantizing_rt_convert_in_a_folder_with_shadowing_modules_runs_none_of_t
     assert out.stat().st_size > 0
 
 
-@pytest.mark.parametrize("pythonpath", [":", "::", ".", "relative:"])
+@pytest.mark.parametrize("pythonpath", slow_after_first([":", "::", ".", "relative:"]))
 def test_empty_or_relative_pythonpath_entries_do_not_reach_the_model_process(
         hostile: tuple[Path, Path], pythonpath: str) -> None:
     # the parent resolves these against the current folder too (the user's own setting), but the

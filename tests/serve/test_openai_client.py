@@ -92,6 +92,7 @@ def test_rag_on_a_question_the_documents_do_not_cover_says_so(client: openai.Ope
     assert answer.model_extra["sources"] == []
 
 
+@pytest.mark.slow  # eight answers on one model
 def test_eight_concurrent_streaming_clients_all_get_their_complete_answers(client: openai.OpenAI) -> None:
     subjects = ["France", "Italy", "Spain", "Germany", "Japan", "Egypt", "Canada", "Peru"]
     prompts = [[{"role": "user", "content": f"What is the capital of {s}?"}] for s in subjects]

@@ -151,6 +151,7 @@ def test_rt_serve_embeddings_build_an_index_the_local_model_can_search(rt_server
         Index.open(corpus_index, embedder=other)
 
 
+@pytest.mark.slow  # a second server
 def test_rt_serve_in_front_of_llama_cpp_python_server_keeps_retrieval_in_rt(
         llama_cpp_server: Server, corpus_index: Path, tmp_path: Path) -> None:
     import openai
