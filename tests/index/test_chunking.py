@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime.index import Index, IndexOptions
 from runtime.index.chunking import chunk_section, holds_heading
-from runtime.index.readers import read_plain
+from runtime.index.readers import Section, read_plain
 
 
 def words(text: str) -> list[tuple[int, int]]:
@@ -32,6 +32,14 @@ def test_chunks_of_wrapped_prose_end_and_start_at_sentences() -> None:
         assert chunk.text.startswith("Step "), chunk.text[:40]
         assert WRAPPED[chunk.chars[0]:chunk.chars[1]] == chunk.text  # still an exact slice
     assert any(a.chars[1] > b.chars[0] for a, b in zip(chunks, chunks[1:]))  # and still overlapping
+
+
+def test_crlf_wrapped_prose_is_chunked_at_sentences_too() -> None:
+    # the readers give "\n" line ends, but a section made elsewhere may keep Windows' CRLF
+    text = WRAPPED.replace("\n", "\r\n")
+    chunks = chunk_section(Section(text, None, None), words, budget=80, overlap=30)
+    assert len(chunks) >= 4 and all(c.text.startswith("Step ") for c in chunks)
+    assert all(c.text.endswith("upstream branch.") for c in chunks[:-1])
 
 
 def test_a_sentence_longer_than_half_a_chunk_is_still_cut() -> None:
