@@ -11,8 +11,8 @@ Hard-wrapped prose (AsciiDoc and RST sources, RFC-style text, mail, notes) ends 
 sentences. A line that goes on with the sentence of the line before is not where a chunk ends
 (once half full, it ends at the last sentence's end instead) nor where the next chunk's overlap
 starts (a shorter overlap, or none, rather than half a sentence). On git's manuals
-(benchmarks/eval_long.py) chunks starting inside a sentence went from 1,414 of 2,753 to 215 of
-2,650, chunks ending inside one from 423 to 137; text with a paragraph a line (the Reddit eval
+(benchmarks/eval_long.py) chunks starting inside a sentence went from 1,407 of 2,713 to 210 of
+2,616, chunks ending inside one from 413 to 137; text with a paragraph a line (the Reddit eval
 set) is chunked exactly as before. These are the
 chunking rules of version 2 (``IndexOptions.chunker``); an index records the version it was
 built with and keeps it until ``rt index --rebuild``, so one index never mixes the two.
