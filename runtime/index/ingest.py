@@ -279,7 +279,8 @@ class Ingest:
         embedder = self.embedder()
         budget = min(self.options.chunk_tokens, embedder.max_tokens - 2)
         overlap = min(self.options.overlap_tokens, budget // 2 - 1)
-        return chunk_section(section, embedder.token_offsets, budget, overlap)
+        return chunk_section(section, embedder.token_offsets, budget, overlap,
+                             wrapped_sentences=self.options.chunker >= 2)
 
     def _problem(self, path: str, why: str) -> None:
         self.report.problems.append((path, why))

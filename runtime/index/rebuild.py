@@ -71,5 +71,6 @@ def initialise(store: Store, folder: Path, options: IndexOptions, model: str, re
             store.delete_meta("dimension")
             store.bump_generation()
         store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
-                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)
+                       overlap_tokens=options.overlap_tokens, vector_index=options.vector_index,
+                       chunker=options.chunker)
     remove_stale_files(folder, store.generation())
