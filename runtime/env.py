@@ -44,6 +44,15 @@ def default_index_dir() -> Path:
     return Path(value).expanduser() if value else rt_home() / "index"
 
 
+def default_index() -> str | Path:
+    """The index used when ``--index`` is not given: ``RT_INDEX`` (a folder or a
+    ``postgresql://`` URL, kept as text) or ``RT_HOME/index``."""
+    value = os.environ.get("RT_INDEX", "")
+    if value.lower().startswith(("postgresql://", "postgres://")):
+        return value
+    return default_index_dir()
+
+
 def cache_dir() -> Path:
     """Scratch and cache files (``RT_HOME/cache``)."""
     return rt_home() / "cache"

@@ -27,6 +27,7 @@ from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canoni
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
+from runtime.index.pg_store import is_url
 from runtime.index.proximity import sentence_shares
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
@@ -76,6 +77,11 @@ class IndexStats:
     generation: int
     roots: tuple[str, ...]
     size_bytes: int
+    location: str = ""  # where the index is as people may see it: the folder, or a URL without credentials
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            object.__setattr__(self, "location", str(self.folder))
 
 
 class Index:
@@ -115,7 +121,13 @@ class Index:
         ``embedder`` plugs in an already-loaded model. Chunking settings recorded in the index
         win over ``options`` unless rebuilding.
         """
-        folder = Path(folder).expanduser() if folder else env.default_index_dir()
+        location = folder or env.default_index()
+        if is_url(location):  # a PostgreSQL database (runtime/index/pg_index.py)
+            from runtime.index.pg_index import PostgresIndex
+
+            return PostgresIndex.open_url(str(location), create=create, embedding_model=embedding_model,
+                                          options=options, embedder=embedder, rebuild=rebuild, wait=wait)
+        folder = Path(location).expanduser()
         folder = folder.resolve()
         options = options or IndexOptions()
         wanted = embedder.name if embedder else (canonical_model_name(embedding_model) if embedding_model else None)
@@ -284,7 +296,7 @@ class Index:
         embedder = self.writing_embedder
         target = self._target
         if "dimension" not in target.meta():
-            if target.db.in_transaction:  # the ingest's open batch: commits with it
+            if target.in_transaction:  # the ingest's open batch: commits with it
                 target.set_meta(dimension=embedder.dimension)
             else:
                 with target.transaction():

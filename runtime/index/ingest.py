@@ -352,7 +352,7 @@ class Ingest:
         """Forget the chunks of a file that failed half-way; its older version stays."""
         self._buffer = [(f, c) for f, c in self._buffer if f is not file]
         if file.document_id is not None:
-            self.store.db.execute("DELETE FROM documents WHERE id = ?", (file.document_id,))
+            self.store.discard_document(file.document_id)
             self._open = [f for f in self._open if f is not file]
 
     def _commit(self) -> None:

@@ -146,6 +146,10 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
         """One atomic write (``BEGIN IMMEDIATE``) or one consistent read snapshot."""
@@ -215,6 +219,10 @@ class Store:
     def delete_documents(self, paths: Iterable[str]) -> None:
         """Drop documents with their chunks, vectors and keyword entries (inside a transaction)."""
         self.db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
+
+    def discard_document(self, document_id: int) -> None:
+        """Drop a begun document that failed half-way (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
 
     def begin_document(self, record: DocumentRecord, path: str, now: float) -> int:
         """Insert ``record`` under ``path`` (a temporary name while an older version is still
