@@ -48,9 +48,12 @@ def default_index() -> str | Path:
     """The index used when ``--index`` is not given: ``RT_INDEX`` (a folder or a
     ``postgresql://`` URL, kept as text) or ``RT_HOME/index``."""
     value = os.environ.get("RT_INDEX", "")
-    if value.lower().startswith(("postgresql://", "postgres://")):
-        return value
-    return default_index_dir()
+    return value if is_index_url(value) else default_index_dir()
+
+
+def is_index_url(location: object) -> bool:
+    """True if ``location`` (an ``--index`` or ``RT_INDEX`` value) names a PostgreSQL database."""
+    return isinstance(location, str) and location.lower().startswith(("postgresql://", "postgres://"))
 
 
 def cache_dir() -> Path:

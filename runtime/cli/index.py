@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from runtime.cli.options import UserPath, embed_remote_options, expand_user, remote_embedder_from
+from runtime.cli.options import IndexLocation, UserPath, embed_remote_options, expand_user, remote_embedder_from
 from runtime.errors import ConfigError, InputError
 from runtime.index.config import VECTOR_INDEXES, IndexOptions
 
@@ -22,8 +22,8 @@ _DEFAULTS = IndexOptions()
 
 @click.command()
 @click.argument("paths", nargs=-1, type=UserPath(path_type=Path))
-@click.option("--index", "index_dir", type=UserPath(path_type=Path), default=None,
-              help="Index folder [default: RT_INDEX or RT_HOME/index].")
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
+              help="Index folder or postgresql:// URL [default: RT_INDEX or RT_HOME/index].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--follow-symlinks", is_flag=True,
@@ -62,13 +62,14 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     from runtime.index import Index
     from runtime.index.store import DB_NAME
 
-    folder = index_dir or env.default_index_dir()
+    folder = index_dir or env.default_index()
+    url = env.is_index_url(folder)
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist", hint="check the path given to rt index")
     if follow and not paths:
         raise InputError("--watch needs the folders to watch", hint="e.g. `rt index ~/Documents --watch`")
-    if not paths and not remove and not (folder / DB_NAME).exists():
+    if not paths and not remove and not url and not (Path(folder) / DB_NAME).exists():
         raise InputError("nothing to index yet", hint="give a folder or file, e.g. `rt index ~/Documents`")
     options = IndexOptions(
         chunk_tokens=chunk_tokens or _DEFAULTS.chunk_tokens,
@@ -77,7 +78,7 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
         embedding_model=embedding_model or _DEFAULTS.embedding_model)
     # --remove alone never creates an index: there is nothing to remove from a missing one
     embedder = remote_embedder_from(remote)
-    with Index.open(folder, create=bool(paths) or not remove, embedding_model=embedding_model, options=options,
+    with Index.open(folder, create=bool(paths) or not (remove or url), embedding_model=embedding_model, options=options,
                     rebuild=rebuild, wait=wait, embedder=embedder) as idx:
         if not rebuild:
             _check_recorded(idx.options, chunk_tokens, overlap, vector_index)
@@ -109,7 +110,7 @@ def _show(report: IndexReport | None, removed: list[str], stats: IndexStats, as_
         click.echo(f"removed {len(removed)} file(s) from the index")
     if report is not None:
         click.echo(report.summary())
-    click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
+    click.echo(f"index {stats.location}: {stats.documents} files, {stats.chunks} chunks, "
                f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
 
 
@@ -162,7 +163,7 @@ def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: in
 def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-untyped-def]
     data: dict = {"removed_paths": removed}
     if stats is not None:
-        data.update(index=str(stats.folder), documents=stats.documents, chunks=stats.chunks,
+        data.update(index=stats.location, documents=stats.documents, chunks=stats.chunks,
                     embedding_model=stats.embedding_model, size_bytes=stats.size_bytes)
     if report is not None:
         data.update(added=report.added, updated=report.updated, removed=report.removed,

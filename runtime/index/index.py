@@ -172,6 +172,12 @@ class Index:
         return cls(folder, store, options, embedder, wait)
 
     @property
+    def location(self) -> str:
+        """Where the index is, as messages and ``--json`` show it (a folder, or a URL without
+        credentials)."""
+        return str(self.folder)
+
+    @property
     def default_k(self) -> int:
         return self.options.k
 

@@ -47,13 +47,16 @@ def local_folder(url: str) -> Path:
 class PostgresIndex(Index):
     """An index in a PostgreSQL database (see the module docstring)."""
 
-    store: PostgresStore
+    store: PostgresStore  # type: ignore[assignment]  # the local Store until the store protocol lands
 
     def __init__(self, url: str, store: PostgresStore, options: IndexOptions, embedder: Embedder | None,
                  wait: float) -> None:
         super().__init__(local_folder(url), store, options, embedder, wait)  # type: ignore[arg-type]
         self.url = url
-        self.location = store.where
+
+    @property
+    def location(self) -> str:
+        return self.store.where
 
     @classmethod
     def open_url(cls, url: str, *, create: bool = False, embedding_model: str | None = None,

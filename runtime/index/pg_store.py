@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime import env
 from runtime.errors import IndexServerError
 from runtime.index.chunking import Chunk
 from runtime.index.pg_schema import applied, migrate, type_vectors
@@ -34,7 +35,6 @@ from runtime.index.vectors import HNSW_EF_SEARCH
 from runtime.redact import redact_credentials
 
 logger = logging.getLogger(__name__)
-URL_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
 _OPEN, _CLOSE = "\x02", "\x03"  # ts_headline markers, as runtime/index/proximity.py's
 _MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
@@ -56,7 +56,7 @@ FROM m JOIN df USING (lexeme) CROSS JOIN n GROUP BY m.id ORDER BY score DESC, m.
 
 def is_url(location: object) -> bool:
     """True if ``location`` (an ``--index`` value) names a PostgreSQL database."""
-    return isinstance(location, str) and location.lower().startswith(URL_SCHEMES)
+    return env.is_index_url(location)
 
 
 def describe(url: str) -> str:
