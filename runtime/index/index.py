@@ -33,8 +33,10 @@ from runtime.index.rebuild import discard_staging, initialise, open_for_writing,
 from runtime.index.rerank import Reranker, rerank
 from runtime.index.scan import is_under, key_path, path_key, shown
 from runtime.index.search import reciprocal_rank_fusion, repair_text, weighted_fusion
-from runtime.index.store import DB_NAME, ChunkRow, Store
-from runtime.index.vectors import VectorIndex, remove_stale_files, saved_generation_files, vectors_file
+from runtime.index.terms import idf_weights
+from runtime.index.store import DB_NAME, Store
+from runtime.index.stores.base import ChunkRow, IndexStore
+from runtime.index.vectors import vectors_file
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "index.lock"
@@ -92,7 +94,7 @@ class Index:
     another process holds it for longer than ``wait`` seconds.
     """
 
-    def __init__(self, folder: Path, store: Store, options: IndexOptions,
+    def __init__(self, folder: Path, store: IndexStore, options: IndexOptions,
                  embedder: Embedder | None, wait: float) -> None:
         self.folder = folder
         self.store = store
@@ -100,8 +102,6 @@ class Index:
         self.wait = wait
         self._embedder = embedder
         self.reranker: Reranker | None = None  # a second stage for search (--rerank MODEL)
-        self._vectors: VectorIndex | None = None
-        self._vectors_generation = -1
         self._mutex = threading.RLock()
         self._rebuild: dict[str, object] | None = None  # the new index's meta, until a write builds it
         self._target = store  # where writes go: a rebuild's own store while it is being built
@@ -249,12 +249,15 @@ class Index:
                                 index_folder=self.folder, follow_symlinks=follow_symlinks).run(roots)
             else:
                 report = self._rebuilt(roots, progress, follow_symlinks)
-            self._save_vectors()
+            self.store.sync_vectors()
         return report
 
     def _rebuilt(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool,
                  follow_symlinks: bool) -> IndexReport:
         """Build the index of ``roots`` beside this one, then replace this one's rows with it."""
+        if not isinstance(self.store, Store):  # the staged copy and its switch are SQLite's
+            raise IndexMismatchError(f"the index at {self.folder} cannot be rebuilt in place",
+                                     hint="build a new index and remove this one")
         staged = staging_store(self.folder, self._rebuild or {})
         self._target = staged
         try:
@@ -276,9 +279,9 @@ class Index:
             gone = [p for p in self.store.documents() if any(is_under(p, t) for t in targets)]
             with self.store.transaction():
                 self.store.delete_documents(gone)
-                self.store.db.executemany("DELETE FROM roots WHERE path = ?", [(t,) for t in targets])
+                self.store.delete_roots(targets)
                 self.store.bump_generation()
-            self._save_vectors()
+            self.store.sync_vectors()
         return sorted(shown(g) for g in gone)
 
     def rename(self, old: str | Path, new: str | Path) -> int:
@@ -289,13 +292,11 @@ class Index:
             moved = [p for p in self.store.documents() if is_under(p, source)]
             with self.store.transaction():
                 for path in moved:
-                    renamed = target + path[len(source):]
-                    self.store.db.execute("DELETE FROM documents WHERE path = ?", (renamed,))  # replaced
-                    self.store.db.execute("UPDATE documents SET path = ? WHERE path = ?", (renamed, path))
+                    self.store.rename_document(path, target + path[len(source):])
                 if moved:
                     self.store.bump_generation()
             if moved:
-                self._save_vectors()
+                self.store.sync_vectors()
         return len(moved)
 
     def _writer_embedder(self) -> Embedder:
@@ -308,23 +309,6 @@ class Index:
                 with target.transaction():
                     target.set_meta(dimension=embedder.dimension)
         return embedder
-
-    def _save_vectors(self) -> None:
-        """Write the FAISS cache of the current generation (the writer lock is held)."""
-        generation = self.store.generation()
-        dimension = self.store.meta().get("dimension")
-        if dimension is None:
-            return
-        saved = saved_generation_files(self.folder).get(generation)
-        if saved is not None and self._checked_file(saved, int(dimension)) is not None:
-            return
-        vectors = VectorIndex.empty(int(dimension), self.options.vector_index)
-        for ids, matrix in self.store.vector_blocks(int(dimension)):  # one block in memory at a time
-            vectors.add(ids, matrix)
-        vectors.save(vectors_file(self.folder, generation))
-        remove_stale_files(self.folder, generation)
-        if self._vectors_generation != generation:
-            self._vectors, self._vectors_generation = vectors, generation
 
     # --- reading --------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
@@ -342,7 +326,7 @@ class Index:
         with self._mutex, self.store.transaction(write=False):
             dense: list[tuple[int, float]] = []
             if query_vector is not None:
-                dense = self._vectors_now().search(query_vector, wanted)
+                dense = self.store.nearest(query_vector, wanted)
             keyword = self.store.keyword_search(query, wanted) if mode != "dense" else []
             if mode == "hybrid" and self.options.fusion == "weighted" and query_vector is not None:
                 ranked = weighted_fusion(self._cosines(dense, keyword, query_vector), keyword,
@@ -392,42 +376,6 @@ class Index:
             for chunk_id, score in ranked if (row := rows.get(chunk_id)) is not None
         ]
 
-    def _vectors_now(self) -> VectorIndex:
-        """The vectors of the current snapshot (call inside a read transaction)."""
-        generation = self.store.generation()
-        if self._vectors is None or self._vectors_generation != generation:
-            dimension = self.store.meta().get("dimension")
-            if dimension is None:
-                return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32))
-            self._vectors = self._load_vectors(generation, int(dimension))
-            self._vectors_generation = generation
-        return self._vectors
-
-    def _load_vectors(self, generation: int, dimension: int) -> VectorIndex:
-        """The saved FAISS file of ``generation``, else an exact index built from this snapshot."""
-        saved = saved_generation_files(self.folder).get(generation)
-        if saved is not None and (vectors := self._checked_file(saved, dimension)) is not None:
-            return vectors
-        vectors = VectorIndex.empty(dimension, "flat")
-        for ids, matrix in self.store.vector_blocks(dimension):
-            vectors.add(ids, matrix)
-        return vectors
-
-    def _checked_file(self, saved: Path, dimension: int) -> VectorIndex | None:
-        """The saved FAISS file if it holds exactly this snapshot's vectors, else ``None``: a
-        cache of the wrong dimension or a stale one is rebuilt from SQLite, never searched."""
-        try:
-            vectors = VectorIndex.load(saved, self.options.vector_index)
-        except (OSError, RuntimeError) as exc:  # removed by a writer meanwhile, or unreadable
-            logger.info("vectors file %s unusable (%s); using SQLite", saved, exc)
-            return None
-        why = vectors.mismatch(dimension, self.store.vector_ids(), self.store.vector_blobs)
-        if why is not None:
-            logger.warning("vectors file %s does not match the database (%s); rebuilding it from SQLite",
-                           saved, why)
-            return None
-        return vectors
-
     def stats(self) -> IndexStats:
         """Counts, the embedding model and the size of the index folder."""
         with self._mutex, self.store.transaction(write=False):
@@ -449,15 +397,51 @@ class Index:
         with self._mutex, self.store.transaction(write=False):
             return self.store.chunks_for(ids)
 
+    # --- the terms API (the store's keyword tokenizer; one read snapshot per call) -----------
+    def counts(self) -> tuple[int, int]:
+        """``(documents, chunks)``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.counts()
+
     def chunks_matching(self, word: str) -> int:
         """How many chunks hold ``word`` (stemmed as keyword search stems)."""
         with self._mutex, self.store.transaction(write=False):
             return self.store.chunks_matching(word)
 
+    def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """``term -> how many chunks hold it``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.term_frequencies(terms)
+
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """``term -> its inverse document frequency over the chunks`` (:func:`~runtime.index.terms.idf`)."""
+        with self._mutex, self.store.transaction(write=False):
+            return idf_weights(self.store, terms)
+
+    def chunks_holding(self, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
+        """``term -> the chunks among ids that hold it``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.chunks_holding(terms, ids)
+
     def chunks_holding_all(self, words: Sequence[str], limit: int = 50) -> list[int]:
         """Chunks whose text holds every one of ``words`` (stemmed as keyword search stems)."""
         with self._mutex, self.store.transaction(write=False):
             return self.store.chunks_holding_all(words, limit)
+
+    def match_offsets(self, word: str, ids: Sequence[int]) -> dict[int, list[int]]:
+        """``chunk id -> character offsets where word matches`` among ``ids``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.match_offsets(word, ids)
+
+    def document_spread(self, word: str) -> tuple[int, int]:
+        """``(chunks holding word, of which in the document holding it most)``."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.document_spread(word)
+
+    def keyword_search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """``(chunk id, keyword score)`` best first, without embedding the query."""
+        with self._mutex, self.store.transaction(write=False):
+            return self.store.keyword_search(query, limit)
 
     def setting(self, key: str) -> str | None:
         """A value the index's settings hold for ``key`` (``rt eval --calibrate`` keeps its rule there)."""
@@ -467,7 +451,7 @@ class Index:
         """Store ``value`` under ``key`` in the index's settings (``None`` removes it)."""
         with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait), self.store.transaction():
             if value is None:
-                self.store.db.execute("DELETE FROM meta WHERE key = ?", (SETTING_PREFIX + key,))
+                self.store.delete_meta(SETTING_PREFIX + key)
             else:
                 self.store.set_meta(**{SETTING_PREFIX + key: value})
 

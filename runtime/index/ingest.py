@@ -27,7 +27,8 @@ from runtime.index.config import IndexOptions
 from runtime.index.embedder import Embedder
 from runtime.index.readers import BinaryFileError, Section, UnreadableFileError, fingerprint, reader_for
 from runtime.index.scan import NAMES_KEPT, NAMED_REASONS, is_under, path_key, scan_root, shown
-from runtime.index.store import DocumentRecord, Store, text_digest
+from runtime.index.store import text_digest
+from runtime.index.stores.base import DocumentRecord, IndexStore
 
 logger = logging.getLogger(__name__)
 RECENT_VECTORS = 2048  # about 3 MB of MiniLM vectors
@@ -127,7 +128,7 @@ class Ingest:
     ``commit_chunks`` chunks, so a file larger than that is still committed whole or not at all.
     """
 
-    def __init__(self, store: Store, embedder: Callable[[], Embedder], options: IndexOptions,
+    def __init__(self, store: IndexStore, embedder: Callable[[], Embedder], options: IndexOptions,
                  *, progress: bool = False, index_folder: Path | None = None,
                  follow_symlinks: bool = False) -> None:
         self.follow_symlinks = follow_symlinks

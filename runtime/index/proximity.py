@@ -15,17 +15,18 @@ adding ``0.5 x`` this share to the fused score of the first 20 hits moved hit@1 
 from __future__ import annotations
 
 import bisect
-import math
 import re
 from collections.abc import Mapping, Sequence
 
-from runtime.index.store import Store, fts_phrase, query_words
+from runtime.index.store import query_words
+from runtime.index.stores.base import TermStats
+from runtime.index.terms import idf, idf_weights
+
+__all__ = ["best_sentence_share", "idf", "match_offsets", "sentence_shares", "sentence_starts"]
 
 # A sentence ends at . ! or ? before whitespace, or at a blank line. Not at a single line end:
 # plain text and mail wrap sentences across lines ("Tyre size is\n700x40C, pressure 4.5 bar").
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
-_OPEN, _CLOSE = "\x02", "\x03"  # highlight() markers: control characters no word contains
-_MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
 # "how much", "how many": words of the question's form, not its subject. Rare in most documents,
 # they would weigh the most and reward any sentence that says "much" (the keyword search keeps
 # them; BM25 spreads their weight over the whole chunk).
@@ -37,22 +38,9 @@ def sentence_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in _SENTENCE_END.finditer(text))]
 
 
-def idf(chunks_holding: int, n_chunks: int) -> float:
-    """Smoothed inverse document frequency over chunks; never negative."""
-    return max(math.log((n_chunks + 1) / (chunks_holding + 0.5)), 0.0)
-
-
-def match_offsets(store: Store, word: str, ids: Sequence[int]) -> dict[int, list[int]]:
+def match_offsets(store: TermStats, word: str, ids: Sequence[int]) -> dict[int, list[int]]:
     """``chunk id -> character offsets of the matches of word`` among ``ids`` (FTS5 stemming)."""
-    if not ids:
-        return {}
-    sql = (f"SELECT rowid, highlight(chunks_fts, 0, '{_OPEN}', '{_CLOSE}') FROM chunks_fts "
-           f"WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})")
-    out: dict[int, list[int]] = {}
-    for chunk_id, marked in store.db.execute(sql, (fts_phrase(word), *ids)):
-        # each earlier match put two markers before this one: offset in the text = position - 2n
-        out[int(chunk_id)] = [m.start() - 2 * n for n, m in enumerate(_MATCH.finditer(marked))]
-    return out
+    return store.match_offsets(word, ids) if ids else {}
 
 
 def best_sentence_share(starts: Sequence[int], matches: Mapping[str, Sequence[int]],
@@ -69,15 +57,14 @@ def best_sentence_share(starts: Sequence[int], matches: Mapping[str, Sequence[in
     return max(per_sentence.values(), default=0.0) / total
 
 
-def sentence_shares(store: Store, query: str, texts: Mapping[int, str]) -> dict[int, float]:
+def sentence_shares(store: TermStats, query: str, texts: Mapping[int, str]) -> dict[int, float]:
     """``chunk id -> best_sentence_share`` of the query's words (stop words dropped, IDF over
     the index's chunks) for the chunks ``texts`` (id -> text); call inside a read transaction."""
     words = [w for w in query_words(query) if w not in _QUESTION_FORM]
     ids = list(texts)
     if not words or not ids:
         return {}
-    n_chunks = store.counts()[1]
-    weights = {w: idf(store.chunks_matching(w), n_chunks) for w in words}
+    weights = idf_weights(store, words)
     found = {w: match_offsets(store, w, ids) for w in words if weights[w] > 0}
     shares = {}
     for chunk_id, text in texts.items():

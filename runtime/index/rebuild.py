@@ -89,7 +89,7 @@ def initialise(store: Store, folder: Path, options: IndexOptions, model: str, re
     with store.transaction():
         if rebuild:
             store.clear()
-            store.db.execute("DELETE FROM meta WHERE key = 'dimension'")
+            store.delete_meta("dimension")
             store.bump_generation()
         store.set_meta(embedding_model=model, chunk_tokens=options.chunk_tokens,
                        overlap_tokens=options.overlap_tokens, vector_index=options.vector_index)

@@ -14,7 +14,6 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,19 @@ from runtime.errors import IndexCorruptError, InsufficientDiskError
 from runtime.fsutil import free_space, human_bytes
 from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
+from runtime.index.stores.base import ChunkRow, DocumentRecord
+from runtime.index.vectors import VectorCache
+
+__all__ = ["DB_NAME", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query", "query_words",
+           "text_digest"]
 
 SCHEMA_VERSION = "1"
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named only from Python 3.11 (rt supports 3.10)
 DB_NAME = "index.sqlite"
+
+# highlight() markers around a match: control characters no word contains
+_OPEN, _CLOSE = "\x02", "\x03"
+_MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,31 +70,6 @@ _STOPWORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ChunkRow:
-    """A stored chunk with its document's path (as shown: see :func:`~runtime.index.scan.shown`)."""
-
-    id: int
-    path: str
-    text: str
-    page: int | None
-    lines: tuple[int, int] | None
-    chars: tuple[int, int]
-    location: str | None = None
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """What the index keeps about a file."""
-
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    kind: str
-    encoding: str | None
-
-
 def text_digest(text: str) -> bytes:
     """A 16-byte digest of a chunk's text (to recognise unchanged chunks)."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -109,10 +92,13 @@ def keyword_query(text: str) -> str:
 
 
 class Store:
-    """A connection to ``folder/index.sqlite``; ``create`` makes the schema if it is missing."""
+    """The local :class:`~runtime.index.stores.base.IndexStore`: a connection to
+    ``folder/index.sqlite``, with the FAISS cache of its vectors beside it (:class:`VectorCache`);
+    ``create`` makes the schema if it is missing."""
 
     def __init__(self, folder: Path, *, create: bool = False) -> None:
         self.path = Path(folder) / DB_NAME
+        self.vectors = VectorCache(Path(folder), self)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -175,6 +161,10 @@ class Store:
         self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                             [(k, str(v)) for k, v in values.items()])
 
+    def delete_meta(self, *keys: str) -> None:
+        """Remove meta keys (call inside a transaction)."""
+        self.db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
     def generation(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
 
@@ -188,6 +178,9 @@ class Store:
 
     def set_root(self, path: str, include: str, exclude: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?)", (path, include, exclude))
+
+    def delete_roots(self, paths: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM roots WHERE path = ?", [(p,) for p in paths])
 
     def documents(self) -> dict[str, tuple[int, str]]:
         """``path -> (id, sha256)`` of every indexed file."""
@@ -250,6 +243,15 @@ class Store:
         self.db.execute("UPDATE documents SET path = ?, n_chunks = ? WHERE id = ?",
                         (path, n_chunks, document_id))
 
+    def discard_document(self, document_id: int) -> None:
+        """Drop a begun document that failed half-way, with its chunks (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+
+    def rename_document(self, old: str, new: str) -> None:
+        """Move the document at ``old`` to ``new``, replacing one there (inside a transaction)."""
+        self.db.execute("DELETE FROM documents WHERE path = ?", (new,))
+        self.db.execute("UPDATE documents SET path = ? WHERE path = ?", (new, old))
+
     def put_document(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
                      now: float) -> None:
         """Insert or replace one document with its chunks and their vectors (inside a transaction)."""
@@ -304,11 +306,52 @@ class Store:
             "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
 
+    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest chunks by inner product, from the FAISS cache of this snapshot's
+        generation (inside a read transaction)."""
+        return self.vectors.search(vector, k)
+
+    def sync_vectors(self) -> None:
+        """Save the FAISS cache of the committed generation (the writer lock is held)."""
+        self.vectors.save()
+
+    # --- the terms API (FTS5's tokenizer: stemmed, case- and accent-folded) -----------------
     def chunks_matching(self, word: str) -> int:
-        """How many chunks hold ``word`` (FTS5's tokenizer: stemmed, case- and accent-folded)."""
+        """How many chunks hold ``word``."""
         sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
         row = self.db.execute(sql, (fts_phrase(word),)).fetchone()
         return int(row[0])
+
+    def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """``term -> number of chunks holding it``."""
+        return {term: self.chunks_matching(term) for term in terms}
+
+    def chunks_holding(self, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
+        """``term -> the chunks among ids that hold it``."""
+        sql = "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({})"
+        return {term: {int(r[0]) for r in self._select_in(sql, ids, (fts_phrase(term),))} for term in terms}
+
+    def match_offsets(self, word: str, ids: Sequence[int]) -> dict[int, list[int]]:
+        """``chunk id -> character offsets of the matches of word`` among ``ids``, found by FTS5's
+        ``highlight()`` so that no second tokenizer can disagree with the keyword search."""
+        sql = (f"SELECT rowid, highlight(chunks_fts, 0, '{_OPEN}', '{_CLOSE}') FROM chunks_fts "
+               "WHERE chunks_fts MATCH ? AND rowid IN ({})")
+        out: dict[int, list[int]] = {}
+        for chunk_id, marked in self._select_in(sql, ids, (fts_phrase(word),)):
+            # each earlier match put two markers before this one: offset in the text = position - 2n
+            out[int(chunk_id)] = [m.start() - 2 * n for n, m in enumerate(_MATCH.finditer(marked))]
+        return out
+
+    def document_spread(self, word: str) -> tuple[int, int]:
+        """``(chunks holding word, of which in its most frequent document)``."""
+        try:
+            rows = self.db.execute(
+                "SELECT COUNT(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
+                "GROUP BY c.document_id", (fts_phrase(word),)).fetchall()
+        except sqlite3.OperationalError:  # a word FTS5 cannot parse as a phrase
+            return 0, 0
+        counts = [int(r[0]) for r in rows]
+        return sum(counts), max(counts, default=0)
 
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
         """``path -> its chunk ids in reading order``."""
@@ -334,11 +377,12 @@ class Store:
         chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(docs), int(chunks)
 
-    def _select_in(self, sql: str, ids: Sequence[int]) -> list[tuple]:
+    def _select_in(self, sql: str, ids: Sequence[int], before: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` with its ``{}`` filled by ``ids`` (parameters after ``before``'s)."""
         rows: list[tuple] = []
         for start in range(0, len(ids), 500):  # SQLite's host-parameter limit
             part = list(ids[start:start + 500])
-            rows += self.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+            rows += self.db.execute(sql.format(",".join("?" * len(part))), (*before, *part)).fetchall()
         return rows
 
 

@@ -12,9 +12,9 @@ import contextlib
 import errno
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -156,6 +156,97 @@ def _one_openmp_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+class VectorRows(Protocol):
+    """What a :class:`VectorCache` reads from its store: the vectors of one snapshot."""
+
+    def generation(self) -> int: ...
+
+    def meta(self) -> dict[str, str]: ...
+
+    def vector_blocks(self, dimension: int, rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def vector_ids(self) -> np.ndarray: ...
+
+    def vector_blobs(self, ids: Sequence[int]) -> dict[int, bytes]: ...
+
+
+class VectorCache:
+    """The FAISS index of a store's vectors, saved in ``folder`` per generation.
+
+    The writer saves the file of the generation it committed (:meth:`save`); a reader searches
+    the file of its snapshot's generation, or, while there is none (a writer mid-run or
+    killed), an exact index built from that same snapshot (:meth:`search`). The kind (flat or
+    HNSW) is the one the store's settings record.
+    """
+
+    def __init__(self, folder: Path, rows: VectorRows) -> None:
+        self.folder = Path(folder)
+        self.rows = rows
+        self._vectors: VectorIndex | None = None
+        self._generation = -1
+
+    def _kind(self) -> str:
+        return self.rows.meta().get("vector_index", "flat")
+
+    def save(self) -> None:
+        """Write the file of the current generation unless a matching one is there (the writer
+        lock is held), and delete the other generations' files."""
+        generation = self.rows.generation()
+        dimension = self.rows.meta().get("dimension")
+        if dimension is None:
+            return
+        saved = saved_generation_files(self.folder).get(generation)
+        if saved is not None and self._checked_file(saved, int(dimension)) is not None:
+            return
+        vectors = VectorIndex.empty(int(dimension), self._kind())
+        for ids, matrix in self.rows.vector_blocks(int(dimension)):  # one block in memory at a time
+            vectors.add(ids, matrix)
+        vectors.save(vectors_file(self.folder, generation))
+        remove_stale_files(self.folder, generation)
+        if self._generation != generation:
+            self._vectors, self._generation = vectors, generation
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(chunk id, inner product)`` of the ``k`` nearest vectors (inside a read transaction)."""
+        return self.current().search(query, k)
+
+    def current(self) -> VectorIndex:
+        """The vectors of the current snapshot (call inside a read transaction)."""
+        generation = self.rows.generation()
+        if self._vectors is None or self._generation != generation:
+            dimension = self.rows.meta().get("dimension")
+            if dimension is None:
+                return VectorIndex.build(np.zeros(0, np.int64), np.zeros((0, 1), np.float32))
+            self._vectors = self._load(generation, int(dimension))
+            self._generation = generation
+        return self._vectors
+
+    def _load(self, generation: int, dimension: int) -> VectorIndex:
+        """The saved FAISS file of ``generation``, else an exact index built from this snapshot."""
+        saved = saved_generation_files(self.folder).get(generation)
+        if saved is not None and (vectors := self._checked_file(saved, dimension)) is not None:
+            return vectors
+        vectors = VectorIndex.empty(dimension, "flat")
+        for ids, matrix in self.rows.vector_blocks(dimension):
+            vectors.add(ids, matrix)
+        return vectors
+
+    def _checked_file(self, saved: Path, dimension: int) -> VectorIndex | None:
+        """The saved FAISS file if it holds exactly this snapshot's vectors, else ``None``: a
+        cache of the wrong dimension or a stale one is rebuilt from SQLite, never searched."""
+        try:
+            vectors = VectorIndex.load(saved, self._kind())
+        except (OSError, RuntimeError) as exc:  # removed by a writer meanwhile, or unreadable
+            logger.info("vectors file %s unusable (%s); using SQLite", saved, exc)
+            return None
+        why = vectors.mismatch(dimension, self.rows.vector_ids(), self.rows.vector_blobs)
+        if why is not None:
+            logger.warning("vectors file %s does not match the database (%s); rebuilding it from SQLite",
+                           saved, why)
+            return None
+        return vectors
 
 
 def saved_generation_files(folder: Path) -> dict[int, Path]:

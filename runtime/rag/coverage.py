@@ -23,17 +23,19 @@ adds ``model_yes`` (its P(yes) read from the logits) and the score gains
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from runtime.config import CoverageOptions
-from runtime.index.store import fts_phrase
+from runtime.index.terms import idf
 
 if TYPE_CHECKING:
     from runtime.index import Hit, Index
-    from runtime.index.store import Store
+    from runtime.index.stores.base import TermStats
+
+__all__ = ["QUESTION_WORDS", "Coverage", "assess", "chunks_holding", "decide", "idf", "informative_terms",
+           "measure", "needs_probe", "term_frequencies"]
 
 # Words that say what kind of answer is wanted, not what it is about. They are dropped before
 # weighting: in a small index their IDF is high only because few chunks are questions.
@@ -73,39 +75,29 @@ class Coverage:
         return {"covered": self.covered, "reason": self.reason, "signals": dict(self.signals)}
 
 
-def term_frequencies(store: Store, terms: Sequence[str]) -> dict[str, int]:
-    """``term -> number of chunks holding it``, with the index's own FTS5 tokenizer (porter
+def term_frequencies(terms_of: TermStats, terms: Sequence[str]) -> dict[str, int]:
+    """``term -> number of chunks holding it``, with the index's own keyword tokenizer (porter
     stemming, so "descaling" finds "descale")."""
-    sql = "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
-    return {term: int(store.db.execute(sql, (fts_phrase(term),)).fetchone()[0]) for term in terms}
+    return terms_of.term_frequencies(terms)
 
 
-def chunks_holding(store: Store, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
+def chunks_holding(terms_of: TermStats, terms: Sequence[str], ids: Sequence[int]) -> dict[str, set[int]]:
     """``term -> the chunks among ids that hold it``."""
-    if not ids:
-        return {term: set() for term in terms}
-    sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(ids))})"
-    return {term: {int(r[0]) for r in store.db.execute(sql, (fts_phrase(term), *ids))} for term in terms}
-
-
-def idf(document_frequency: int, n_chunks: int) -> float:
-    """Smoothed inverse document frequency; a term found nowhere weighs the most."""
-    return math.log((n_chunks + 1) / (document_frequency + 0.5))
+    return terms_of.chunks_holding(terms, ids)
 
 
 def measure(question: str, hits: Sequence[Hit], index: Index) -> dict[str, Any]:
     """The signals for ``question`` given the retrieved ``hits`` (see the module docstring)."""
     terms = informative_terms(question)
-    store = index.store
-    _, n_chunks = store.counts()
-    frequency = term_frequencies(store, terms)
-    holding = chunks_holding(store, terms, [h.chunk_id for h in hits])
+    _, n_chunks = index.counts()
+    frequency = index.term_frequencies(terms)
+    holding = index.chunks_holding(terms, [h.chunk_id for h in hits])
     weights = {t: idf(frequency.get(t, 0), n_chunks) for t in terms}
     total = sum(weights.values())
     missing = [t for t in terms if frequency.get(t, 0) == 0]
     per_passage = [sum(weights[t] for t in terms if h.chunk_id in holding[t]) for h in hits]
     found = [t for t in terms if holding[t]]
-    keyword = store.keyword_search(question, 1)
+    keyword = index.keyword_search(question, 1)
     similarities = [h.similarity for h in hits if h.similarity is not None]
     return {
         "best_similarity": max(similarities) if similarities else None,
@@ -170,5 +162,5 @@ def assess(question: str, hits: Sequence[Hit], index: Index,
            options: CoverageOptions = CoverageOptions()) -> Coverage:
     """:func:`measure` then :func:`decide`."""
     if not hits:
-        return Coverage(False, "retrieval found no passage", {"chunks": index.store.counts()[1]})
+        return Coverage(False, "retrieval found no passage", {"chunks": index.counts()[1]})
     return decide(measure(question, hits, index), options)

@@ -13,11 +13,8 @@ benchmarks/bench_retrieval.py, docs/retrieval.md).
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 from typing import Protocol
-
-from runtime.index.store import fts_phrase
 
 # Words a question is made of that say nothing about its subject.
 _QUESTION_WORDS = frozenset(
@@ -33,9 +30,12 @@ _WORD = re.compile(r"[\w][\w.+-]*[\w]|[\w]")
 
 
 class TermStore(Protocol):
-    """What this module needs of an index's store: its SQLite connection (FTS5 table ``chunks_fts``)."""
+    """What this module needs of an index (:class:`~runtime.index.Index`, or a store inside one of
+    its read snapshots): two questions of its terms API."""
 
-    db: sqlite3.Connection
+    def counts(self) -> tuple[int, int]: ...
+
+    def document_spread(self, word: str) -> tuple[int, int]: ...
 
 
 def content_words(text: str) -> list[str]:
@@ -61,10 +61,10 @@ def topic_terms(text: str, store: TermStore, *, limit: int = 1, max_share: float
     Constance" appears in one paragraph, and carrying it pulled follow-ups to that paragraph
     (measured: benchmarks/bench_retrieval.py).
     """
-    total = _chunk_count(store)
+    total = store.counts()[1]
     scored = []
     for word in content_words(text):
-        count, in_top_document = _spread(store, word)
+        count, in_top_document = store.document_spread(word)
         if (0 < count <= max(1, max_share * total) and in_top_document >= min_chunks
                 and in_top_document >= min_concentration * count):
             scored.append((in_top_document, word))
@@ -88,20 +88,3 @@ def contextual_query(question: str, earlier: Sequence[str], store: TermStore, *,
             if term not in own and term not in extra and len(extra) < limit:
                 extra.append(term)
     return f"{question} {' '.join(extra)}" if extra else question
-
-
-def _chunk_count(store: TermStore) -> int:
-    return int(store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
-
-
-def _spread(store: TermStore, word: str) -> tuple[int, int]:
-    """``(chunks holding word, of which in its most frequent document)`` (FTS5's stemming)."""
-    phrase = fts_phrase(word)
-    try:
-        rows = store.db.execute(
-            "SELECT COUNT(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
-            "GROUP BY c.document_id", (phrase,)).fetchall()
-    except sqlite3.OperationalError:  # a word FTS5 cannot parse as a phrase
-        return 0, 0
-    counts = [int(r[0]) for r in rows]
-    return sum(counts), max(counts, default=0)

@@ -249,7 +249,7 @@ class RAG:
         embedded_before = self._timer.query_seconds if self._timer else 0.0
         # a chat follow-up ("And how much memory does it cost?") is retrieved with the
         # informative terms of the questions before it (runtime.rag.followup)
-        query = contextual_query(question, [t.question for t in history], self.index.store) if history else question
+        query = contextual_query(question, [t.question for t in history], self.index) if history else question
         hits = self.retrieve(query, k)
         retrieval = time.perf_counter() - started
         embedding = (self._timer.query_seconds - embedded_before) if self._timer else 0.0
