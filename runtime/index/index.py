@@ -27,7 +27,7 @@ from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canoni
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
-from runtime.index.pg_store import is_url
+from runtime.index.stores.postgres import is_url
 from runtime.index.proximity import sentence_shares
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
@@ -122,8 +122,8 @@ class Index:
         win over ``options`` unless rebuilding.
         """
         location = folder or env.default_index()
-        if is_url(location):  # a PostgreSQL database (runtime/index/pg_index.py)
-            from runtime.index.pg_index import PostgresIndex
+        if is_url(location):  # a PostgreSQL database (runtime/index/postgres_index.py)
+            from runtime.index.postgres_index import PostgresIndex
 
             return PostgresIndex.open_url(str(location), create=create, embedding_model=embedding_model,
                                           options=options, embedder=embedder, rebuild=rebuild, wait=wait)

@@ -213,10 +213,6 @@ class Store:
         """Drop documents with their chunks, vectors and keyword entries (inside a transaction)."""
         self.db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
 
-    def discard_document(self, document_id: int) -> None:
-        """Drop a begun document that failed half-way (inside a transaction)."""
-        self.db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
-
     def begin_document(self, record: DocumentRecord, path: str, now: float) -> int:
         """Insert ``record`` under ``path`` (a temporary name while an older version is still
         there) with no chunks yet; return its id (inside a transaction)."""

@@ -18,18 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
-
 from runtime import env
 from runtime.errors import IndexMismatchError, IndexNotFoundError, IndexServerError
 from runtime.index.config import IndexOptions
 from runtime.index.embedder import Embedder, canonical_model_name
 from runtime.index.index import Hit, Index, IndexStats
 from runtime.index.ingest import IndexReport
-from runtime.index.pg_schema import untype_vectors
-from runtime.index.pg_store import PostgresStore, connection_error, describe
+from runtime.index.stores.postgres_schema import untype_vectors
+from runtime.index.stores.postgres import PostgresStore, connection_error, describe
 from runtime.index.scan import shown
-from runtime.index.store import ChunkRow
+from runtime.index.stores.base import ChunkRow
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,11 +45,11 @@ def local_folder(url: str) -> Path:
 class PostgresIndex(Index):
     """An index in a PostgreSQL database (see the module docstring)."""
 
-    store: PostgresStore  # type: ignore[assignment]  # the local Store until the store protocol lands
+    store: PostgresStore
 
     def __init__(self, url: str, store: PostgresStore, options: IndexOptions, embedder: Embedder | None,
                  wait: float) -> None:
-        super().__init__(local_folder(url), store, options, embedder, wait)  # type: ignore[arg-type]
+        super().__init__(local_folder(url), store, options, embedder, wait)
         self.url = url
 
     @property
@@ -102,12 +100,6 @@ class PostgresIndex(Index):
         except psycopg.OperationalError as exc:  # the server went away mid-run: commits are kept
             raise connection_error(exc, self.location) from None
 
-    def _save_vectors(self) -> None:
-        """Nothing to save: the vectors' HNSW index lives in the database."""
-
-    def _vectors_now(self) -> _DatabaseVectors:  # type: ignore[override]
-        return _DatabaseVectors(self.store)
-
     def search(self, query: str, k: int | None = None, *, mode: str | None = None) -> list[Hit]:
         return self._retried(lambda: Index.search(self, query, k, mode=mode))
 
@@ -145,16 +137,6 @@ class PostgresIndex(Index):
             raise connection_error(exc, self.location) from None
 
 
-class _DatabaseVectors:
-    """What :meth:`Index.search` asks of its vectors, answered by pgvector in the database."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self.store = store
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self.store.nearest(query, k)
-
-
 def _initialise(store: PostgresStore, options: IndexOptions, model: str, rebuild: bool) -> None:
     """Record the model and chunking of a new (or emptied) index (inside a transaction)."""
     if rebuild:
@@ -166,4 +148,4 @@ def _initialise(store: PostgresStore, options: IndexOptions, model: str, rebuild
                    overlap_tokens=options.overlap_tokens, vector_index=PG_VECTOR_INDEX)
 
 
-__all__ = ["PostgresIndex", "IndexServerError", "local_folder"]
+__all__ = ["IndexServerError", "PostgresIndex", "local_folder"]
