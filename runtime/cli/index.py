@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +20,35 @@ if TYPE_CHECKING:
 _DEFAULTS = IndexOptions()
 
 
-@click.command()
+@click.command("push")
+@click.argument("source", type=IndexLocation())
+@click.option("--to", "target", type=IndexLocation(), required=True,
+              help="The index to copy into: a postgresql:// URL or a folder (created if missing).")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another writer of the target to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def push_command(source: str | Path, target: str | Path, wait: float, as_json: bool) -> None:
+    """Copy the index SOURCE (a folder or postgresql:// URL) to --to as it is, without re-embedding.
+
+    The target ends up holding what SOURCE holds; a second push copies only what changed.
+    """
+    from runtime.index.push import push
+
+    report = push(source, target, wait=wait)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.summary())
+
+
+class _IndexCommand(click.Command):
+    """``rt index PATHS...``, and ``rt index push SOURCE --to TARGET`` (a first argument ``push``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if args and args[0] == "push":
+            return push_command.make_context("push", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command(cls=_IndexCommand)
 @click.argument("paths", nargs=-1, type=UserPath(path_type=Path))
 @click.option("--index", "index_dir", type=IndexLocation(), default=None,
               help="Index folder or postgresql:// URL [default: RT_INDEX or RT_HOME/index].")
@@ -56,7 +84,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     """Index PATHS (folders or files) for `rt search` and `rt ask`.
 
     Re-running embeds only new and changed files and forgets deleted ones. Without PATHS,
-    every path indexed before is refreshed.
+    every path indexed before is refreshed. `rt index push SOURCE --to URL` copies an index to
+    PostgreSQL (or a folder) without re-embedding (`rt index push --help`).
     """
     from runtime import env
     from runtime.index import Index

@@ -282,6 +282,18 @@ class Store:
         rows = self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids)
         return {r[0]: np.frombuffer(r[1], dtype=np.float32, count=dimension) for r in rows}
 
+    def document_records(self) -> dict[str, DocumentRecord]:
+        rows = self.db.execute("SELECT path, sha256, size, mtime, kind, encoding FROM documents").fetchall()
+        return {r[0]: DocumentRecord(*r) for r in rows}
+
+    def document_chunks(self, document_id: int) -> list[tuple[Chunk, bytes]]:
+        rows = self.db.execute(
+            "SELECT c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end, c.n_tokens, c.location, "
+            "v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id WHERE c.document_id = ? ORDER BY c.ordinal",
+            (document_id,)).fetchall()
+        return [(Chunk(r[0], r[1], (r[2], r[3]) if r[2] is not None else None, (r[4], r[5]), r[6], r[7]), r[8])
+                for r in rows]
+
     def chunks_for(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select_in(
             "SELECT c.id, d.path, c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end, "

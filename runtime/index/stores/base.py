@@ -125,6 +125,14 @@ class IndexStore(TermStats, Protocol):
         """``path -> (document id, sha256)`` of every indexed file."""
         ...
 
+    def document_records(self) -> dict[str, DocumentRecord]:
+        """``path -> what the index keeps about it`` of every indexed file (``rt index push``)."""
+        ...
+
+    def document_chunks(self, document_id: int) -> list[tuple[Chunk, bytes]]:
+        """A document's chunks in reading order with their float32 vector bytes (``rt index push``)."""
+        ...
+
     def old_chunk_ids(self, document_id: int) -> dict[bytes, int]:
         """``text_digest(chunk text) -> chunk id`` of a document, to reuse unchanged chunks' vectors."""
         ...

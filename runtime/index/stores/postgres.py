@@ -84,7 +84,10 @@ def connect(url: str) -> Any:
     where = describe(url)
     options: dict[str, Any] = {} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        conn = psycopg.connect(url, autocommit=True, **options)
+        # prepare_threshold=None: no server-side prepared statements. A plan prepared before the
+        # first writer gave the vector column its dimension fails afterwards ("cached plan must
+        # not change result type"), and poolers in transaction mode (PgBouncer) refuse them.
+        conn = psycopg.connect(url, autocommit=True, prepare_threshold=None, **options)
     except psycopg.Error as exc:
         raise connection_error(exc, where) from None
     except Exception as exc:  # a malformed URL (psycopg's conninfo parser raises ProgrammingError)
@@ -223,12 +226,12 @@ class PostgresStore:
                           (_encode_path("\x00new-"),))
         return {_decode_path(path): (int(doc_id), sha) for path, doc_id, sha in rows}
 
-    def document_records(self) -> dict[str, tuple[DocumentRecord, int, float]]:
-        """``path -> (record, n_chunks, indexed_at)`` of every finished document (for push)."""
-        rows = self._rows("SELECT path, sha256, size, mtime, kind, encoding, n_chunks, indexed_at "
+    def document_records(self) -> dict[str, DocumentRecord]:
+        """``path -> what the index keeps about it`` of every finished document (for push)."""
+        rows = self._rows("SELECT path, sha256, size, mtime, kind, encoding "
                           "FROM rt.documents WHERE position(%s in path) = 0", (_encode_path("\x00new-"),))
-        return {_decode_path(r[0]): (DocumentRecord(_decode_path(r[0]), r[1], int(r[2]), float(r[3]), r[4], r[5]),
-                                     int(r[6]), float(r[7])) for r in rows}
+        return {_decode_path(r[0]): DocumentRecord(_decode_path(r[0]), r[1], int(r[2]), float(r[3]), r[4], r[5])
+                for r in rows}
 
     def old_chunk_ids(self, document_id: int) -> dict[bytes, int]:
         rows = self._rows("SELECT text, id FROM rt.chunks WHERE document_id = %s", (document_id,))
