@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -27,7 +26,6 @@ from runtime.index.embedder import Embedder, SentenceTransformerEmbedder, canoni
 from runtime.index.ingest import Ingest, IndexReport
 from runtime.index.light_embedder import LightEmbedder, query_embedder
 from runtime.index.lock import WriteLock
-from runtime.index.stores.postgres import is_url
 from runtime.index.proximity import sentence_shares
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank
@@ -122,15 +120,15 @@ class Index:
         win over ``options`` unless rebuilding.
         """
         location = folder or env.default_index()
-        if is_url(location):  # a PostgreSQL database (runtime/index/postgres_index.py)
-            from runtime.index.postgres_index import PostgresIndex
-
-            return PostgresIndex.open_url(str(location), create=create, embedding_model=embedding_model,
-                                          options=options, embedder=embedder, rebuild=rebuild, wait=wait)
-        folder = Path(location).expanduser()
-        folder = folder.resolve()
         options = options or IndexOptions()
         wanted = embedder.name if embedder else (canonical_model_name(embedding_model) if embedding_model else None)
+        if env.is_index_url(location):  # a PostgreSQL database (runtime/index/stores/postgres.py)
+            from runtime.index.stores.postgres_open import local_folder, open_database
+
+            database, options = open_database(str(location), options, wanted, create=create, rebuild=rebuild)
+            return cls(local_folder(str(location)), database, options, embedder, wait)
+        folder = Path(location).expanduser()
+        folder = folder.resolve()
         if not (folder / DB_NAME).exists() and not (create or rebuild):
             raise IndexNotFoundError(f"no index at {folder}", hint="run `rt index PATH` to build one")
         model = wanted or canonical_model_name(options.embedding_model)
@@ -175,7 +173,7 @@ class Index:
     def location(self) -> str:
         """Where the index is, as messages and ``--json`` show it (a folder, or a URL without
         credentials)."""
-        return str(self.folder)
+        return self.store.location
 
     @property
     def default_k(self) -> int:
@@ -315,8 +313,12 @@ class Index:
         """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword).
 
         With a :attr:`reranker`, the first ``IndexOptions.rerank_candidates`` hits are rescored
-        by it and the ``k`` best of those are returned.
+        by it and the ``k`` best of those are returned. A store whose connection can drop (a
+        database server restarting) runs it once more on a new connection.
         """
+        return self.store.retrying(lambda: self._search(query, k, mode))
+
+    def _search(self, query: str, k: int | None, mode: str | None) -> list[Hit]:
         mode = check_mode(mode or self.options.mode)
         query = repair_text(query)
         k = k or self.default_k
@@ -377,14 +379,18 @@ class Index:
         ]
 
     def stats(self) -> IndexStats:
-        """Counts, the embedding model and the size of the index folder."""
+        """Counts, the embedding model and the size of the index (its folder, or its tables)."""
+        return self.store.retrying(self._stats)
+
+    def _stats(self) -> IndexStats:
         with self._mutex, self.store.transaction(write=False):
             documents, chunks = self.store.counts()
             meta = self.store.meta()
             roots = tuple(shown(r[0]) for r in self.store.roots())
+            size = self.store.size_bytes()
         return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
                           int(meta["dimension"]) if "dimension" in meta else None,
-                          meta["vector_index"], int(meta["generation"]), roots, _folder_size(self.folder))
+                          meta["vector_index"], int(meta["generation"]), roots, size, self.location)
 
     # --- what rt eval reads and writes ------------------------------------------------------
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
@@ -466,13 +472,3 @@ class Index:
                  tb: TracebackType | None) -> None:
         self.close()
 
-
-def _folder_size(folder: Path) -> int:
-    """Bytes in the files of ``folder``; a file another writer deletes meanwhile (an old vectors
-    file) is skipped."""
-    total = 0
-    for path in folder.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file():
-                total += path.stat().st_size
-    return total

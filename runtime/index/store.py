@@ -13,8 +13,9 @@ import contextlib
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
 from runtime.index.stores.base import ChunkRow, DocumentRecord
 from runtime.index.vectors import VectorCache
+
+T = TypeVar("T")
 
 __all__ = ["DB_NAME", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query", "query_words",
            "text_digest"]
@@ -135,6 +138,24 @@ class Store:
     @property
     def in_transaction(self) -> bool:
         return self.db.in_transaction
+
+    @property
+    def location(self) -> str:
+        return str(self.path.parent)
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``: a file's connection does not drop."""
+        return call()
+
+    def size_bytes(self) -> int:
+        """Bytes in the files of the index folder; a file another writer deletes meanwhile (an
+        old vectors file) is skipped."""
+        total = 0
+        for path in self.path.parent.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    total += path.stat().st_size
+        return total
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:

@@ -153,7 +153,7 @@ def test_a_search_in_flight_when_the_server_restarts_is_retried_once(
         index.add([write_notes(tmp_path / "docs", 5)])
         before = [h.chunk_id for h in index.search("note3 bicycles", 3)]
         pg_server.restart(tcp=True)  # cuts every connection; afterwards it also listens on 127.0.0.1
-        with caplog.at_level(logging.WARNING, logger="runtime.index.postgres_index"):
+        with caplog.at_level(logging.WARNING, logger="runtime.index.stores.postgres"):
             assert [h.chunk_id for h in index.search("note3 bicycles", 3)] == before
         assert "reconnecting and retrying once" in caplog.text
     tcp = pg_server.uri(pg_url.split("?")[0].rsplit("/", 1)[-1], tcp=True)

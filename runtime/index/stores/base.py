@@ -10,15 +10,18 @@ particular to the local SQLite store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from runtime.index.chunking import Chunk
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,21 @@ class IndexStore(TermStats, Protocol):
     """A store of documents, their chunks and vectors, and the index's settings."""
 
     def close(self) -> None: ...
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as messages and ``--json`` show it: a folder, or a URL without
+        credentials."""
+        ...
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()`` (a read); a store whose connection can drop (a database server restarting)
+        runs it once more on a new connection."""
+        ...
+
+    def size_bytes(self) -> int:
+        """What the index takes: its folder's files, or its tables and their indexes."""
+        ...
 
     def transaction(self, *, write: bool = True) -> AbstractContextManager[None]:
         """One atomic write, or (``write=False``) one consistent read snapshot."""

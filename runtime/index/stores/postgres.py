@@ -20,8 +20,8 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from runtime.index.vectors import HNSW_EF_SEARCH
 from runtime.redact import redact_credentials
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout=
 _OPEN, _CLOSE = "\x02", "\x03"  # ts_headline markers, as runtime/index/proximity.py's
 _MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
@@ -165,19 +166,50 @@ class PostgresStore:
         self.conn.close()
 
     @property
+    def location(self) -> str:
+        return self.where
+
+    @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
+        return self.conn.info.transaction_status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN)
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
-        """One atomic write, or one consistent read snapshot (REPEATABLE READ); nested: a savepoint."""
+        """One atomic write, or one consistent read snapshot (REPEATABLE READ); nested: a savepoint.
+        A connection lost on the way is :class:`IndexServerError` (caused by psycopg's error)."""
+        import psycopg
+
         outer = not self.in_transaction
-        with self.conn.transaction():
-            if outer and not write:
-                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield
+        try:
+            with self.conn.transaction():
+                if outer and not write:
+                    self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield
+        except psycopg.OperationalError as exc:
+            if not outer:
+                raise
+            raise connection_error(exc, self.where) from exc
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, once more on a new connection if the server dropped the old one (a
+        restart, a failover); a second failure is one line saying what happened."""
+        import psycopg
+
+        try:
+            return call()
+        except (IndexServerError, psycopg.OperationalError) as exc:
+            cause = exc.__cause__ if isinstance(exc, IndexServerError) else exc
+            if not isinstance(cause, psycopg.OperationalError):
+                raise
+            logger.warning("lost the connection to %s (%s); reconnecting and retrying once",
+                           self.where, type(cause).__name__)
+        self.reconnect()
+        try:
+            return call()
+        except psycopg.OperationalError as exc:
+            raise connection_error(exc, self.where) from exc
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple]:
         return list(self.conn.execute(sql, params).fetchall())
