@@ -257,3 +257,23 @@ def test_cli_index_and_json_show_the_url_without_its_password(tmp_path: Path, pg
         stats = index.stats()
         assert "s3cret" not in stats.location and "s3cret" not in repr(stats)
         assert np.isclose(sum(1 for _ in stats.roots), 1)
+
+
+def test_both_stores_find_the_same_passages_for_the_same_chunks(corpus_index: Path, corpus_dir: Path,
+                                                                 pg_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    from runtime.index.push import push
+    from tests.index.corpus import QUESTIONS
+
+    push(corpus_index, pg_url)  # the same chunks and vectors in both
+    hits: dict[str, dict[int, float]] = {}
+    for name, location in (("folder", str(corpus_index)), ("postgresql", pg_url)):
+        with Index.open(location, embedder=embedder) as index:
+            ranks = []
+            for question, relative, passage in QUESTIONS:
+                found = index.search(question, 10)
+                target = str(corpus_dir / relative)
+                ranks.append(next((r for r, h in enumerate(found, 1) if h.path == target and passage in h.text), None))
+        hits[name] = {k: sum(r is not None and r <= k for r in ranks) / len(ranks) for k in (1, 5, 10)}
+    print(hits)
+    for k in (1, 5, 10):
+        assert abs(hits["folder"][k] - hits["postgresql"][k]) <= 0.01, hits
