@@ -56,22 +56,27 @@ def push(source: str | Path, target: str | Path, *, wait: float = 0.0) -> PushRe
     """Make the index at ``target`` (a folder or ``postgresql://`` URL, created if missing) hold
     what the index at ``source`` holds, copying vectors instead of embedding; see the module
     docstring. A target built with another embedding model or dimension is refused."""
-    started = time.monotonic()
     with Index.open(source) as origin:
-        meta = origin.store.meta()
-        if "dimension" not in meta:
-            raise IndexMismatchError(f"the index at {origin.location} holds no vectors yet",
-                                     hint="index some documents into it first")
-        options = IndexOptions(embedding_model=origin.embedding_model, chunk_tokens=origin.options.chunk_tokens,
-                               overlap_tokens=origin.options.overlap_tokens,
-                               vector_index=origin.options.vector_index)
-        with Index.open(target, create=True, embedding_model=origin.embedding_model, options=options,
-                        wait=wait) as destination:
-            report = PushReport(origin.location, destination.location)
-            _check_dimension(destination, int(meta["dimension"]))
-            with WriteLock(destination.folder / LOCK_NAME, wait=wait):
-                _copy(origin, destination, int(meta["dimension"]), report)
-                destination.store.sync_vectors()
+        return copy_index(origin, target, wait=wait)
+
+
+def copy_index(origin: Index, target: str | Path, *, wait: float = 0.0) -> PushReport:
+    """:func:`push` from an open index."""
+    started = time.monotonic()
+    meta = origin.store.meta()
+    if "dimension" not in meta:
+        raise IndexMismatchError(f"the index at {origin.location} holds no vectors yet",
+                                 hint="index some documents into it first")
+    options = IndexOptions(embedding_model=origin.embedding_model, chunk_tokens=origin.options.chunk_tokens,
+                           overlap_tokens=origin.options.overlap_tokens,
+                           vector_index=origin.options.vector_index)
+    with Index.open(target, create=True, embedding_model=origin.embedding_model, options=options,
+                    wait=wait) as destination:
+        report = PushReport(origin.location, destination.location)
+        _check_dimension(destination, int(meta["dimension"]))
+        with WriteLock(destination.folder / LOCK_NAME, wait=wait):
+            _copy(origin, destination, int(meta["dimension"]), report)
+            destination.store.sync_vectors()
     report.seconds = time.monotonic() - started
     logger.info("%s", report.summary())
     return report
