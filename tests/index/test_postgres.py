@@ -277,3 +277,18 @@ def test_both_stores_find_the_same_passages_for_the_same_chunks(corpus_index: Pa
     print(hits)
     for k in (1, 5, 10):
         assert abs(hits["folder"][k] - hits["postgresql"][k]) <= 0.01, hits
+
+
+def test_rt_index_builds_refreshes_and_removes_in_a_database(tmp_path: Path, pg_url: str) -> None:
+    docs = write_notes(tmp_path / "docs", 3)
+    first = rt("index", str(docs), "--index", pg_url, "--json", "--no-progress")
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    report = json.loads(first.output)  # type: ignore[attr-defined]
+    assert len(report["added"]) == 3 and report["documents"] == 3 and report["index"].startswith("postgresql://")
+    (docs / "note001.txt").unlink()
+    refreshed = json.loads(rt("index", "--index", pg_url, "--json", "--no-progress").output)  # type: ignore[attr-defined]
+    assert [Path(p).name for p in refreshed["removed"]] == ["note001.txt"] and refreshed["documents"] == 2
+    removed = rt("index", "--index", pg_url, "--remove", str(docs / "note002.txt"))
+    assert removed.exit_code == 0 and "removed 1 file(s)" in removed.output  # type: ignore[attr-defined]
+    assert "push SOURCE --to" in rt("index", "--help").output  # type: ignore[attr-defined]
+    assert "--to" in rt("index", "push", "--help").output  # type: ignore[attr-defined]
