@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--dev-files", type=int, default=150, help="dev articles indexed in part 1")
     parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=100, help="queries timed per size in part 3")
+    parser.add_argument("--skip-dev", action="store_true", help="only part 3")
     parser.add_argument("--url", help="an empty PostgreSQL database (default: start one here)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
@@ -172,48 +174,58 @@ def main() -> None:
             return server.get_uri(name)
 
         data = load_eval_set()
-        files = sorted({q.path for q in data.dev if q.path})[:args.dev_files]
-        docs = work / "dev-docs"
-        docs.mkdir()
-        for name in files:
-            (docs / name).write_bytes((data.corpus / name).read_bytes())
-        asked = [q for q in data.dev if q.path in set(files)][:args.questions]
-        folder, local_rate, pg_rate = indexing(docs, database("bench_index"), work)
-        pushed_url = database("bench_push")
-        report = push(folder, pushed_url)
-        print(f"## Indexing {data.name} dev articles ({args.dev_files} files) with a hashing embedder")
-        print(f"folder (SQLite+FTS5+FAISS): {local_rate:8.0f} chunks/s")
-        print(f"PostgreSQL + pgvector:      {pg_rate:8.0f} chunks/s   "
-              f"ratio PostgreSQL/folder {pg_rate / local_rate:.2f}")
-        print(f"rt index push folder -> PostgreSQL: {report.chunks_per_second:8.0f} chunks/s "
-              f"({report.chunks} chunks, no embedding)\n")
-        local_hits, pg_hits = hits(folder, asked), hits(pushed_url, asked)
-        print(f"## Retrieval, {len(asked)} dev questions on the same chunks and vectors (hybrid)")
-        for name, h in (("folder", local_hits), ("PostgreSQL", pg_hits)):
-            print(f"{name:10s} hit@1 {h[1]:.3f}  hit@5 {h[5]:.3f}  hit@10 {h[10]:.3f}")
-        print(f"largest difference {max(abs(local_hits[k] - pg_hits[k]) for k in (1, 5, 10)):.3f} (must be <= 0.01)\n")
-
+        if not args.skip_dev:
+            dev_part(data, args, work, database)
         words = sorted({w.lower() for q in data.dev for w in re.findall(r"[A-Za-z]{3,}", q.text)})
-        queries = [q.text for q in data.dev[:100]]
-        for size in (int(s) for s in args.sizes.split(",") if s):
-            local = work / f"synthetic-{size}"
-            started = time.perf_counter()
-            synthetic(local, size, words)
-            built = time.perf_counter() - started
-            url = database(f"bench_{size}")
-            pushed = push(local, url)
-            result = latency({"folder": local, "PostgreSQL": url}, queries)
-            sizes = relation_sizes(url)
-            print(f"## Search latency, {size:,} chunks (folder built in {built:.0f} s; pushed to PostgreSQL at "
-                  f"{pushed.chunks_per_second:.0f} chunks/s, {pushed.seconds:.0f} s)")
-            for mode in ("hybrid", "dense", "keyword"):
-                (lp50, lp99), (pp50, pp99) = result["folder"][mode], result["PostgreSQL"][mode]
-                print(f"{mode:8s} folder p50 {lp50:7.2f} ms p99 {lp99:7.2f} ms | PostgreSQL p50 {pp50:7.2f} ms "
-                      f"p99 {pp99:7.2f} ms | ratio p50 {pp50 / lp50:.2f}")
-            print("PostgreSQL bytes per chunk: " + ", ".join(f"{k} {v / size:.0f}" for k, v in sizes.items()))
-            print()
+        queries = [q.text for q in data.dev[:args.queries]]
+        sizes_part(args, work, database, words, queries)
         if server is not None:
             server.cleanup()
+
+
+def dev_part(data, args, work: Path, database) -> None:  # type: ignore[no-untyped-def]
+    """Parts 1 and 2: indexing and push chunks/s, hit@1/5/10 on the dev questions."""
+    files = sorted({q.path for q in data.dev if q.path})[:args.dev_files]
+    docs = work / "dev-docs"
+    docs.mkdir()
+    for name in files:
+        (docs / name).write_bytes((data.corpus / name).read_bytes())
+    asked = [q for q in data.dev if q.path in set(files)][:args.questions]
+    folder, local_rate, pg_rate = indexing(docs, database("bench_index"), work)
+    pushed_url = database("bench_push")
+    report = push(folder, pushed_url)
+    print(f"## Indexing {data.name} dev articles ({args.dev_files} files) with a hashing embedder")
+    print(f"folder (SQLite+FTS5+FAISS): {local_rate:8.0f} chunks/s")
+    print(f"PostgreSQL + pgvector:      {pg_rate:8.0f} chunks/s   "
+          f"ratio PostgreSQL/folder {pg_rate / local_rate:.2f}")
+    print(f"rt index push folder -> PostgreSQL: {report.chunks_per_second:8.0f} chunks/s "
+          f"({report.chunks} chunks, no embedding)\n")
+    local_hits, pg_hits = hits(folder, asked), hits(pushed_url, asked)
+    print(f"## Retrieval, {len(asked)} dev questions on the same chunks and vectors (hybrid)")
+    for name, h in (("folder", local_hits), ("PostgreSQL", pg_hits)):
+        print(f"{name:10s} hit@1 {h[1]:.3f}  hit@5 {h[5]:.3f}  hit@10 {h[10]:.3f}")
+    print(f"largest difference {max(abs(local_hits[k] - pg_hits[k]) for k in (1, 5, 10)):.3f} (must be <= 0.01)\n")
+
+
+def sizes_part(args, work: Path, database, words: list[str], queries: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Part 3: search latency at each size, folder vs PostgreSQL."""
+    for size in (int(s) for s in args.sizes.split(",") if s):
+        local = work / f"synthetic-{size}"
+        started = time.perf_counter()
+        synthetic(local, size, words)
+        built = time.perf_counter() - started
+        url = database(f"bench_{size}")
+        pushed = push(local, url)
+        result = latency({"folder": local, "PostgreSQL": url}, queries)
+        sizes = relation_sizes(url)
+        print(f"## Search latency, {size:,} chunks (folder built in {built:.0f} s; pushed to PostgreSQL at "
+              f"{pushed.chunks_per_second:.0f} chunks/s, {pushed.seconds:.0f} s)")
+        for mode in ("hybrid", "dense", "keyword"):
+            (lp50, lp99), (pp50, pp99) = result["folder"][mode], result["PostgreSQL"][mode]
+            print(f"{mode:8s} folder p50 {lp50:7.2f} ms p99 {lp99:7.2f} ms | PostgreSQL p50 {pp50:7.2f} ms "
+                  f"p99 {pp99:7.2f} ms | ratio p50 {pp50 / lp50:.2f}")
+        print("PostgreSQL bytes per chunk: " + ", ".join(f"{k} {v / size:.0f}" for k, v in sizes.items()))
+        print()
 
 
 if __name__ == "__main__":
