@@ -9,6 +9,8 @@ embedder is known (:func:`type_vectors`): pgvector's HNSW needs a fixed dimensio
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from runtime.errors import IndexServerError
@@ -123,6 +125,28 @@ def type_vectors(conn: Any, dimension: int) -> None:
     # recall for speed alike.
     conn.execute("CREATE INDEX IF NOT EXISTS vectors_hnsw ON rt.vectors USING hnsw (embedding vector_cosine_ops) "
                  "WITH (m = 32, ef_construction = 80)")
+
+
+@contextlib.contextmanager
+def hnsw_built_after(conn: Any) -> Iterator[None]:
+    """Load many vectors without the HNSW index and build it once at the end: inserting into
+    the graph row by row made 87 chunks/s here, against 878 without it (plus about 1.5 ms per
+    chunk to build it after). Searches meanwhile scan exactly; the index is back on exit, also
+    after an error."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute("DROP INDEX IF EXISTS rt.vectors_hnsw")
+    try:
+        yield
+    finally:
+        typed = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                             "'rt.vectors'::regclass AND attname = 'embedding'").fetchone()[0]
+        dimension = int(typed[len("vector("):-1]) if typed.startswith("vector(") else 0
+        if dimension:
+            conn.execute("SET maintenance_work_mem = '512MB'")  # pgvector builds the graph in memory
+            with conn.transaction():
+                type_vectors(conn, dimension)
+            conn.execute("RESET maintenance_work_mem")
 
 
 def untype_vectors(conn: Any) -> None:
