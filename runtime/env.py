@@ -44,6 +44,18 @@ def default_index_dir() -> Path:
     return Path(value).expanduser() if value else rt_home() / "index"
 
 
+def default_index() -> str | Path:
+    """The index used when ``--index`` is not given: ``RT_INDEX`` (a folder or a
+    ``postgresql://`` URL, kept as text) or ``RT_HOME/index``."""
+    value = os.environ.get("RT_INDEX", "")
+    return value if is_index_url(value) else default_index_dir()
+
+
+def is_index_url(location: object) -> bool:
+    """True if ``location`` (an ``--index`` or ``RT_INDEX`` value) names a PostgreSQL database."""
+    return isinstance(location, str) and location.lower().startswith(("postgresql://", "postgres://"))
+
+
 def cache_dir() -> Path:
     """Scratch and cache files (``RT_HOME/cache``)."""
     return rt_home() / "cache"

@@ -173,6 +173,17 @@ class IndexCorruptError(RtError, ValueError):
     """The index files are unreadable or inconsistent."""
 
 
+class IndexServerError(RtError, ConnectionError):
+    """A PostgreSQL index's server is down, unreachable, refuses us, is too old or lacks pgvector.
+
+    ``where`` is the server as people may see it: its URL without credentials.
+    """
+
+    def __init__(self, message: str, *, where: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.where = where
+
+
 # --- answers -------------------------------------------------------------------------------
 class UnsupportedAnswerError(RtError, ValueError):
     """``--strict``: an answer from the documents has no sentence that its cited sources support."""

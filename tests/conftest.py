@@ -9,7 +9,7 @@ import pytest
 
 # The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts); Windows' refusal
 # to replace files held open, imitated (held_files).
-pytest_plugins = ("tests.hubserver", "tests.windows")
+pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres")
 
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.

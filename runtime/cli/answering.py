@@ -131,7 +131,12 @@ def stream_answer(stream: AnswerStream) -> Answer:
     return answer
 
 
-def answer_json(answer: Answer, model: LanguageModel, index: Path | None, load: LoadTimings) -> dict[str, Any]:
+def index_location(index: Any) -> str:
+    """Where an index is, as ``--json`` shows it: its folder, or its URL without credentials."""
+    return str(index.location)
+
+
+def answer_json(answer: Answer, model: LanguageModel, index: str | Path | None, load: LoadTimings) -> dict[str, Any]:
     """The ``--json`` object: the answer's fields, the model, the index (``None`` without
     retrieval) and the load timings; the same keys for every answer (docs/asking.md)."""
     data = answer.to_dict()
@@ -178,7 +183,7 @@ def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | Non
         if as_json:
             show_notices(stream.notices)
             answer = stream.collect()
-            data = answer_json(answer, rag.model, rag.index.folder, rag.load_timings)
+            data = answer_json(answer, rag.model, index_location(rag.index), rag.load_timings)
             click.echo(json.dumps(data, ensure_ascii=False))
         else:
             answer = stream_answer(stream)

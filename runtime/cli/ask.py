@@ -14,6 +14,7 @@ import click
 
 from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT
 from runtime.cli.options import (
+    IndexLocation,
     generate_options_from,
     load_options_from,
     model_options,
@@ -23,14 +24,13 @@ from runtime.cli.options import (
     remote_options,
     sampling_options,
     show_warnings,
-    UserPath,
 )
 from runtime.errors import ConfigError, InputError
 
 
 @click.command()
 @click.argument("question")
-@click.option("--index", "index_dir", type=UserPath(file_okay=False), default=None,
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
               help="Documents index to retrieve from [default: RT_INDEX or RT_HOME/index].")
 @click.option("-k", "k", type=click.IntRange(min=1), default=None,
               help="Passages to retrieve [default: the index's setting].")

@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
-from runtime.cli.answering import answer_json, check_strict, open_rag, show_notices, stream_answer
+from runtime.cli.answering import answer_json, check_strict, index_location, open_rag, show_notices, stream_answer
 from runtime.cli.text_input import read_line, repair_text
 from runtime.cli.options import (
+    IndexLocation,
     generate_options_from,
     load_options_from,
     model_options,
@@ -26,7 +27,6 @@ from runtime.cli.options import (
     remote_options,
     sampling_options,
     show_warnings,
-    UserPath,
 )
 from runtime.errors import ContextOverflowError, InputError
 
@@ -34,7 +34,7 @@ EXIT_WORDS = ("exit", "quit")
 
 
 @click.command()
-@click.option("--index", "index_dir", type=UserPath(file_okay=False), default=None,
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
               help="Documents index to retrieve from [default: RT_INDEX or RT_HOME/index].")
 @click.option("-k", "k", type=click.IntRange(min=1), default=None,
               help="Passages to retrieve per turn [default: the index's setting].")
@@ -73,7 +73,7 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
             if as_json:
                 show_notices(stream.notices)
                 answer = stream.collect()
-                data = answer_json(answer, rag.model, rag.index.folder, rag.load_timings)
+                data = answer_json(answer, rag.model, index_location(rag.index), rag.load_timings)
                 click.echo(json.dumps(data, ensure_ascii=False))
             else:
                 answer = stream_answer(stream)

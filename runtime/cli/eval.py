@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from runtime.cli.options import load_options_from, model_options, show_warnings
+from runtime.cli.options import IndexLocation, load_options_from, model_options, show_warnings
 from runtime.config import GenerateOptions
 from runtime.rag.config import CoverageOptions
 
@@ -26,7 +26,7 @@ _GENERATE = GenerateOptions()
 
 
 @click.command(name="eval")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
               help="Index to measure [default: RT_INDEX or RT_HOME/index].")
 @click.option("--questions", "questions_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help='JSONL, one {"question", "source" and/or "answer", or "answerable": false} a line '

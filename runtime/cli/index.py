@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from runtime.cli.options import UserPath, embed_remote_options, expand_user, remote_embedder_from
+from runtime.cli.options import IndexLocation, UserPath, embed_remote_options, expand_user, remote_embedder_from
 from runtime.errors import ConfigError, InputError
 from runtime.index.config import VECTOR_INDEXES, IndexOptions
 
@@ -20,10 +20,38 @@ if TYPE_CHECKING:
 _DEFAULTS = IndexOptions()
 
 
-@click.command()
+@click.command("push")
+@click.argument("source", type=IndexLocation())
+@click.option("--to", "target", type=IndexLocation(), required=True,
+              help="The index to copy into: a postgresql:// URL or a folder (created if missing).")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another writer of the target to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def push_command(source: str | Path, target: str | Path, wait: float, as_json: bool) -> None:
+    """Copy the index SOURCE (a folder or postgresql:// URL) to --to as it is, without re-embedding.
+
+    The target ends up holding what SOURCE holds; a second push copies only what changed.
+    """
+    from runtime.index.push import push
+
+    report = push(source, target, wait=wait)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.summary())
+
+
+class _IndexCommand(click.Command):
+    """``rt index PATHS...``, and ``rt index push SOURCE --to TARGET`` (a first argument ``push``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if args and args[0] == "push":
+            return push_command.make_context("push", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.command(cls=_IndexCommand)
 @click.argument("paths", nargs=-1, type=UserPath(path_type=Path))
-@click.option("--index", "index_dir", type=UserPath(path_type=Path), default=None,
-              help="Index folder [default: RT_INDEX or RT_HOME/index].")
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
+              help="Index folder or postgresql:// URL [default: RT_INDEX or RT_HOME/index].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--follow-symlinks", is_flag=True,
@@ -56,19 +84,21 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
     """Index PATHS (folders or files) for `rt search` and `rt ask`.
 
     Re-running embeds only new and changed files and forgets deleted ones. Without PATHS,
-    every path indexed before is refreshed.
+    every path indexed before is refreshed. `rt index push SOURCE --to URL` copies an index to
+    PostgreSQL (or a folder) without re-embedding (`rt index push --help`).
     """
     from runtime import env
     from runtime.index import Index
     from runtime.index.store import DB_NAME
 
-    folder = index_dir or env.default_index_dir()
+    folder = index_dir or env.default_index()
+    url = env.is_index_url(folder)
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist", hint="check the path given to rt index")
     if follow and not paths:
         raise InputError("--watch needs the folders to watch", hint="e.g. `rt index ~/Documents --watch`")
-    if not paths and not remove and not (folder / DB_NAME).exists():
+    if not paths and not remove and not url and not (Path(folder) / DB_NAME).exists():
         raise InputError("nothing to index yet", hint="give a folder or file, e.g. `rt index ~/Documents`")
     options = IndexOptions(
         chunk_tokens=chunk_tokens or _DEFAULTS.chunk_tokens,
@@ -77,7 +107,7 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, .
         embedding_model=embedding_model or _DEFAULTS.embedding_model)
     # --remove alone never creates an index: there is nothing to remove from a missing one
     embedder = remote_embedder_from(remote)
-    with Index.open(folder, create=bool(paths) or not remove, embedding_model=embedding_model, options=options,
+    with Index.open(folder, create=bool(paths) or not (remove or url), embedding_model=embedding_model, options=options,
                     rebuild=rebuild, wait=wait, embedder=embedder) as idx:
         if not rebuild:
             _check_recorded(idx.options, chunk_tokens, overlap, vector_index)
@@ -109,7 +139,7 @@ def _show(report: IndexReport | None, removed: list[str], stats: IndexStats, as_
         click.echo(f"removed {len(removed)} file(s) from the index")
     if report is not None:
         click.echo(report.summary())
-    click.echo(f"index {stats.folder}: {stats.documents} files, {stats.chunks} chunks, "
+    click.echo(f"index {stats.location}: {stats.documents} files, {stats.chunks} chunks, "
                f"{human_bytes(stats.size_bytes)} ({stats.embedding_model})")
 
 
@@ -162,7 +192,7 @@ def _check_recorded(options: IndexOptions, chunk_tokens: int | None, overlap: in
 def _as_dict(report, removed: list[str], stats) -> dict:  # type: ignore[no-untyped-def]
     data: dict = {"removed_paths": removed}
     if stats is not None:
-        data.update(index=str(stats.folder), documents=stats.documents, chunks=stats.chunks,
+        data.update(index=stats.location, documents=stats.documents, chunks=stats.chunks,
                     embedding_model=stats.embedding_model, size_bytes=stats.size_bytes)
     if report is not None:
         data.update(added=report.added, updated=report.updated, removed=report.removed,

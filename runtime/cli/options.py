@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -35,6 +36,23 @@ class UserPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, (str, os.PathLike)):
             value = os.path.expanduser(os.fspath(value))
+        return super().convert(value, param, ctx)
+
+
+class IndexLocation(UserPath):
+    """``--index``: a folder (``~`` expanded, as :class:`UserPath`) or a ``postgresql://`` URL,
+    which is passed on as text (a ``Path`` would fold its ``//``)."""
+
+    name = "folder or URL"
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from runtime.env import is_index_url
+
+        if is_index_url(value):
+            return value
         return super().convert(value, param, ctx)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from runtime.cli.options import UserPath, embed_remote_options, expand_user, remote_embedder_from
+from runtime.cli.options import IndexLocation, embed_remote_options, expand_user, remote_embedder_from
 from runtime.errors import InputError
 from runtime.index.config import MODES, IndexOptions
 
@@ -21,8 +21,8 @@ _DEFAULTS = IndexOptions()
 @click.option("-k", "k", type=int, default=_DEFAULTS.k, show_default=True, help="Number of hits.")
 @click.option("--mode", type=click.Choice(MODES), default=_DEFAULTS.mode, show_default=True,
               help="hybrid: meaning and keywords fused; dense: meaning only; keyword: BM25 only.")
-@click.option("--index", "index_dir", type=UserPath(path_type=Path), default=None,
-              help="Index folder [default: RT_INDEX or RT_HOME/index].")
+@click.option("--index", "index_dir", type=IndexLocation(), default=None,
+              help="Index folder or postgresql:// URL [default: RT_INDEX or RT_HOME/index].")
 @click.option("--embedding-model", default=None, callback=expand_user,
               help="Must match the model the index was built with.")
 @click.option("--rerank", "rerank_model", default=None, callback=expand_user, metavar="MODEL",

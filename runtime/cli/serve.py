@@ -9,8 +9,9 @@ import click
 
 from runtime import env
 from runtime.errors import ConfigError
+from runtime.redact import redact_credentials
 from runtime.cli.options import (
-    UserPath,
+    IndexLocation,
     load_options_from,
     model_options,
     remote_from,
@@ -27,7 +28,7 @@ _SERVE = ServeOptions()
 @click.option("--host", default=_SERVE.host, show_default=True,
               help="Address to listen on (anything but loopback needs an API key, or --insecure).")
 @click.option("--port", type=click.IntRange(1, 65535), default=_SERVE.port, show_default=True)
-@click.option("--index", "indexes", multiple=True, type=UserPath(file_okay=False, path_type=Path),
+@click.option("--index", "indexes", multiple=True, type=IndexLocation(),
               help="Index folder a request's \"rag\" may use (repeatable; the first is the default) "
                    "[default: RT_INDEX or RT_HOME/index, if built].")
 @click.option("--api-key", default=None, metavar="KEY",
@@ -43,7 +44,7 @@ _SERVE = ServeOptions()
               help="Requests that may wait for the model; more are answered 429 with Retry-After.")
 @model_options
 @remote_options
-def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, api_key_file: Path | None,
+def serve(host: str, port: int, indexes: tuple[str | Path, ...], api_key: str | None, api_key_file: Path | None,
           allowed_hosts: tuple[str, ...], insecure: bool, max_queue: int, **params: Any) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (chat, completions, embeddings, RAG)."""
     _require_serve_extra()
@@ -59,8 +60,10 @@ def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, 
     if not options.loopback and not options.api_key:
         click.echo(f"rt: warning: listening on {host} without --api-key: anyone who can reach this "
                    "machine can use the model", err=True)
-    folders = [p.expanduser().resolve() for p in indexes]
-    if not folders and (env.default_index_dir() / DB_NAME).exists():
+    folders = [p if env.is_index_url(p) else Path(p).expanduser().resolve() for p in indexes]
+    if not folders and env.is_index_url(env.default_index()):
+        folders = [env.default_index()]
+    elif not folders and (env.default_index_dir() / DB_NAME).exists():
         folders = [env.default_index_dir().resolve()]
     load = load_options_from(params)
     remote = remote_from(params)
@@ -71,7 +74,7 @@ def serve(host: str, port: int, indexes: tuple[Path, ...], api_key: str | None, 
     where = f"http://{host}:{port}/v1"
 
     def ready() -> None:
-        served = ", ".join(str(f) for f in folders) or "none"
+        served = ", ".join(redact_credentials(str(f)) for f in folders) or "none"
         click.echo(f"rt: serving {model_id} at {where} (indexes: {served}); Ctrl-C stops", err=True)
 
     run_server(model_host, options, on_ready=ready)

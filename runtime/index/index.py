@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -58,6 +57,11 @@ class IndexStats:
     generation: int
     roots: tuple[str, ...]
     size_bytes: int
+    location: str = ""  # where the index is as people may see it: the folder, or a URL without credentials
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            object.__setattr__(self, "location", str(self.folder))
 
 
 class Index:
@@ -95,10 +99,16 @@ class Index:
         ``embedder`` plugs in an already-loaded model. Chunking settings recorded in the index
         win over ``options`` unless rebuilding.
         """
-        folder = Path(folder).expanduser() if folder else env.default_index_dir()
-        folder = folder.resolve()
+        location = folder or env.default_index()
         options = options or IndexOptions()
         wanted = embedder.name if embedder else (canonical_model_name(embedding_model) if embedding_model else None)
+        if env.is_index_url(location):  # a PostgreSQL database (runtime/index/stores/postgres.py)
+            from runtime.index.stores.postgres_open import local_folder, open_database
+
+            database, options = open_database(str(location), options, wanted, create=create, rebuild=rebuild)
+            return cls(local_folder(str(location)), database, options, embedder, wait)
+        folder = Path(location).expanduser()
+        folder = folder.resolve()
         if not (folder / DB_NAME).exists() and not (create or rebuild):
             raise IndexNotFoundError(f"no index at {folder}", hint="run `rt index PATH` to build one")
         model = wanted or canonical_model_name(options.embedding_model)
@@ -140,6 +150,12 @@ class Index:
             overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"],
             chunker=int(meta.get("chunker", 1)))  # an index made before chunker 2 keeps chunking as it did
         return cls(folder, store, options, embedder, wait)
+
+    @property
+    def location(self) -> str:
+        """Where the index is, as messages and ``--json`` show it (a folder, or a URL without
+        credentials)."""
+        return self.store.location
 
     @property
     def default_k(self) -> int:
@@ -279,8 +295,12 @@ class Index:
         """The ``k`` chunks that best match ``query``, best first (``mode``: hybrid, dense, keyword).
 
         With a :attr:`reranker`, the first ``IndexOptions.rerank_candidates`` hits are rescored
-        by it and the ``k`` best of those are returned.
+        by it and the ``k`` best of those are returned. A store whose connection can drop (a
+        database server restarting) runs it once more on a new connection.
         """
+        return self.store.retrying(lambda: self._search(query, k, mode))
+
+    def _search(self, query: str, k: int | None, mode: str | None) -> list[Hit]:
         mode = check_mode(mode or self.options.mode)
         query = repair_text(query)
         k = k or self.default_k
@@ -291,14 +311,18 @@ class Index:
         return rerank(self.reranker, query, hits, k) if self.reranker is not None else hits
 
     def stats(self) -> IndexStats:
-        """Counts, the embedding model and the size of the index folder."""
+        """Counts, the embedding model and the size of the index (its folder, or its tables)."""
+        return self.store.retrying(self._stats)
+
+    def _stats(self) -> IndexStats:
         with self._mutex, self.store.transaction(write=False):
             documents, chunks = self.store.counts()
             meta = self.store.meta()
             roots = tuple(shown(r[0]) for r in self.store.roots())
+            size = self.store.size_bytes()
         return IndexStats(self.folder, documents, chunks, meta["embedding_model"],
                           int(meta["dimension"]) if "dimension" in meta else None,
-                          meta["vector_index"], int(meta["generation"]), roots, _folder_size(self.folder))
+                          meta["vector_index"], int(meta["generation"]), roots, size, self.location)
 
     # --- what rt eval reads and writes ------------------------------------------------------
     def chunk_ids_by_document(self) -> dict[str, list[int]]:
@@ -379,17 +403,6 @@ class Index:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-def _folder_size(folder: Path) -> int:
-    """Bytes in the files of ``folder``; a file another writer deletes meanwhile (an old vectors
-    file) is skipped."""
-    total = 0
-    for path in folder.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file():
-                total += path.stat().st_size
-    return total
 
 
 if TYPE_CHECKING:  # mypy checks that the Index answers the terms API rag uses

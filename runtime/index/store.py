@@ -13,9 +13,9 @@ import contextlib
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from runtime.index.stores.base import ChunkRow, DocumentRecord
 if TYPE_CHECKING:
     from runtime.index.stores.base import IndexStore
 from runtime.index.vectors import VectorCache
+
+T = TypeVar("T")
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "ChunkRow", "DocumentRecord", "Store", "fts_phrase", "keyword_query",
            "query_words", "text_digest"]
@@ -118,6 +120,24 @@ class Store:
     @property
     def in_transaction(self) -> bool:
         return self.db.in_transaction
+
+    @property
+    def location(self) -> str:
+        return str(self.path.parent)
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``: a file's connection does not drop."""
+        return call()
+
+    def size_bytes(self) -> int:
+        """Bytes in the files of the index folder; a file another writer deletes meanwhile (an
+        old vectors file) is skipped."""
+        total = 0
+        for path in self.path.parent.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    total += path.stat().st_size
+        return total
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
@@ -284,6 +304,18 @@ class Store:
     def vectors_for(self, ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
         rows = self._select_in("SELECT chunk_id, vector FROM vectors WHERE chunk_id IN ({})", ids)
         return {r[0]: np.frombuffer(r[1], dtype=np.float32, count=dimension) for r in rows}
+
+    def document_records(self) -> dict[str, DocumentRecord]:
+        rows = self.db.execute("SELECT path, sha256, size, mtime, kind, encoding FROM documents").fetchall()
+        return {r[0]: DocumentRecord(*r) for r in rows}
+
+    def document_chunks(self, document_id: int) -> list[tuple[Chunk, bytes]]:
+        rows = self.db.execute(
+            "SELECT c.text, c.page, c.line_start, c.line_end, c.char_start, c.char_end, c.n_tokens, c.location, "
+            "v.vector FROM chunks c JOIN vectors v ON v.chunk_id = c.id WHERE c.document_id = ? ORDER BY c.ordinal",
+            (document_id,)).fetchall()
+        return [(Chunk(r[0], r[1], (r[2], r[3]) if r[2] is not None else None, (r[4], r[5]), r[6], r[7]), r[8])
+                for r in rows]
 
     def chunks_for(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select_in(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runtime import env
 from runtime.rag.calibration import Labelled, rule_for
 from runtime.rag.coverage import assess
 from runtime.rag.eval_set import EvalQuestion
@@ -146,7 +147,12 @@ def without_files(index: Index, paths: Sequence[str]) -> Iterator[Index]:
 
     with tempfile.TemporaryDirectory(prefix="rt-eval-") as tmp:
         folder = Path(tmp) / "index"
-        shutil.copytree(index.folder, folder, ignore=shutil.ignore_patterns("*.lock"))
+        if env.is_index_url(index.location):  # a database: copied into a folder, as it is
+            from runtime.index.push import copy_index
+
+            copy_index(index, folder)
+        else:
+            shutil.copytree(index.folder, folder, ignore=shutil.ignore_patterns("*.lock"))
         copy = IndexClass.open(folder, embedder=index.embedder)
         try:
             copy.remove([key_path(p) for p in paths])  # stored keys back to paths

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.config import GenerateOptions, LoadOptions
+from runtime.env import is_index_url
 from runtime.errors import IndexNotFoundError, ModelCrashedError
 
 if TYPE_CHECKING:
@@ -97,15 +98,15 @@ class ModelHost:
     """
 
     def __init__(self, load_model: Callable[[], ServedModel], *, model_id: str,
-                 indexes: Sequence[Path] = (), load: LoadOptions = LoadOptions(),
+                 indexes: Sequence[str | Path] = (), load: LoadOptions = LoadOptions(),
                  make_embedder: Callable[[], Embedder] | None = None) -> None:
         self.model_id = model_id
         self.load = load
-        self.indexes = [Path(p) for p in indexes]
+        self.indexes: list[str | Path] = [p if is_index_url(p) else Path(p) for p in indexes]
         self.counters = Counters()
         self._load_model = load_model
         self._model: ServedModel | None = None
-        self._rags: dict[Path, RAG] = {}
+        self._rags: dict[str | Path, RAG] = {}
         self._tracked = _TrackedModel(self)
         self._embedder: Embedder | None = None
         self._make_embedder = make_embedder
@@ -164,16 +165,16 @@ class ModelHost:
             self._rags[folder] = session
         return session
 
-    def index_folder(self, name: str | None) -> Path:
+    def index_folder(self, name: str | None) -> str | Path:
         """The served index folder ``name`` means; :class:`IndexNotFoundError` if none."""
         if not self.indexes:
             raise IndexNotFoundError("this server has no index", hint="start it with `rt serve --index DIR`")
         if name is None:
             return self.indexes[0]
         for folder in self.indexes:
-            if name in (folder.name, str(folder)):
+            if name in (served_name(folder), str(folder)):
                 return folder
-        served = ", ".join(folder.name for folder in self.indexes)
+        served = ", ".join(served_name(folder) for folder in self.indexes)
         raise IndexNotFoundError(f"index {name!r} is not served here (served: {served})",
                                  hint="name one of those, or start the server with another --index")
 
@@ -310,3 +311,10 @@ class ModelHost:
         if self._model is not None:
             self._model.close()
             self._model = None
+
+
+def served_name(location: str | Path) -> str:
+    """What a request calls a served index: a folder's name, a PostgreSQL database's name."""
+    if isinstance(location, Path):
+        return location.name
+    return location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]

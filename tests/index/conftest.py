@@ -77,3 +77,17 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, emb
         report = index.add([corpus_dir])
     assert not report.problems and not report.skipped, report.summary()
     return folder
+
+
+@pytest.fixture(scope="session")
+def any_corpus_index(store: str, request: pytest.FixtureRequest, corpus_dir: Path, embedder) -> str:  # type: ignore[no-untyped-def]
+    """The corpus indexed once in each store: the folder of ``corpus_index``, or a database URL."""
+    if store == "folder":
+        return str(request.getfixturevalue("corpus_index"))
+    from runtime.index import Index
+
+    url = request.getfixturevalue("pg_server").create_database("rt_corpus")
+    with Index.open(url, create=True, embedder=embedder) as index:
+        report = index.add([corpus_dir])
+    assert not report.problems and not report.skipped, report.summary()
+    return str(url)

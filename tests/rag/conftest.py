@@ -63,6 +63,19 @@ def index_dir(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return folder
 
 
+@pytest.fixture(scope="session")
+def any_index_dir(store: str, request: pytest.FixtureRequest, corpus_dir: Path) -> str:
+    """The corpus indexed in each store: the folder of ``index_dir``, or a PostgreSQL database."""
+    if store == "folder":
+        return str(request.getfixturevalue("index_dir"))
+    from runtime.index import Index
+
+    url = request.getfixturevalue("pg_server").create_database("rt_rag_corpus")
+    with Index.open(url, create=True) as index:
+        index.add([corpus_dir])
+    return str(url)
+
+
 def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
     """``rt ARGS`` through Click's runner: exit code, stdout, stderr.
 

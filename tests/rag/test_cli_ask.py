@@ -11,8 +11,8 @@ from tests.rag.conftest import run
 QUESTION = "How often must the Velomax chain be oiled?"
 
 
-def test_ask_json_holds_every_field(index_dir: Path, smollm2_path: Path) -> None:
-    code, out, err = run("ask", QUESTION, "--index", str(index_dir), "--model", str(smollm2_path),
+def test_ask_json_holds_every_field(any_index_dir: str, smollm2_path: Path) -> None:
+    code, out, err = run("ask", QUESTION, "--index", any_index_dir, "--model", str(smollm2_path),
                          "--json", "--max-tokens", "40", "-k", "3")
     assert code == 0, err
     data = json.loads(out)
@@ -36,8 +36,8 @@ def test_ask_json_holds_every_field(index_dir: Path, smollm2_path: Path) -> None
     assert timings["prompt_processing"] > 0 and timings["generation"] > 0
 
 
-def test_ask_streams_the_answer_then_the_sources(index_dir: Path, smollm2_path: Path) -> None:
-    code, out, err = run("ask", QUESTION, "--index", str(index_dir), "--model", str(smollm2_path),
+def test_ask_streams_the_answer_then_the_sources(any_index_dir: str, smollm2_path: Path) -> None:
+    code, out, err = run("ask", QUESTION, "--index", any_index_dir, "--model", str(smollm2_path),
                          "--max-tokens", "40", "-k", "2")
     assert code == 0, err
     answer, _, sources = out.partition("\nSources:\n")
@@ -49,8 +49,8 @@ def test_ask_streams_the_answer_then_the_sources(index_dir: Path, smollm2_path: 
     assert all(line.strip().startswith(f"[{n}] ") for n, line in enumerate(lines, start=1))
 
 
-def test_unrelated_question_says_the_documents_do_not_cover_it(index_dir: Path, smollm2_path: Path) -> None:
-    code, out, err = run("ask", "Who painted the Mona Lisa?", "--index", str(index_dir),
+def test_unrelated_question_says_the_documents_do_not_cover_it(any_index_dir: str, smollm2_path: Path) -> None:
+    code, out, err = run("ask", "Who painted the Mona Lisa?", "--index", any_index_dir,
                          "--model", str(smollm2_path))
     assert code == 0, err
     assert "do not cover this question" in out and "--answer-anyway" in out
@@ -90,9 +90,9 @@ def test_missing_model_says_how_to_get_one(index_dir: Path, tmp_path: Path) -> N
     assert "does not exist" in err and "rt convert" in err.splitlines()[0]
 
 
-def test_chat_answers_two_turns_from_stdin_reusing_the_cache(index_dir: Path, smollm2_path: Path) -> None:
+def test_chat_answers_two_turns_from_stdin_reusing_the_cache(any_index_dir: str, smollm2_path: Path) -> None:
     turns = "How do I descale the Zorblat 3000?\nHow many gears does the Velomax have?\nexit\nignored?\n"
-    code, out, err = run("chat", "--index", str(index_dir), "--model", str(smollm2_path), "--json",
+    code, out, err = run("chat", "--index", any_index_dir, "--model", str(smollm2_path), "--json",
                          "--max-tokens", "32", input=turns)
     assert code == 0, err
     first, second = (json.loads(line) for line in out.strip().splitlines())

@@ -16,8 +16,8 @@ from tests.rag.conftest import run
 
 
 @pytest.fixture(scope="module")
-def index(index_dir: Path) -> Iterator[Index]:
-    with Index.open(index_dir) as opened:
+def index(any_index_dir: str) -> Iterator[Index]:
+    with Index.open(any_index_dir) as opened:
         yield opened
 
 

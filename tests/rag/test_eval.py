@@ -48,6 +48,18 @@ def twelve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
+@pytest.fixture(scope="module")
+def any_twelve(store: str, twelve: Path, request: pytest.FixtureRequest) -> str:
+    """``twelve`` as a folder, or pushed into a PostgreSQL database."""
+    if store == "folder":
+        return str(twelve)
+    from runtime.index.push import push
+
+    url = request.getfixturevalue("pg_server").create_database("rt_eval_twelve")
+    push(twelve, url)
+    return str(url)
+
+
 def test_a_source_matches_at_a_folder_boundary_with_either_separator() -> None:
     assert same_source("/home/me/notes/lease.md", "notes/lease.md")
     assert same_source("/home/me/notes/lease.md", "notes\\lease.md")
@@ -105,8 +117,8 @@ def test_rt_eval_scores_the_models_answers(index_dir: Path, tmp_path: Path) -> N
     assert json.loads(out)["seconds_per_question"] > 0
 
 
-def test_a_set_made_from_the_index_is_checked_kept_and_asked_without_its_held_out_files(twelve: Path) -> None:
-    with Index.open(twelve) as index:
+def test_a_set_made_from_the_index_is_checked_kept_and_asked_without_its_held_out_files(any_twelve: str) -> None:
+    with Index.open(any_twelve) as index:
         made = generate(index, 16, seed=3)
         again = generate(index, 16, seed=3)
         assert made.questions == again.questions and made.held_out == again.held_out  # seeded

@@ -121,6 +121,23 @@ def rt_server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> I
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def any_rt_server(store: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  corpus_index: Path) -> Iterator[Server]:
+    """`rt serve` over the corpus in each store: ``rt_server``'s folder, or a PostgreSQL copy of
+    it (pushed, not re-embedded)."""
+    if store == "folder":
+        yield request.getfixturevalue("rt_server")
+        return
+    from runtime.index.push import push
+
+    url = request.getfixturevalue("pg_server").create_database("rt_serve_corpus")
+    push(corpus_index, url)
+    server = start_rt_serve(tmp_path_factory.mktemp("rt-serve-pg"), "--index", url)
+    yield server
+    server.stop()
+
+
 # llama-cpp-python's server as `python -m llama_cpp.server`, with llama.cpp's extra buffer types
 # off as rt loads models: their repacked AMX kernels crash the server on some CPUs (this CI
 # machine's: a segfault on the first chat request). The server's own code runs unchanged.

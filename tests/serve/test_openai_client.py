@@ -22,6 +22,12 @@ def client(rt_server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=rt_server.url, api_key="unused", max_retries=0)
 
 
+@pytest.fixture
+def any_client(any_rt_server: Server) -> openai.OpenAI:
+    """A client of `rt serve` over a folder index, then over a PostgreSQL one."""
+    return openai.OpenAI(base_url=any_rt_server.url, api_key="unused", max_retries=0)
+
+
 def test_models_lists_the_chat_model_with_its_context_and_the_embedding_model(client: openai.OpenAI) -> None:
     models = {m.id: m for m in client.models.list().data}
     assert "SmolLM2-135M-Instruct.Q4_1" in models
@@ -63,7 +69,8 @@ def test_embeddings_are_normalised_minilm_vectors(client: openai.OpenAI) -> None
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
 
 
-def test_rag_answers_with_sources_and_coverage_at_the_top_level(client: openai.OpenAI) -> None:
+def test_rag_answers_with_sources_and_coverage_at_the_top_level(any_client: openai.OpenAI) -> None:
+    client = any_client
     question = [{"role": "user", "content": "When does the lease of the flat renew?"}]
     answer = client.chat.completions.create(model="default", messages=question, max_tokens=24,
                                             extra_body={"rag": {"k": 2}})
@@ -83,8 +90,8 @@ def test_rag_answers_with_sources_and_coverage_at_the_top_level(client: openai.O
     assert streamed.strip() == answer.choices[0].message.content
 
 
-def test_rag_on_a_question_the_documents_do_not_cover_says_so(client: openai.OpenAI) -> None:
-    answer = client.chat.completions.create(
+def test_rag_on_a_question_the_documents_do_not_cover_says_so(any_client: openai.OpenAI) -> None:
+    answer = any_client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Who painted the Mona Lisa?"}], max_tokens=16,
         extra_body={"rag": {}})
     assert answer.model_extra["coverage"]["covered"] is False

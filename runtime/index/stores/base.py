@@ -10,15 +10,18 @@ particular to the local SQLite store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from runtime.index.chunking import Chunk
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,21 @@ class IndexStore(TermStats, Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def location(self) -> str:
+        """Where the store is, as messages and ``--json`` show it: a folder, or a URL without
+        credentials."""
+        ...
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()`` (a read); a store whose connection can drop (a database server restarting)
+        runs it once more on a new connection."""
+        ...
+
+    def size_bytes(self) -> int:
+        """What the index takes: its folder's files, or its tables and their indexes."""
+        ...
+
     def transaction(self, *, write: bool = True) -> AbstractContextManager[None]:
         """One atomic write, or (``write=False``) one consistent read snapshot."""
         ...
@@ -123,6 +141,14 @@ class IndexStore(TermStats, Protocol):
     # --- documents: one file's rows are replaced inside one transaction ---
     def documents(self) -> dict[str, tuple[int, str]]:
         """``path -> (document id, sha256)`` of every indexed file."""
+        ...
+
+    def document_records(self) -> dict[str, DocumentRecord]:
+        """``path -> what the index keeps about it`` of every indexed file (``rt index push``)."""
+        ...
+
+    def document_chunks(self, document_id: int) -> list[tuple[Chunk, bytes]]:
+        """A document's chunks in reading order with their float32 vector bytes (``rt index push``)."""
         ...
 
     def old_chunk_ids(self, document_id: int) -> dict[bytes, int]:

@@ -1,0 +1,294 @@
+"""The PostgreSQL + pgvector store on a real PostgreSQL 18 server (tests/postgres.py): push without
+re-embedding, server errors as one line, a restart mid-query, writers and readers at once, kill -9."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.cli import cli
+from runtime.errors import IndexMismatchError, IndexNotFoundError, IndexServerError
+from runtime.index import Index, IndexOptions
+from tests.index.conftest import HashingEmbedder
+
+pytest.importorskip("psycopg")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rt(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args))
+
+
+def write_notes(folder: Path, n: int, words: int = 60) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = " ".join(f"note{i} topic{i % 7} word{j} about bicycles lease and kettles." for j in range(words))
+        (folder / f"note{i:03d}.txt").write_text(f"Note {i}\n\n{body}\n")
+    return folder
+
+
+def all_vectors(location: str | Path) -> dict[tuple[str, str], bytes]:
+    """``(path, chunk text) -> vector bytes`` of every chunk of an index."""
+    out = {}
+    with Index.open(location) as index:
+        store = index.store
+        with store.transaction(write=False):
+            for path, (doc_id, _) in store.documents().items():
+                for chunk, vector in store.document_chunks(doc_id):
+                    out[(path, chunk.text)] = vector
+    return out
+
+
+def test_push_copies_vectors_without_embedding_and_only_what_changed(tmp_path: Path, pg_url: str) -> None:
+    docs = write_notes(tmp_path / "docs", 12)
+    folder = tmp_path / "local"
+    with Index.open(folder, create=True, embedder=HashingEmbedder()) as index:
+        index.add([docs])
+    # The source was embedded with a model no loader knows: any embedding during push would fail.
+    first = rt("index", "push", str(folder), "--to", pg_url, "--json")
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    report = json.loads(first.output)  # type: ignore[attr-defined]
+    assert len(report["copied"]) == 12 and report["chunks"] > 12 and report["chunks_per_second"] > 0
+    assert all_vectors(pg_url) == all_vectors(folder)
+
+    again = json.loads(rt("index", "push", str(folder), "--to", pg_url, "--json").output)  # type: ignore[attr-defined]
+    assert again["copied"] == [] and again["unchanged"] == 12 and again["chunks"] == 0
+
+    (docs / "note003.txt").write_text("Note 3 now speaks of descaling the kettle with citric acid.\n")
+    (docs / "note004.txt").unlink()
+    with Index.open(folder, embedder=HashingEmbedder()) as index:
+        index.refresh()
+    third = json.loads(rt("index", "push", str(folder), "--to", pg_url, "--json").output)  # type: ignore[attr-defined]
+    assert [Path(p).name for p in third["copied"]] == ["note003.txt"]
+    assert [Path(p).name for p in third["removed"]] == ["note004.txt"]
+    assert third["unchanged"] == 10
+
+    back = tmp_path / "back"
+    result = rt("index", "push", pg_url, "--to", str(back))
+    assert result.exit_code == 0 and "chunks/s" in result.output, result.output  # type: ignore[attr-defined]
+    assert all_vectors(back) == all_vectors(folder)
+    with Index.open(folder, embedder=HashingEmbedder()) as a, Index.open(back, embedder=HashingEmbedder()) as b, \
+            Index.open(pg_url, embedder=HashingEmbedder()) as c:
+        for query in ("descaling the kettle", "note7 topic0", "bicycles lease"):
+            expected = [(h.path, h.text) for h in a.search(query, 5)]
+            assert [(h.path, h.text) for h in b.search(query, 5)] == expected
+            assert [(h.path, h.text) for h in c.search(query, 5)] == expected
+
+
+def test_a_different_embedder_is_refused_and_a_missing_index_is_named(tmp_path: Path, pg_url: str) -> None:
+    with pytest.raises(IndexNotFoundError, match="no rt index in postgresql://"):
+        Index.open(pg_url)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "docs", 2)])
+    with pytest.raises(IndexMismatchError, match="built with embedding model hashing-test-embedder"):
+        Index.open(pg_url, embedder=HashingEmbedder(name="another-embedder"))
+    with Index.open(pg_url, embedder=HashingEmbedder(dimension=16)) as index:
+        index.embedder = HashingEmbedder(dimension=16)
+        with pytest.raises(IndexMismatchError, match="16-dimensional"):
+            index.embedder = HashingEmbedder(dimension=32)
+    result = rt("search", "x", "--index", pg_url, "--embedding-model", "all-MiniLM-L6-v2")
+    assert result.exit_code != 0 and "built with embedding model" in result.output  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_server_problems_are_one_line_without_credentials(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    down = f"postgresql://alice:s3cret@127.0.0.1:{_free_port()}/notes"
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        mute = f"postgresql://alice:s3cret@127.0.0.1:{silent.getsockname()[1]}/notes?connect_timeout=1"
+        cases = [(down, "is down"), (mute, "did not answer"),
+                 (pg_server.uri("no_such_db").replace("postgres@", "postgres:s3cret@"), "no such database")]
+        for url, expected in cases:
+            result = rt("search", "anything", "--index", url)
+            output = result.output  # type: ignore[attr-defined]
+            assert result.exit_code != 0 and expected in output, output  # type: ignore[attr-defined]
+            assert "s3cret" not in output and "alice" not in output
+            assert len(output.strip().splitlines()) == 1, output
+            with pytest.raises(IndexServerError):
+                Index.open(url)
+    finally:
+        silent.close()
+
+
+def test_a_role_that_may_not_enable_pgvector_is_told_what_to_ask(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    with psycopg.connect(pg_server.uri(), autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS rt_plain")
+        admin.execute("CREATE ROLE rt_plain LOGIN")
+        admin.execute("CREATE DATABASE rt_plain_db")
+    try:
+        url = pg_server.uri("rt_plain_db").replace("postgres@", "rt_plain@")
+        with pytest.raises(IndexServerError, match="not enabled .* may not enable it .*; ask the database owner"):
+            Index.open(url, create=True, embedder=HashingEmbedder())
+    finally:
+        with psycopg.connect(pg_server.uri(), autocommit=True) as admin:
+            admin.execute("DROP DATABASE rt_plain_db WITH (FORCE)")
+            admin.execute("DROP ROLE rt_plain")
+
+
+def test_a_search_in_flight_when_the_server_restarts_is_retried_once(
+        pg_server, pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "docs", 5)])
+        before = [h.chunk_id for h in index.search("note3 bicycles", 3)]
+        pg_server.restart(tcp=True)  # cuts every connection; afterwards it also listens on 127.0.0.1
+        with caplog.at_level(logging.WARNING, logger="runtime.index.stores.postgres"):
+            assert [h.chunk_id for h in index.search("note3 bicycles", 3)] == before
+        assert "reconnecting and retrying once" in caplog.text
+    tcp = pg_server.uri(pg_url.split("?")[0].rsplit("/", 1)[-1], tcp=True)
+    assert tcp.startswith("postgresql://postgres@127.0.0.1:")
+    with Index.open(tcp, embedder=HashingEmbedder()) as remote:
+        assert [h.chunk_id for h in remote.search("note3 bicycles", 3)] == before
+        assert remote.stats().documents == 5
+
+
+def test_a_writer_and_readers_at_once_never_see_half_a_file(pg_url: str, tmp_path: Path) -> None:
+    docs = write_notes(tmp_path / "docs", 24, words=120)
+    options = IndexOptions(commit_chunks=8)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder(), options=options):
+        pass
+    seen: list[dict[str, int]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            with Index.open(pg_url, embedder=HashingEmbedder()) as reader:
+                while not done.is_set():
+                    seen.append({p: len(ids) for p, ids in reader.chunk_ids_by_document().items()})
+                    reader.search("topic3 kettles", 5)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    try:
+        with Index.open(pg_url, embedder=HashingEmbedder(), options=options) as writer:
+            writer.add([docs])
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(timeout=120)
+    assert not errors, errors
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        final = {p: len(ids) for p, ids in index.chunk_ids_by_document().items()}
+    assert len(final) == 24 and len(seen) > 3
+    for snapshot in seen:  # every file a reader saw had all of its chunks
+        assert all(final[path] == n for path, n in snapshot.items()), snapshot
+
+
+def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path) -> None:
+    docs = write_notes(tmp_path / "docs", 300, words=120)
+    script = textwrap.dedent(f"""
+        from runtime.index import Index, IndexOptions
+        from tests.index.conftest import HashingEmbedder
+        with Index.open({pg_url!r}, create=True, embedder=HashingEmbedder(),
+                        options=IndexOptions(commit_chunks=4)) as index:
+            index.add([{str(docs)!r}])
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240
+        committed = 0
+        while time.monotonic() < deadline and child.poll() is None:
+            try:
+                with Index.open(pg_url) as index:
+                    committed = index.stats().documents
+            except (IndexNotFoundError, IndexServerError):
+                committed = 0
+            if committed >= 5:
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, "the writer finished before it could be killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        kept = index.store.document_records()
+        by_document = index.chunk_ids_by_document()
+        assert len(kept) >= committed >= 5 and len(kept) < 300
+        assert set(by_document) <= set(kept)  # no half-named (temporary) document among them
+        for path, record in kept.items():
+            assert Path(path).read_bytes() and record.size == Path(path).stat().st_size
+        report = index.add([docs])
+    assert report.unchanged == len(kept) and len(report.added) == 300 - len(kept)
+
+
+def test_cli_index_and_json_show_the_url_without_its_password(tmp_path: Path, pg_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    url = pg_url.replace("postgres@", "postgres:s3cret-pw@")
+    docs = write_notes(tmp_path / "docs", 2)
+    folder = tmp_path / "local"
+    with Index.open(folder, create=True, embedder=HashingEmbedder()) as index:
+        index.add([docs])
+    pushed = rt("index", "push", str(folder), "--to", url, "--json")
+    assert pushed.exit_code == 0 and "s3cret" not in pushed.output, pushed.output  # type: ignore[attr-defined]
+    assert json.loads(pushed.output)["target"].startswith("postgresql://***@")  # type: ignore[attr-defined]
+    monkeypatch.setenv("RT_INDEX", url)
+    search = rt("search", "note1 bicycles", "--mode", "keyword", "--json", "-k", "1")
+    assert search.exit_code == 0, search.output  # type: ignore[attr-defined]
+    assert json.loads(search.output)[0]["path"].endswith("note001.txt")  # type: ignore[attr-defined]
+    with Index.open(url) as index:
+        stats = index.stats()
+        assert "s3cret" not in stats.location and "s3cret" not in repr(stats)
+        assert np.isclose(sum(1 for _ in stats.roots), 1)
+
+
+def test_both_stores_find_the_same_passages_for_the_same_chunks(corpus_index: Path, corpus_dir: Path,
+                                                                 pg_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    from runtime.index.push import push
+    from tests.index.corpus import QUESTIONS
+
+    push(corpus_index, pg_url)  # the same chunks and vectors in both
+    hits: dict[str, dict[int, float]] = {}
+    for name, location in (("folder", str(corpus_index)), ("postgresql", pg_url)):
+        with Index.open(location, embedder=embedder) as index:
+            ranks = []
+            for question, relative, passage in QUESTIONS:
+                found = index.search(question, 10)
+                target = str(corpus_dir / relative)
+                ranks.append(next((r for r, h in enumerate(found, 1) if h.path == target and passage in h.text), None))
+        hits[name] = {k: sum(r is not None and r <= k for r in ranks) / len(ranks) for k in (1, 5, 10)}
+    print(hits)
+    for k in (1, 5, 10):
+        assert abs(hits["folder"][k] - hits["postgresql"][k]) <= 0.01, hits
+
+
+def test_rt_index_builds_refreshes_and_removes_in_a_database(tmp_path: Path, pg_url: str) -> None:
+    docs = write_notes(tmp_path / "docs", 3)
+    first = rt("index", str(docs), "--index", pg_url, "--json", "--no-progress")
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    report = json.loads(first.output)  # type: ignore[attr-defined]
+    assert len(report["added"]) == 3 and report["documents"] == 3 and report["index"].startswith("postgresql://")
+    (docs / "note001.txt").unlink()
+    refreshed = json.loads(rt("index", "--index", pg_url, "--json", "--no-progress").output)  # type: ignore[attr-defined]
+    assert [Path(p).name for p in refreshed["removed"]] == ["note001.txt"] and refreshed["documents"] == 2
+    removed = rt("index", "--index", pg_url, "--remove", str(docs / "note002.txt"))
+    assert removed.exit_code == 0 and "removed 1 file(s)" in removed.output  # type: ignore[attr-defined]
+    assert "push SOURCE --to" in rt("index", "--help").output  # type: ignore[attr-defined]
+    assert "--to" in rt("index", "push", "--help").output  # type: ignore[attr-defined]
