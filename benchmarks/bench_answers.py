@@ -48,7 +48,8 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, cache_folder, load_eval_set  # noqa: E402
-from benchmarks.probe_signals import add_probe, report as report_probe  # noqa: E402
+from benchmarks.probe_signals import add_probe  # noqa: E402
+from benchmarks.probe_signals import report as report_probe
 from runtime.config import GenerateOptions, LoadOptions  # noqa: E402
 from runtime.rag.config import CoverageOptions, PackingOptions  # noqa: E402
 from runtime.rag.coverage import Coverage, decide, measure, needs_probe  # noqa: E402

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_answers import open_index  # noqa: E402
 from benchmarks.eval_data import cache_folder, load_eval_set  # noqa: E402
 from runtime import __version__  # noqa: E402
-from runtime.rag.config import CoverageOptions  # noqa: E402
 from runtime.rag.calibration import Calibration, Labelled, calibrate, rates  # noqa: E402
+from runtime.rag.config import CoverageOptions  # noqa: E402
 from runtime.rag.coverage import measure  # noqa: E402
 from runtime.rag.eval_set import generate  # noqa: E402
 from runtime.rag.evaluate import evaluate, without_files  # noqa: E402

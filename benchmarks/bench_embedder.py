@@ -85,8 +85,8 @@ def main() -> None:
         print(f"{kind:<14} {load:8.3f} {query:14.3f} {sums[kind]:8.3f}")
     print(f"load + first query, light / torch: {sums['light'] / sums['torch']:.3f}x")
 
-    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
     from runtime.index.embedders.light import LightEmbedder
+    from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     embedders = {"light": LightEmbedder(), "torch": SentenceTransformerEmbedder()}
     rng = np.random.default_rng(0)

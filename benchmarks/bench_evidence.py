@@ -63,8 +63,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_data import EvalSet, Question, load_eval_set  # noqa: E402
-from runtime.rag.config import EvidenceOptions  # noqa: E402
 from runtime.rag.answer import Source  # noqa: E402
+from runtime.rag.config import EvidenceOptions  # noqa: E402
 from runtime.rag.evidence import check_claims, claim_words, sentences, split_claims  # noqa: E402
 
 if TYPE_CHECKING:

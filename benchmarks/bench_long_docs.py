@@ -35,8 +35,11 @@ from benchmarks.bench_retrieval import HEADER, PrecomputedQueries, metrics, rank
 from benchmarks.bench_retrieval import index_for as reddit_index  # noqa: E402
 from benchmarks.eval_data import EvalSet, cache_folder, load_eval_set  # noqa: E402
 from benchmarks.eval_long import load_long_set  # noqa: E402
-from runtime.index import Index, IndexOptions  # noqa: E402
-from runtime.index import chunking  # noqa: E402
+from runtime.index import (  # noqa: E402
+    Index,
+    IndexOptions,
+    chunking,  # noqa: E402
+)
 from runtime.index.light_embedder import query_embedder  # noqa: E402
 from runtime.index.readers import read_plain  # noqa: E402
 from runtime.rag.evaluate import without_files  # noqa: E402

@@ -52,8 +52,8 @@ def _targets() -> dict[str, Path]:
 
 
 def run(name: str, source: Path, cases: int, seed: int, workdir: Path, bound_s: float, budget_s: float) -> FuzzReport:
-    from runtime.models.safetensors import read_header
     from runtime.models.gguf_file import inspect_gguf
+    from runtime.models.safetensors import read_header
 
     rng, report = random.Random(seed), FuzzReport()
     if name == "safetensors":

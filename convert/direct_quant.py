@@ -25,13 +25,14 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
 import gguf
 import numpy as np
 
 from convert.ggml_quant import Ggml
-from runtime.models.safetensors import open_tensor
 from convert.writer import FLOAT_TYPES, PlannedTensor, bf16_to_f32, tensor_data
 from runtime.errors import ConvertError
+from runtime.models.safetensors import open_tensor
 
 logger = logging.getLogger(__name__)
 

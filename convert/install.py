@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.models.link import link_or_copy
-from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
 from runtime.errors import ConfigError
 from runtime.fsutil import check_target
+from runtime.models.embedded import DEFAULT_MODEL_NAME, default_model_path
+from runtime.models.link import link_or_copy
 from runtime.models.registry import ModelEntry, Registry, sha256_file
 
 logger = logging.getLogger(__name__)

@@ -24,19 +24,19 @@ from typing import Any
 
 import gguf
 
+from convert import quant_rules
 from convert.arch import architecture_for
 from convert.arch.base import Architecture
-from convert import quant_rules
 from convert.config import DEFAULT_QUANT, PICKLE_SUFFIXES, QUANT_TYPES, check_quant  # noqa: F401 (QUANT_TYPES: public here too)
 from convert.direct_quant import nbytes_of, write_direct
-from runtime.diskfull import disk_full_errors
 from convert.ggml_quant import Ggml, GgmlUnavailableError, load_ggml
 from convert.quantize import BITS_PER_WEIGHT, QUANTIZED_TYPES, quantize_gguf
-from runtime.models.safetensors import NUMPY_DTYPES, Checkpoint
 from convert.vocab import Vocab, add_vocab, load_vocab
 from convert.writer import FILE_TYPES, FLOAT_TYPES, PlannedTensor, output_type, write_gguf
 from runtime import fsutil
+from runtime.diskfull import disk_full_errors
 from runtime.errors import ConvertError
+from runtime.models.safetensors import NUMPY_DTYPES, Checkpoint
 
 logger = logging.getLogger(__name__)
 

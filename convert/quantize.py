@@ -26,12 +26,12 @@ from typing import IO
 
 from runtime.diskfull import disk_full_error
 from runtime.env import debug
+from runtime.errors import ConvertError
 from runtime.process.crash import log_detail
 from runtime.process.launch import child_environment, python_command
 from runtime.process.lifeline import watch_parent
 from runtime.process.pipe_reader import PipeReader
 from runtime.process.windows import creation_flags, suppress_error_dialogs
-from runtime.errors import ConvertError
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import IO, Any, cast
 import gguf
 import numpy as np
 
-from runtime.models.safetensors import TensorRef, open_tensor
 from runtime.errors import ConvertError
+from runtime.models.safetensors import TensorRef, open_tensor
 
 Q = gguf.GGMLQuantizationType
 FLOAT_TYPES = {"F32": Q.F32, "F16": Q.F16, "BF16": Q.BF16}

@@ -63,8 +63,8 @@ def source_lines(answer: Answer) -> list[str]:
 def evidence_lines(answer: Answer) -> list[str]:
     """Under the answer: for each sentence, the quoted source sentence that supports it (with
     path and lines), or why it is unsupported."""
-    from runtime.rag.prompt import location_label
     from runtime.rag.evidence import bare_claim
+    from runtime.rag.prompt import location_label
 
     lines = []
     for claim in answer.claims:

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT
 from runtime.cli.options import (
     IndexLocation,
     generate_options_from,
@@ -26,6 +25,7 @@ from runtime.cli.options import (
     show_warnings,
 )
 from runtime.errors import ConfigError, InputError
+from runtime.llm.chat_template import DEFAULT_SYSTEM_PROMPT
 
 
 @click.command()

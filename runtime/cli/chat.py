@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from runtime.cli.answering import answer_json, check_strict, index_location, open_rag, show_notices, stream_answer
-from runtime.cli.text_input import read_line, repair_text
 from runtime.cli.options import (
     IndexLocation,
     generate_options_from,
@@ -28,6 +27,7 @@ from runtime.cli.options import (
     sampling_options,
     show_warnings,
 )
+from runtime.cli.text_input import read_line, repair_text
 from runtime.errors import ContextOverflowError, InputError
 
 EXIT_WORDS = ("exit", "quit")

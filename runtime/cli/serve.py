@@ -8,8 +8,6 @@ from typing import Any
 import click
 
 from runtime import env
-from runtime.errors import ConfigError
-from runtime.redact import redact_credentials
 from runtime.cli.options import (
     IndexLocation,
     load_options_from,
@@ -18,7 +16,9 @@ from runtime.cli.options import (
     remote_options,
     show_warnings,
 )
+from runtime.errors import ConfigError
 from runtime.index.store import DB_NAME
+from runtime.redact import redact_credentials
 from runtime.serve.config import ServeOptions
 
 _SERVE = ServeOptions()

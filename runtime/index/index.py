@@ -25,7 +25,7 @@ from runtime.index.embedders.base import Embedder, canonical_model_name, embed_q
 from runtime.index.embedders.factory import query_embedder
 from runtime.index.embedders.light import LightEmbedder
 from runtime.index.embedders.sentence_transformers import SentenceTransformerEmbedder
-from runtime.index.ingest import Ingest, IndexReport
+from runtime.index.ingest import IndexReport, Ingest
 from runtime.index.lock import WriteLock
 from runtime.index.rebuild import discard_staging, initialise, open_for_writing, staging_store, switch
 from runtime.index.rerank import Reranker, rerank

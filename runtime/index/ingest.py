@@ -26,7 +26,7 @@ from runtime.index.chunking import Chunk, chunk_section
 from runtime.index.config import IndexOptions
 from runtime.index.embedders.base import Embedder
 from runtime.index.readers import BinaryFileError, Section, UnreadableFileError, fingerprint, reader_for
-from runtime.index.scan import NAMES_KEPT, NAMED_REASONS, is_under, path_key, scan_root, shown
+from runtime.index.scan import NAMED_REASONS, NAMES_KEPT, is_under, path_key, scan_root, shown
 from runtime.index.store import text_digest
 from runtime.index.stores.base import DocumentRecord, IndexStore
 

@@ -20,7 +20,6 @@ from runtime.errors import InputError
 from runtime.index.readers import BINARY_SUFFIXES
 from runtime.text import repair_surrogates
 
-
 # Skip reasons whose files are named in the report (the others are a person's choice, hidden
 # folders like .git with thousands of files, or named elsewhere: unreadable, empty).
 NAMED_REASONS = ("too large", "binary", "not a regular file", "symlink")

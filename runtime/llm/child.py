@@ -22,10 +22,10 @@ import types
 from typing import IO, Any
 
 from runtime import env
+from runtime.config import GenerateOptions, LoadOptions
 from runtime.process.channel import Channel, error_payload
 from runtime.process.lifeline import watch_parent
 from runtime.process.windows import suppress_error_dialogs
-from runtime.config import GenerateOptions, LoadOptions
 
 _EOF = ("close",)
 

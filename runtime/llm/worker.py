@@ -37,16 +37,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from runtime import env
-from runtime.process import crash
-from runtime.process.launch import child_environment, python_command
-from runtime.process.channel import Channel, encode, rebuild_error
-from runtime.process.pipe_reader import WAIT_SLICE_SECONDS, PipeReader
-from runtime.process.windows import creation_flags
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import GenerationError, ModelCrashedError, ModelLoadError
 from runtime.llm.generation import Completion
 from runtime.llm.yes_no import YesNo
 from runtime.models.memory import memory_error_from
+from runtime.process import crash
+from runtime.process.channel import Channel, encode, rebuild_error
+from runtime.process.launch import child_environment, python_command
+from runtime.process.pipe_reader import WAIT_SLICE_SECONDS, PipeReader
+from runtime.process.windows import creation_flags
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import gguf
 
-from runtime.models import known_archs, tensor_layout
 from runtime.errors import (
     ModelFileError,
     ModelNotFoundError,
     TruncatedModelError,
     UnsupportedModelError,
 )
+from runtime.models import known_archs, tensor_layout
 
 log = logging.getLogger(__name__)
 

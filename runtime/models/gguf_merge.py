@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.errors import ModelFileError
 from runtime.diskfull import disk_full_errors
+from runtime.errors import ModelFileError
 from runtime.fsutil import atomic_path
 
 logger = logging.getLogger(__name__)

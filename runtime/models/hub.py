@@ -26,12 +26,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runtime.diskfull import disk_full_errors
+from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
+from runtime.fsutil import ensure_free_space, human_bytes, replace_in_use
 from runtime.models.hub_files import PICKLE_SUFFIXES, SPLIT_RE, HubFile, looks_like_repo_id, pick_gguf, quant_of
 from runtime.models.link import link_or_copy
-from runtime.errors import ChecksumError, ConfigError, DownloadError, RtError
-from runtime.redact import redact_credentials, redact_http_logs
-from runtime.fsutil import ensure_free_space, human_bytes, replace_in_use
 from runtime.models.registry import sha256_file
+from runtime.redact import redact_credentials, redact_http_logs
 
 logger = logging.getLogger(__name__)
 

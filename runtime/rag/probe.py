@@ -20,8 +20,8 @@ import os
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from runtime.llm.types import Prompt
-from runtime.rag.config import CoverageOptions
 from runtime.llm.yes_no import YesNo, YesNoReader
+from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import Coverage, decide
 
 if TYPE_CHECKING:

@@ -24,16 +24,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from runtime.config import GenerateOptions, LoadOptions
+from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.answer import Answer, Source, Timings, Usage
 from runtime.rag.calibration import rule_for
-from runtime.config import GenerateOptions, LoadOptions
 from runtime.rag.config import CoverageOptions, EvidenceOptions, PackingOptions
 from runtime.rag.coverage import Coverage, assess, needs_probe
 from runtime.rag.evidence import check_claims
 from runtime.rag.followup import contextual_query
 from runtime.rag.packing import build_packed_prompt
 from runtime.rag.probe import judge
-from runtime.llm.chat_view import PlainChat, chat_view, with_chat_stops
 from runtime.rag.prompt import (
     ANSWER_PREFIX,
     RAG_STOP,

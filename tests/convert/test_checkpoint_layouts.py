@@ -12,8 +12,8 @@ import pytest
 
 from convert.pipeline import convert_checkpoint
 from convert.pretokenizer import pre_tokenizer_by_structure
-from runtime.models.safetensors import INDEX_NAME, Checkpoint
 from runtime.errors import ConvertError
+from runtime.models.safetensors import INDEX_NAME, Checkpoint
 
 
 def _single_file(folder: Path) -> None:

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from convert.pipeline import convert_checkpoint
-from tests.convert.test_interrupt import _CHILD, _temp_files
 from runtime import fsutil
+from tests.convert.test_interrupt import _CHILD, _temp_files
 from tests.slow import slow_after_first
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 import convert.pipeline
-from runtime.models import hub as hub_module
-from runtime.models import link
-from runtime.diskfull import disk_full_errors, is_disk_full
-from runtime.models.link import link_or_copy
 from convert.pipeline import convert_checkpoint
 from runtime import fsutil
 from runtime.cli import cli
+from runtime.diskfull import disk_full_errors, is_disk_full
 from runtime.errors import InsufficientDiskError
+from runtime.models import hub as hub_module
+from runtime.models import link
+from runtime.models.link import link_or_copy
 from tests.convert.conftest import fill_disk
 from tests.hubserver import HubServer
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from convert.pipeline import QUANT_TYPES, convert_checkpoint
-from runtime.models.safetensors import INDEX_NAME, Checkpoint, read_header
 from runtime import fsutil
 from runtime.errors import (
     ConfigError,
@@ -17,6 +16,7 @@ from runtime.errors import (
     InsufficientDiskError,
     UnsupportedArchitectureError,
 )
+from runtime.models.safetensors import INDEX_NAME, Checkpoint, read_header
 
 
 def _shards(folder: Path) -> list[Path]:

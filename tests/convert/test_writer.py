@@ -10,8 +10,8 @@ import pytest
 
 from convert.arch.llama import interleave_rotary, llama3_rope_factors, split_rotary
 from convert.pipeline import convert_checkpoint
-from runtime.models.safetensors import Checkpoint, open_tensor
 from convert.writer import bf16_to_f32, f32_to_bf16
+from runtime.models.safetensors import Checkpoint, open_tensor
 
 
 def _tensors(path: Path) -> dict[str, gguf.ReaderTensor]:

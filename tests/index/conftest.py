@@ -53,8 +53,8 @@ class HashingEmbedder:
 @pytest.fixture(scope="session")
 def embedder(minilm_path: Path):  # type: ignore[no-untyped-def]
     """all-MiniLM-L6-v2 from its PyPI package, loaded once (the same folder as ``minilm_path``)."""
-    from runtime.models.embedded import default_embedding_model_path
     from runtime.index import SentenceTransformerEmbedder
+    from runtime.models.embedded import default_embedding_model_path
 
     assert default_embedding_model_path() == minilm_path
     loaded = SentenceTransformerEmbedder()

@@ -11,8 +11,8 @@ import pytest
 
 from runtime.index import Index
 from runtime.index.chunking import chunk_section
-from runtime.index.store import DB_NAME
 from runtime.index.readers import Section, read_html, read_plain, read_plain_stream, text_blocks
+from runtime.index.store import DB_NAME
 from tests.index.corpus import QUESTIONS, TEXT_FILES, write_corpus
 
 NOTES = (

@@ -9,7 +9,13 @@ import pytest
 
 from runtime.index.chunking import chunk_section
 from runtime.index.readers import (
-    BinaryFileError, Section, UnreadableFileError, decode_text, read_html, read_pdf, read_plain,
+    BinaryFileError,
+    Section,
+    UnreadableFileError,
+    decode_text,
+    read_html,
+    read_pdf,
+    read_plain,
     reader_for,
 )
 from tests.index.corpus import HEALTH_HTML, LEASE, write_pdf

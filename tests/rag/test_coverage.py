@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.rag.config import CoverageOptions
 from runtime.index import Index
+from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import assess, decide, informative_terms, measure
 from tests.rag.conftest import run
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.rag.config import CoverageOptions
 from runtime.errors import InputError
 from runtime.index import Index
 from runtime.rag import calibration
 from runtime.rag.calibration import CalibratedRule, Labelled, calibrate, rule_for
+from runtime.rag.config import CoverageOptions
 from runtime.rag.eval_set import EvalQuestion, GeneratedSet, generate, read_questions
 from runtime.rag.evaluate import evaluate, without_files
 from runtime.rag.metrics import first_rank, same_source

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench_evidence import (
-    WINDOW, Item, build_items, cited, cut, declarative, fit, measure, scores, stand_in,
+    WINDOW,
+    Item,
+    build_items,
+    cited,
+    cut,
+    declarative,
+    fit,
+    measure,
+    scores,
+    stand_in,
 )
 from benchmarks.eval_data import EvalSet, Question
 from runtime.index import Index

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.rag.config import PackingOptions
 from runtime.index import Hit, Index
 from runtime.index.config import IndexOptions
-from runtime.rag.packing import merge_hits, pack
+from runtime.rag.config import PackingOptions
 from runtime.rag.evidence import sentences
+from runtime.rag.packing import merge_hits, pack
 
 # Invented facts, so an answer can only come from here; paragraphs long enough that a 64-token
 # chunk holds only part of one and neighbouring chunks overlap.

@@ -9,14 +9,13 @@ search runs on the real SmolLM2 in tests/rag/test_packing.py."""
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 
 import numpy as np
 
-from runtime.rag.config import PackingOptions
 from runtime.index import Hit
 from runtime.llm.types import Prompt
+from runtime.rag.config import PackingOptions
 from runtime.rag.packing import FIRST_ROUND, build_packed_prompt, pack
 from runtime.rag.prompt import ANSWER_PREFIX, build_prompt
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
-from runtime.rag.config import CoverageOptions
 from runtime.llm.chat_view import ChatModel, PlainChat, chat_view
 from runtime.llm.model import Model
+from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import Coverage, needs_probe
 from runtime.rag.probe import PROBE_QUESTION, ask_model, probe_messages, split_probe
 from runtime.rag.prompt import ANSWER_PREFIX, BuiltPrompt, build_prompt

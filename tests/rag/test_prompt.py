@@ -15,9 +15,9 @@ from pathlib import Path
 import gguf
 import pytest
 
+from runtime.errors import ContextOverflowError
 from runtime.llm.chat_template import render_chat
 from runtime.llm.types import Prompt
-from runtime.errors import ContextOverflowError
 from runtime.rag.prompt import (
     SYSTEM_INSTRUCTION,
     Turn,

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from runtime.config import LoadOptions
-from runtime.process.crash import diagnose
 from runtime.errors import ModelCrashedError
 from runtime.llm.model import Model
+from runtime.process.crash import diagnose
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What is the capital of France?"

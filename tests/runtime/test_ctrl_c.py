@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from tests.slow import slow_after_first
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "siginterrupt"), reason="imitates Windows with POSIX signals")

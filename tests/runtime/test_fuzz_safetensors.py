@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.models.safetensors import read_header
 from runtime.errors import ConvertError
+from runtime.models.safetensors import read_header
 from tests.runtime.fuzz_headers import fuzz_safetensors, safetensors_header
 
 

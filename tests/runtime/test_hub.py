@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from runtime.models.hub import (HubFile, checkpoint_folder, download_checkpoint, download_gguf, partial_path,
-                                 pick_gguf, quant_of)
 from runtime.errors import ChecksumError, DownloadError
+from runtime.models.hub import (
+    HubFile,
+    checkpoint_folder,
+    download_checkpoint,
+    download_gguf,
+    partial_path,
+    pick_gguf,
+    quant_of,
+)
 from runtime.models.registry import sha256_file
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 

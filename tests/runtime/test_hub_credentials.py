@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runtime.models.hub import download_gguf
 from runtime.cli import cli
 from runtime.errors import DownloadError
+from runtime.models.hub import download_gguf
 from runtime.redact import redact_credentials
 from tests.hubserver import GGUF_FILE, GGUF_REPO, HubServer
 

@@ -33,9 +33,9 @@ def test_each_kv_type_matches_ggml(name: str) -> None:
 
 
 def test_the_cli_offers_exactly_the_kv_types() -> None:
-    from runtime.cli.options import model_options
-
     import click
+
+    from runtime.cli.options import model_options
 
     @click.command()
     @model_options

@@ -15,11 +15,11 @@ import pytest
 
 import runtime.models.memory as memory
 from runtime.config import LoadOptions
-from runtime.fsutil import human_bytes
 from runtime.errors import InsufficientMemoryError, ModelLoadError
+from runtime.fsutil import human_bytes
+from runtime.llm.worker import _with_memory_numbers
 from runtime.models.gguf_file import GGUFInfo, inspect_gguf
 from runtime.process.crash import diagnose
-from runtime.llm.worker import _with_memory_numbers
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]

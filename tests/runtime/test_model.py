@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.llm.chat_template import question_messages
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import ContextOverflowError, InputError, UnsupportedModelError
+from runtime.llm.chat_template import question_messages
 from runtime.llm.model import Model
 
 FRANCE = "What is the capital of France?"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.llm.chat_template import plain_prompt, question_messages, render_chat
 from runtime.errors import InputError, UnsupportedModelError
+from runtime.llm.chat_template import plain_prompt, question_messages, render_chat
 
 GEMMA_LIKE = (
     "{{ bos_token }}{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.cli import cli
-
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.errors import UnsupportedModelError
 from runtime.llm import row_cost

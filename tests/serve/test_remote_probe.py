@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime.config import GenerateOptions
-from runtime.rag.config import CoverageOptions
 from runtime.llm.remote import RemoteModel
+from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import decide, measure
 from runtime.rag.probe import UNAVAILABLE
 from tests.serve.conftest import Server

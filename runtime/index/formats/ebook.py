@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import IO, BinaryIO
 
 from runtime.index.formats.archive import ArchiveBombError, Budget, checked_archive, open_member
-from runtime.index.formats.common import guarded, heading_label, located, xml_ends
 from runtime.index.formats.base import Section, UnreadableFileError
+from runtime.index.formats.common import guarded, heading_label, located, xml_ends
 from runtime.index.formats.html import read_html_stream
 
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"

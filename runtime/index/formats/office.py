@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from runtime.index.formats.archive import check_archive
-from runtime.index.formats.common import guarded, heading_label, located
 from runtime.index.formats.base import Section
+from runtime.index.formats.common import guarded, heading_label, located
 
 SHEET_BLOCK_CHARS = 1200  # rows grouped into blocks about one chunk long, so "rows a-b" stays precise
 

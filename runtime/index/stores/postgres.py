@@ -28,10 +28,10 @@ import numpy as np
 from runtime import env
 from runtime.errors import IndexServerError
 from runtime.index.chunking import Chunk
-from runtime.index.stores.postgres_schema import applied, migrate, type_vectors
 from runtime.index.scan import shown
 from runtime.index.store import query_words, text_digest
 from runtime.index.stores.base import ChunkRow, DocumentRecord
+from runtime.index.stores.postgres_schema import applied, migrate, type_vectors
 from runtime.index.vectors import HNSW_EF_SEARCH
 from runtime.redact import redact_credentials
 
