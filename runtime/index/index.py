@@ -105,8 +105,11 @@ class Index:
         if env.is_index_url(location):  # a PostgreSQL database (runtime/index/stores/postgres.py)
             from runtime.index.stores.postgres_open import local_folder, open_database
 
-            database, options = open_database(str(location), options, wanted, create=create, rebuild=rebuild)
-            return cls(local_folder(str(location)), database, options, embedder, wait)
+            database, options, staged_meta = open_database(str(location), options, wanted, create=create,
+                                                           rebuild=rebuild)
+            opened = cls(local_folder(str(location)), database, options, embedder, wait)
+            opened._rebuild = staged_meta
+            return opened
         folder = Path(location).expanduser()
         folder = folder.resolve()
         if not (folder / DB_NAME).exists() and not (create or rebuild):
@@ -235,16 +238,12 @@ class Index:
     def _rebuilt(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool,
                  follow_symlinks: bool) -> IndexReport:
         """Build the index of ``roots`` beside this one, then replace this one's rows with it."""
-        if not isinstance(self.store, Store):  # the staged copy and its switch are SQLite's
-            raise IndexMismatchError(f"the index at {self.folder} cannot be rebuilt in place",
-                                     hint="build a new index and remove this one")
-        staged = staging_store(self.folder, self._rebuild or {})
+        staged = staging_store(self.folder, self._rebuild or {}, self.store)
         self._target = staged
         try:
             report = Ingest(staged, self._writer_embedder, self.options, progress=progress,
                             index_folder=self.folder, follow_symlinks=follow_symlinks).run(roots)
-            staged.close()
-            switch(self.store, staged.path)
+            switch(self.store, staged)
             self._rebuild = None
         finally:
             self._target = self.store

@@ -15,11 +15,15 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.errors import IndexCorruptError
 from runtime.index.config import IndexOptions
 from runtime.index.store import DB_NAME, Store
 from runtime.index.vectors import remove_stale_files
+
+if TYPE_CHECKING:
+    from runtime.index.stores.base import IndexStore
 
 logger = logging.getLogger(__name__)
 STAGING_NAME = "rebuild"
@@ -32,8 +36,14 @@ def discard_staging(folder: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def staging_store(folder: Path, meta: dict[str, object]) -> Store:
-    """A new, empty store beside the index's, recording the rebuilt index's model and chunking."""
+def staging_store(folder: Path, meta: dict[str, object], main: IndexStore | None = None) -> IndexStore:
+    """A new, empty store beside the index's, recording the rebuilt index's model and chunking
+    (for a database, ``main``: a schema beside the index's, runtime/index/stores/postgres.py)."""
+    if main is not None and not isinstance(main, Store):
+        from runtime.index.stores.postgres import PostgresStore
+
+        if isinstance(main, PostgresStore):
+            return main.staging(meta)
     discard_staging(folder)
     (folder / STAGING_NAME).mkdir(parents=True)
     store = Store(folder / STAGING_NAME, create=True)
@@ -42,10 +52,18 @@ def staging_store(folder: Path, meta: dict[str, object]) -> Store:
     return store
 
 
-def switch(main: Store, staged: Path) -> None:
-    """Replace everything in ``main`` by the finished rebuild in the database ``staged``, in one
-    transaction; the generation goes up, so the vectors cache is rebuilt from the new rows."""
-    main.replace_with(staged)
+def switch(main: IndexStore, staged: IndexStore) -> None:
+    """Replace everything in ``main`` by the finished rebuild ``staged``, in one transaction;
+    the generation goes up, so the vectors cache is rebuilt from the new rows."""
+    if isinstance(main, Store) and isinstance(staged, Store):
+        staged.close()
+        main.replace_with(staged.path)
+        return
+    from runtime.index.stores.postgres import PostgresStore
+
+    if not (isinstance(main, PostgresStore) and isinstance(staged, PostgresStore)):
+        raise TypeError(f"cannot switch {type(main).__name__} to a rebuilt {type(staged).__name__}")
+    main.switch_to(staged)
 
 
 def open_for_writing(folder: Path, rebuild: bool) -> Store:

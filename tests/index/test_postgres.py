@@ -292,3 +292,97 @@ def test_rt_index_builds_refreshes_and_removes_in_a_database(tmp_path: Path, pg_
     assert removed.exit_code == 0 and "removed 1 file(s)" in removed.output  # type: ignore[attr-defined]
     assert "push SOURCE --to" in rt("index", "--help").output  # type: ignore[attr-defined]
     assert "--to" in rt("index", "push", "--help").output  # type: ignore[attr-defined]
+
+
+class PausingEmbedder(HashingEmbedder):
+    """Hashes as its parent, but the first embedding of a batch waits until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding, self.go = threading.Event(), threading.Event()
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        self.embedding.set()
+        assert self.go.wait(timeout=300)
+        return super().embed(texts)
+
+
+def staged_chunks(pg_url: str) -> int:
+    """Chunks a rebuild has committed so far into its staging schema (0 if there is none)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if not conn.execute("SELECT to_regclass('rt_rebuild.chunks') IS NOT NULL").fetchone()[0]:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM rt_rebuild.chunks").fetchone()[0])
+
+
+def test_readers_see_the_old_index_until_a_rebuild_switches(pg_url: str, tmp_path: Path) -> None:
+    old = write_notes(tmp_path / "old", 4)
+    new = tmp_path / "new"
+    new.mkdir()
+    for i in range(3):
+        (new / f"teapot{i}.txt").write_text(f"Teapot {i}\n\nporcelain teapots and saucers, number {i}.\n")
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([old])
+    pausing = PausingEmbedder()
+    errors: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
+                index.add([new])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    writer = threading.Thread(target=rebuild)
+    writer.start()
+    try:
+        assert pausing.embedding.wait(timeout=120), errors
+        with Index.open(pg_url, embedder=HashingEmbedder()) as reader:  # mid-rebuild: the old index, whole
+            assert reader.stats().documents == 4
+            assert [Path(h.path).name for h in reader.search("note2 kettles", 1, mode="keyword")] == ["note002.txt"]
+            assert reader.search("porcelain teapots", 3, mode="keyword") == []
+    finally:
+        pausing.go.set()
+        writer.join(timeout=300)
+    assert not errors, errors
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        assert index.stats().documents == 3 and index.stats().roots == (str(new.resolve()),)
+        assert Path(index.search("porcelain teapots", 1, mode="keyword")[0].path).parent == new.resolve()
+        assert index.search("kettles", 3, mode="keyword") == []
+    assert staged_chunks(pg_url) == 0
+
+
+def test_kill_9_of_rt_index_rebuild_leaves_the_old_index_whole(pg_url: str, tmp_path: Path,
+                                                                minilm_path: Path) -> None:
+    import sysconfig
+
+    old = write_notes(tmp_path / "old", 5)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([old])
+        before = [h.chunk_id for h in index.search("note3 bicycles", 3)]
+    new = write_notes(tmp_path / "new", 300, words=120)
+    rt_script = Path(sysconfig.get_path("scripts")) / "rt"
+    child = subprocess.Popen([str(rt_script), "index", str(new), "--rebuild", "--index", pg_url, "--no-progress",
+                              "--embedding-model", str(minilm_path)], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and child.poll() is None and staged_chunks(pg_url) < 8:
+            time.sleep(0.05)
+        assert child.poll() is None, "the rebuild finished (or failed) before it could be killed"
+        assert staged_chunks(pg_url) >= 8
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # the old index, as it was
+        assert index.stats().documents == 5 and index.stats().embedding_model == "hashing-test-embedder"
+        assert [h.chunk_id for h in index.search("note3 bicycles", 3)] == before
+    small = write_notes(tmp_path / "small", 2)
+    with Index.open(pg_url, rebuild=True, embedder=HashingEmbedder()) as index:  # drops the leftover
+        index.add([small])
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        assert index.stats().documents == 2
+    assert staged_chunks(pg_url) == 0

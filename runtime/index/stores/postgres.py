@@ -26,12 +26,22 @@ from typing import Any, TypeVar
 import numpy as np
 
 from runtime import env
-from runtime.errors import IndexServerError
+from runtime.errors import IndexLockedError, IndexServerError
 from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
 from runtime.index.store import query_words, text_digest
 from runtime.index.stores.base import ChunkRow, DocumentRecord
-from runtime.index.stores.postgres_schema import applied, migrate, type_vectors
+from runtime.index.stores.postgres_schema import (
+    REBUILD_LOCK,
+    SCHEMA,
+    STAGING,
+    applied,
+    drop_staging,
+    in_schema,
+    migrate,
+    switch_to_staging,
+    type_vectors,
+)
 from runtime.index.vectors import HNSW_EF_SEARCH
 from runtime.redact import redact_credentials
 
@@ -138,13 +148,14 @@ def connection_error(exc: BaseException, where: str) -> IndexServerError:
 class PostgresStore:
     """One connection to an rt index in PostgreSQL; ``create`` makes or upgrades the schema."""
 
-    def __init__(self, url: str, *, create: bool = False) -> None:
+    def __init__(self, url: str, *, create: bool = False, schema: str = SCHEMA) -> None:
         self.url = url
         self.where = describe(url)
+        self.schema = schema  # STAGING for the store a rebuild writes into
         self.conn = connect(url)
         try:
             if create:
-                migrate(self.conn, self.where)
+                migrate(self.conn, self.where, schema)
                 self._register_vector()
             self.exists = create or applied(self.conn)
         except BaseException:
@@ -185,7 +196,7 @@ class PostgresStore:
         try:
             with self.conn.transaction():
                 if outer and not write:
-                    self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    self._execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield
         except psycopg.OperationalError as exc:
             if not outer:
@@ -211,8 +222,11 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise connection_error(exc, self.where) from exc
 
+    def _execute(self, sql: str, params: Any = None) -> Any:
+        return self.conn.execute(in_schema(sql, self.schema), params)
+
     def _rows(self, sql: str, params: Any = None) -> list[tuple]:
-        return list(self.conn.execute(sql, params).fetchall())
+        return list(self._execute(sql, params).fetchall())
 
     # --- meta ---------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -222,14 +236,14 @@ class PostgresStore:
 
     def set_meta(self, **values: object) -> None:
         """Write meta keys (inside a transaction); a dimension types the vector column too."""
-        self.conn.cursor().executemany(
+        self.conn.cursor().executemany(in_schema(
             "INSERT INTO rt.meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [(k, str(v)) for k, v in values.items()])
+            self.schema), [(k, str(v)) for k, v in values.items()])
         if "dimension" in values:
-            type_vectors(self.conn, int(str(values["dimension"])))
+            type_vectors(self.conn, int(str(values["dimension"])), self.schema)
 
     def delete_meta(self, *keys: str) -> None:
-        self.conn.execute("DELETE FROM rt.meta WHERE key = ANY(%s)", (list(keys),))
+        self._execute("DELETE FROM rt.meta WHERE key = ANY(%s)", (list(keys),))
 
     def generation(self) -> int:
         return int(self._rows("SELECT value FROM rt.meta WHERE key = 'generation'")[0][0])
@@ -245,12 +259,12 @@ class PostgresStore:
         return [(_decode_path(p), inc, exc) for p, inc, exc in rows]
 
     def set_root(self, path: str, include: str, exclude: str) -> None:
-        self.conn.execute("INSERT INTO rt.roots VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
+        self._execute("INSERT INTO rt.roots VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
                           "SET include = excluded.include, exclude = excluded.exclude",
                           (_encode_path(path), include, exclude))
 
     def delete_roots(self, paths: Iterable[str]) -> None:
-        self.conn.execute("DELETE FROM rt.roots WHERE path = ANY(%s)", ([_encode_path(p) for p in paths],))
+        self._execute("DELETE FROM rt.roots WHERE path = ANY(%s)", ([_encode_path(p) for p in paths],))
 
     def documents(self) -> dict[str, tuple[int, str]]:
         """``path -> (id, sha256)`` of every finished document."""
@@ -279,16 +293,16 @@ class PostgresStore:
         return {int(i): _blob(v) for i, v in rows}
 
     def delete_documents(self, paths: Iterable[str]) -> None:
-        self.conn.execute("DELETE FROM rt.documents WHERE path = ANY(%s)", ([_encode_path(p) for p in paths],))
+        self._execute("DELETE FROM rt.documents WHERE path = ANY(%s)", ([_encode_path(p) for p in paths],))
 
     def discard_document(self, document_id: int) -> None:
-        self.conn.execute("DELETE FROM rt.documents WHERE id = %s", (document_id,))
+        self._execute("DELETE FROM rt.documents WHERE id = %s", (document_id,))
 
     def rename_document(self, old: str, new: str) -> None:
         """Give the document at ``old`` the path ``new``, replacing one there (inside a transaction)."""
         self._lock_path(new)
-        self.conn.execute("DELETE FROM rt.documents WHERE path = %s", (_encode_path(new),))
-        self.conn.execute("UPDATE rt.documents SET path = %s WHERE path = %s", (_encode_path(new), _encode_path(old)))
+        self._execute("DELETE FROM rt.documents WHERE path = %s", (_encode_path(new),))
+        self._execute("UPDATE rt.documents SET path = %s WHERE path = %s", (_encode_path(new), _encode_path(old)))
 
     def begin_document(self, record: DocumentRecord, path: str, now: float) -> int:
         """Insert ``record`` under a name no other writer uses; :meth:`finish_document` names it."""
@@ -312,16 +326,16 @@ class PostgresStore:
             values.append((document_id, ordinal, chunk.text.replace("\x00", "\ufffd"), chunk.page, lines[0],
                            lines[1], chunk.chars[0], chunk.chars[1], chunk.n_tokens, chunk.location))
         with self.conn.cursor() as cursor:
-            cursor.executemany(
+            cursor.executemany(in_schema(
                 "INSERT INTO rt.chunks (document_id, ordinal, text, page, line_start, line_end, char_start, "
                 "char_end, n_tokens, location) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                values, returning=True)
+                self.schema), values, returning=True)
             ids = []
             while True:
                 ids.append(int(cursor.fetchone()[0]))
                 if not cursor.nextset():
                     break
-            cursor.executemany("INSERT INTO rt.vectors VALUES (%s, %s)",
+            cursor.executemany(in_schema("INSERT INTO rt.vectors VALUES (%s, %s)", self.schema),
                                [(i, np.frombuffer(blob, dtype=np.float32)) for i, (_, _, blob) in zip(ids, rows)])
 
     def put_document(self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Sequence[bytes],
@@ -336,16 +350,37 @@ class PostgresStore:
         the path makes a second writer of the same file wait for the first, then replace it."""
         self._lock_path(path)
         encoded = _encode_path(path)
-        self.conn.execute("DELETE FROM rt.documents WHERE path = %s AND id != %s", (encoded, document_id))
-        self.conn.execute("UPDATE rt.documents SET path = %s, n_chunks = %s WHERE id = %s",
+        self._execute("DELETE FROM rt.documents WHERE path = %s AND id != %s", (encoded, document_id))
+        self._execute("UPDATE rt.documents SET path = %s, n_chunks = %s WHERE id = %s",
                           (encoded, n_chunks, document_id))
 
     def _lock_path(self, path: str) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_encode_path(path),))
+        self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_encode_path(path),))
 
     def clear(self) -> None:
-        self.conn.execute("DELETE FROM rt.documents")
-        self.conn.execute("DELETE FROM rt.roots")
+        self._execute("DELETE FROM rt.documents")
+        self._execute("DELETE FROM rt.roots")
+
+    # --- a rebuild: built beside the index, switched in at the end --------------------------
+    def staging(self, meta: dict[str, object]) -> PostgresStore:
+        """A new, empty index in the schema :data:`STAGING` recording ``meta`` (the rebuilt
+        index's model and chunking), for :meth:`switch_to`. This connection holds
+        :data:`REBUILD_LOCK` until then (or until it ends: a killed rebuild frees it), so two
+        machines never rebuild one database at once; what a killed rebuild left is dropped."""
+        if not self._rows("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))[0][0]:
+            raise IndexLockedError(f"another rt index --rebuild is rebuilding {self.where}",
+                                   hint="wait for it to finish, then run this again")
+        drop_staging(self.conn)
+        staged = PostgresStore(self.url, create=True, schema=STAGING)
+        with staged.transaction():
+            staged.set_meta(**meta, generation=self.generation() + 1)
+        return staged
+
+    def switch_to(self, staged: PostgresStore) -> None:
+        """Replace this index by the finished rebuild ``staged``, in one transaction."""
+        staged.close()
+        switch_to_staging(self.conn)
+        self._execute("SELECT pg_advisory_unlock(%s)", (REBUILD_LOCK,))
 
     # --- reading --------------------------------------------------------------------------
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -354,7 +389,7 @@ class PostgresStore:
             return []
         with self.transaction(write=False):
             # ef_search bounds how many rows the HNSW scan can return (pgvector's default is 40)
-            self.conn.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, 2 * int(k))}")
+            self._execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, 2 * int(k))}")
             rows = self._rows("SELECT chunk_id, 1 - (embedding <=> %(q)s) FROM rt.vectors "
                               "ORDER BY embedding <=> %(q)s LIMIT %(k)s",
                               {"q": np.asarray(query, dtype=np.float32).reshape(-1), "k": int(k)})
@@ -367,7 +402,7 @@ class PostgresStore:
     def vector_blocks(self, dimension: int, rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(ids, vectors)`` of every chunk in id order, ``rows`` at a time (a server-side cursor)."""
         with self.transaction(write=False), self.conn.cursor(name=f"rt_vectors_{uuid.uuid4().hex}") as cursor:
-            cursor.execute("SELECT chunk_id, embedding FROM rt.vectors ORDER BY chunk_id")
+            cursor.execute(in_schema("SELECT chunk_id, embedding FROM rt.vectors ORDER BY chunk_id", self.schema))
             while batch := cursor.fetchmany(rows):
                 ids = np.fromiter((r[0] for r in batch), dtype=np.int64, count=len(batch))
                 yield ids, np.stack([_array(r[1]) for r in batch]).reshape(len(batch), dimension)

@@ -30,13 +30,14 @@ def local_folder(url: str) -> Path:
 
 
 def open_database(url: str, options: IndexOptions, wanted: str | None, *, create: bool = False,
-                  rebuild: bool = False) -> tuple[PostgresStore, IndexOptions]:
-    """The store of the rt index in ``url`` and the options it was built with.
+                  rebuild: bool = False) -> tuple[PostgresStore, IndexOptions, dict[str, object] | None]:
+    """The store of the rt index in ``url``, the options it was built with, and, for a rebuild of
+    an index that holds documents, the new index's settings (else None).
 
-    ``create`` makes the schema and records ``options`` if the database has no index yet;
-    ``rebuild`` empties it at once (readers see an empty index until the next write fills it:
-    a shared database keeps no staged copy). ``wanted`` (an embedding model name) must match the
-    recorded one, else :class:`IndexMismatchError`.
+    ``create`` makes the schema and records ``options`` if the database has no index yet. A
+    ``rebuild`` leaves the index as it is: the next write builds the new one beside it and
+    switches (runtime/index/rebuild.py), so readers see the old index until then. ``wanted`` (an
+    embedding model name) must match the recorded one, else :class:`IndexMismatchError`.
     """
     store = PostgresStore(url, create=create or rebuild)
     try:
@@ -45,8 +46,15 @@ def open_database(url: str, options: IndexOptions, wanted: str | None, *, create
             if "embedding_model" not in meta and not (create or rebuild):
                 raise IndexNotFoundError(f"no rt index in {store.where}",
                                          hint=f"run `rt index PATH --index {store.where}` to build one")
+            model = wanted or options.embedding_model
+            if rebuild and "embedding_model" in meta and store.counts()[0] > 0:
+                staged: dict[str, object] = dict(embedding_model=model, chunk_tokens=options.chunk_tokens,
+                                                 overlap_tokens=options.overlap_tokens,
+                                                 vector_index=PG_VECTOR_INDEX)
+                return store, dataclasses.replace(options, embedding_model=model,
+                                                  vector_index=PG_VECTOR_INDEX), staged
             if rebuild or "embedding_model" not in meta:
-                _initialise(store, options, wanted or options.embedding_model, rebuild)
+                _initialise(store, options, model, rebuild)
                 meta = store.meta()
         recorded = meta["embedding_model"]
         if wanted and wanted != recorded:
@@ -60,11 +68,12 @@ def open_database(url: str, options: IndexOptions, wanted: str | None, *, create
         raise
     return store, dataclasses.replace(
         options, embedding_model=recorded, chunk_tokens=int(meta["chunk_tokens"]),
-        overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"])
+        overlap_tokens=int(meta["overlap_tokens"]), vector_index=meta["vector_index"]), None
 
 
 def _initialise(store: PostgresStore, options: IndexOptions, model: str, rebuild: bool) -> None:
-    """Record the model and chunking of a new (or emptied) index (inside a transaction)."""
+    """Record the model and chunking of a new index, or of one with no documents to keep
+    (inside a transaction)."""
     if rebuild:
         store.clear()
         store.delete_meta("dimension")

@@ -10,12 +10,16 @@ embedder is known (:func:`type_vectors`): pgvector's HNSW needs a fixed dimensio
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from runtime.errors import IndexServerError
 
 SCHEMA_LOCK = 0x72745F736368  # pg_advisory_xact_lock key ("rt_sch"): schema changes, one at a time
+REBUILD_LOCK = 0x72745F726562  # pg_advisory_lock key ("rt_reb"): one rebuild of a database at a time
+SCHEMA = "rt"  # where the index lives
+STAGING = "rt_rebuild"  # where `rt index --rebuild` builds the new index until it switches
 MIN_SERVER = 130000  # PostgreSQL 13: generated columns, websearch syntax, pgvector's HNSW build
 MIN_PGVECTOR = (0, 5, 0)  # the first pgvector with HNSW
 
@@ -52,24 +56,29 @@ INSERT INTO rt.meta VALUES ('generation', '0');
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def migrate(conn: Any, where: str) -> None:
+def in_schema(sql: str, schema: str) -> str:
+    """``sql``, written for the schema ``rt``, for the schema ``schema`` (a rebuild's staging)."""
+    return sql if schema == SCHEMA else re.sub(r"\brt\.", schema + ".", sql)
+
+
+def migrate(conn: Any, where: str, schema: str = SCHEMA) -> None:
     """Bring the schema in ``conn``'s database up to :data:`SCHEMA_VERSION` (its own
     transaction; the advisory lock is released when it ends)."""
     check_server(conn, where)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        conn.execute("CREATE SCHEMA IF NOT EXISTS rt")
-        conn.execute("CREATE TABLE IF NOT EXISTS rt.migrations (version integer PRIMARY KEY, applied_at "
-                     "timestamptz NOT NULL DEFAULT now())")
-        done = {int(r[0]) for r in conn.execute("SELECT version FROM rt.migrations").fetchall()}
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(in_schema("CREATE TABLE IF NOT EXISTS rt.migrations (version integer PRIMARY KEY, "
+                               "applied_at timestamptz NOT NULL DEFAULT now())", schema))
+        done = {int(r[0]) for r in conn.execute(in_schema("SELECT version FROM rt.migrations", schema)).fetchall()}
         if done and max(done) > SCHEMA_VERSION:
             raise IndexServerError(
                 f"the rt index in {where} has schema version {max(done)}; this rt knows up to {SCHEMA_VERSION}",
                 hint="upgrade rt on this machine")
         for version, script in MIGRATIONS:
             if version not in done:
-                conn.execute(script)
-                conn.execute("INSERT INTO rt.migrations (version) VALUES (%s)", (version,))
+                conn.execute(in_schema(script, schema))
+                conn.execute(in_schema("INSERT INTO rt.migrations (version) VALUES (%s)", schema), (version,))
 
 
 def applied(conn: Any) -> bool:
@@ -112,19 +121,20 @@ def check_server(conn: Any, where: str) -> None:
             hint="run `ALTER EXTENSION vector UPDATE;` after upgrading pgvector on the server")
 
 
-def type_vectors(conn: Any, dimension: int) -> None:
+def type_vectors(conn: Any, dimension: int, schema: str = SCHEMA) -> None:
     """Give the vector column its dimension and build its HNSW cosine index (inside the
     caller's transaction; a no-op once done)."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-    typed = conn.execute(
+    typed = conn.execute(in_schema(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = 'rt.vectors'::regclass AND attname = 'embedding'").fetchone()[0]
+        "WHERE attrelid = 'rt.vectors'::regclass AND attname = 'embedding'", schema)).fetchone()[0]
     if typed != f"vector({dimension})":
-        conn.execute(f"ALTER TABLE rt.vectors ALTER COLUMN embedding TYPE vector({int(dimension)})")
+        conn.execute(in_schema(f"ALTER TABLE rt.vectors ALTER COLUMN embedding TYPE vector({int(dimension)})",
+                               schema))
     # m and ef_construction as the local HNSW (runtime/index/vectors.py), so both stores trade
     # recall for speed alike.
-    conn.execute("CREATE INDEX IF NOT EXISTS vectors_hnsw ON rt.vectors USING hnsw (embedding vector_cosine_ops) "
-                 "WITH (m = 32, ef_construction = 80)")
+    conn.execute(in_schema("CREATE INDEX IF NOT EXISTS vectors_hnsw ON rt.vectors USING hnsw "
+                           "(embedding vector_cosine_ops) WITH (m = 32, ef_construction = 80)", schema))
 
 
 @contextlib.contextmanager
@@ -154,3 +164,25 @@ def untype_vectors(conn: Any) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
     conn.execute("DROP INDEX IF EXISTS rt.vectors_hnsw")
     conn.execute("ALTER TABLE rt.vectors ALTER COLUMN embedding TYPE vector")
+
+
+def drop_staging(conn: Any) -> None:
+    """Remove what a killed rebuild left (the caller holds :data:`REBUILD_LOCK`)."""
+    conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
+
+
+def switch_to_staging(conn: Any) -> None:
+    """Make the finished rebuild in :data:`STAGING` the index, in one transaction.
+
+    The old tables are locked first, so the switch waits for readers in flight and readers that
+    come after it wait for it to commit; each then sees the old index or the new one, never a
+    mix. The old schema is dropped with its text search configuration: the new tables'
+    generated ``tsvector`` refers to the staging schema's own one (by oid, so the rename keeps it).
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute("LOCK TABLE rt.meta, rt.roots, rt.documents, rt.chunks, rt.vectors, rt.migrations "
+                     "IN ACCESS EXCLUSIVE MODE")
+        conn.execute(f"ALTER SCHEMA {SCHEMA} RENAME TO {SCHEMA}_replaced")
+        conn.execute(f"ALTER SCHEMA {STAGING} RENAME TO {SCHEMA}")
+        conn.execute(f"DROP SCHEMA {SCHEMA}_replaced CASCADE")
