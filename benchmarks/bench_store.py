@@ -21,6 +21,7 @@ All numbers come from one run on one machine; only the ratios compare.
 from __future__ import annotations
 
 import argparse
+import os
 import hashlib
 import re
 import sys
@@ -217,8 +218,11 @@ def sizes_part(args, work: Path, database, words: list[str], queries: list[str])
         built = time.perf_counter() - started
         url = database(f"bench_{size}")
         pushed = push(local, url)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         result = latency({"folder": local, "PostgreSQL": url}, queries)
         sizes = relation_sizes(url)
+        print(f"load average (1 min) {load:.2f} before, {os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0:.2f} "
+              f"after the latency runs, on {os.cpu_count()} cores")
         print(f"## Search latency, {size:,} chunks (folder built in {built:.0f} s; pushed to PostgreSQL at "
               f"{pushed.chunks_per_second:.0f} chunks/s, {pushed.seconds:.0f} s)")
         for mode in ("hybrid", "dense", "keyword"):
