@@ -21,8 +21,8 @@ All numbers come from one run on one machine; only the ratios compare.
 from __future__ import annotations
 
 import argparse
-import os
 import hashlib
+import os
 import re
 import sys
 import tempfile

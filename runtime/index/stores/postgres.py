@@ -52,16 +52,32 @@ _OPEN, _CLOSE = "\x02", "\x03"  # ts_headline markers, as runtime/index/proximit
 _MATCH = re.compile(_OPEN + "[^" + _CLOSE + "]*" + _CLOSE)
 _PATH_ESCAPE = re.compile(r"\\(\\|0)")
 
-# BM25 as SQLite's FTS5 computes it, over the chunks holding any query lexeme.
+# BM25 as SQLite's FTS5 computes it, in two steps. The GIN index gives, per query lexeme, the
+# chunks holding it (without reading their tsvector): hence each lexeme's document frequency and
+# a cheap score (BM25 with every term frequency 1). Only the best KEYWORD_CANDIDATES by that score
+# have their tsvector unnested for the true term frequencies and their exact BM25. Unnesting every
+# matching chunk made keyword search 29-40x slower than FTS5 (docs/scaling.md); a chunk whose
+# high term frequency would lift it from below the candidates into the results is what is lost.
+# The corpus statistics (chunks, average length) come from the documents' totals.
+KEYWORD_CANDIDATES = 400
 _BM25 = """
-WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('rt.english'::regconfig, %(words)s))),
-n AS (SELECT count(*)::float8 AS n, coalesce(avg(n_tokens), 1)::float8 AS avgdl FROM rt.chunks),
-m AS (SELECT c.id, c.n_tokens, q.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
-      FROM q JOIN rt.chunks c ON c.tsv @@ quote_literal(q.lexeme)::tsquery
-      CROSS JOIN LATERAL unnest(c.tsv) u WHERE u.lexeme = q.lexeme),
-df AS (SELECT lexeme, count(*)::float8 AS df FROM m GROUP BY lexeme)
-SELECT m.id, sum(greatest(ln((n.n - df.df + 0.5) / (df.df + 0.5)), 1e-6) * m.tf * 2.2
-                 / (m.tf + 1.2 * (0.25 + 0.75 * m.n_tokens / greatest(n.avgdl, 1e-9)))) AS score
+WITH q AS (SELECT coalesce(array_agg(DISTINCT lexeme), '{}') AS lexemes
+           FROM unnest(to_tsvector('rt.english'::regconfig, %(words)s))),
+n AS (SELECT greatest(coalesce(sum(n_chunks), 0), 1)::float8 AS n,
+             coalesce(sum(n_tokens)::float8 / nullif(sum(n_chunks), 0), 1) AS avgdl FROM rt.documents),
+hit AS (SELECT l.lexeme, c.id, c.n_tokens FROM unnest((SELECT lexemes FROM q)) AS l(lexeme)
+        JOIN rt.chunks c ON c.tsv @@ quote_literal(l.lexeme)::tsquery),
+df AS (SELECT hit.lexeme, greatest(ln((n.n - count(*) + 0.5) / (count(*) + 0.5)), 1e-6) AS idf
+       FROM hit CROSS JOIN n GROUP BY hit.lexeme, n.n),
+candidates AS (
+    SELECT hit.id, hit.n_tokens FROM hit JOIN df USING (lexeme) CROSS JOIN n GROUP BY hit.id, hit.n_tokens, n.avgdl
+    ORDER BY sum(df.idf * 2.2 / (1 + 1.2 * (0.25 + 0.75 * hit.n_tokens / greatest(n.avgdl, 1e-9)))) DESC,
+             hit.id
+    LIMIT %(candidates)s),
+m AS (SELECT c.id, c.n_tokens, u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+      FROM q, candidates c JOIN rt.chunks k ON k.id = c.id CROSS JOIN LATERAL unnest(k.tsv) u
+      WHERE u.lexeme = ANY(q.lexemes))
+SELECT m.id, sum(df.idf * m.tf * 2.2 / (m.tf + 1.2 * (0.25 + 0.75 * m.n_tokens / greatest(n.avgdl, 1e-9)))) AS score
 FROM m JOIN df USING (lexeme) CROSS JOIN n GROUP BY m.id ORDER BY score DESC, m.id LIMIT %(limit)s
 """
 
@@ -351,8 +367,9 @@ class PostgresStore:
         self._lock_path(path)
         encoded = _encode_path(path)
         self._execute("DELETE FROM rt.documents WHERE path = %s AND id != %s", (encoded, document_id))
-        self._execute("UPDATE rt.documents SET path = %s, n_chunks = %s WHERE id = %s",
-                          (encoded, n_chunks, document_id))
+        self._execute("UPDATE rt.documents SET path = %s, n_chunks = %s, n_tokens = (SELECT coalesce(sum("
+                      "n_tokens), 0) FROM rt.chunks WHERE document_id = %s) WHERE id = %s",
+                      (encoded, n_chunks, document_id, document_id))
 
     def _lock_path(self, path: str) -> None:
         self._execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_encode_path(path),))
@@ -438,7 +455,8 @@ class PostgresStore:
         words = query_words(query)
         if not words:
             return []
-        rows = self._rows(_BM25, {"words": " ".join(words), "limit": limit})
+        rows = self._rows(_BM25, {"words": " ".join(words), "limit": limit,
+                                  "candidates": max(KEYWORD_CANDIDATES, 4 * limit)})
         return [(int(i), float(s)) for i, s in rows]
 
     def chunks_matching(self, word: str) -> int:

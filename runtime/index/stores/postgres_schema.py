@@ -52,6 +52,14 @@ CREATE TABLE rt.vectors (
     embedding vector NOT NULL);
 INSERT INTO rt.meta VALUES ('generation', '0');
 """),
+    # A document's total of chunk tokens, so that keyword search reads BM25's corpus statistics
+    # (chunks, average length) from the documents, not by scanning every chunk per query.
+    (2, """
+ALTER TABLE rt.documents ADD COLUMN n_tokens bigint NOT NULL DEFAULT 0;
+UPDATE rt.documents d SET n_tokens = s.total
+    FROM (SELECT document_id, sum(n_tokens) AS total FROM rt.chunks GROUP BY document_id) s
+    WHERE s.document_id = d.id;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
