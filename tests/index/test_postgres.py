@@ -386,3 +386,53 @@ def test_kill_9_of_rt_index_rebuild_leaves_the_old_index_whole(pg_url: str, tmp_
     with Index.open(pg_url, embedder=HashingEmbedder()) as index:
         assert index.stats().documents == 2
     assert staged_chunks(pg_url) == 0
+
+
+def _unnested_chunks(plan: object) -> int:
+    """How many chunks' tsvectors a keyword query's plan unnested (the loops of ``unnest(k.tsv) u``)."""
+    if isinstance(plan, list):
+        return sum(_unnested_chunks(p) for p in plan)
+    if not isinstance(plan, dict):
+        return 0
+    own = int(plan.get("Actual Loops", 0)) if plan.get("Alias") == "u" else 0
+    return own + sum(_unnested_chunks(v) for v in plan.values() if isinstance(v, (list, dict)))
+
+
+def test_keyword_search_reads_term_frequencies_of_its_candidates_only(pg_url: str, tmp_path: Path) -> None:
+    from runtime.index.stores.postgres import _BM25, KEYWORD_CANDIDATES
+
+    docs = write_notes(tmp_path / "docs", 120, words=120)  # every chunk holds "kettles" and "bicycles"
+    folder = tmp_path / "local"
+    with Index.open(folder, create=True, embedder=HashingEmbedder()) as index:
+        index.add([docs])
+        local = [(Path(h.path).name, h.text) for h in index.search("note7 kettles bicycles", 5, mode="keyword")]
+    from runtime.index.push import push
+
+    push(folder, pg_url)
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        store = index.store
+        chunks = store.counts()[1]
+        assert chunks > 2 * KEYWORD_CANDIDATES and store.chunks_matching("kettles") == chunks
+        params = {"words": "note7 kettles bicycles", "limit": 5, "candidates": KEYWORD_CANDIDATES}
+        plan = store._rows("EXPLAIN (ANALYZE, FORMAT JSON) " + _BM25, params)[0][0]
+        assert 0 < _unnested_chunks(plan) <= KEYWORD_CANDIDATES
+        found = [(Path(h.path).name, h.text) for h in index.search("note7 kettles bicycles", 5, mode="keyword")]
+    assert found == local  # the same passages, in the same order, as FTS5's BM25 over every chunk
+
+
+def test_an_index_from_before_the_token_totals_gets_them_on_open(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    docs = write_notes(tmp_path / "docs", 6)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([docs])
+        before = index.store.keyword_search("note3 kettles", 10)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as schema version 1 left it
+        conn.execute("ALTER TABLE rt.documents DROP COLUMN n_tokens")
+        conn.execute("DELETE FROM rt.migrations WHERE version = 2")
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        totals = index.store._rows("SELECT sum(n_tokens), (SELECT sum(n_tokens) FROM rt.chunks) FROM rt.documents")
+        assert totals[0][0] == totals[0][1] > 0
+        after = index.store.keyword_search("note3 kettles", 10)
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert np.allclose([s for _, s in after], [s for _, s in before])
