@@ -8,6 +8,11 @@ far cheaper than embedding them, and readers (``rt serve``) see the old snapshot
 never a mix. Swapping database files instead would race readers holding the old file and its
 WAL open (and Windows refuses to replace an open file). An index too damaged to open is the one
 case started over in place: there is nothing in it to keep.
+
+An index in PostgreSQL is rebuilt the same way, in a schema of its own beside the index's
+(``rt_rebuild``), which one transaction renames into place (``PostgresStore.staging`` and
+``switch_to``): readers on other machines see the old index until then, and a killed rebuild
+leaves it whole.
 """
 
 from __future__ import annotations
