@@ -399,7 +399,7 @@ def _unnested_chunks(plan: object) -> int:
 
 
 def test_keyword_search_reads_term_frequencies_of_its_candidates_only(pg_url: str, tmp_path: Path) -> None:
-    from runtime.index.stores.postgres import _BM25, KEYWORD_CANDIDATES
+    from runtime.index.stores.postgres_terms import _BM25, KEYWORD_CANDIDATES
 
     docs = write_notes(tmp_path / "docs", 120, words=120)  # every chunk holds "kettles" and "bicycles"
     folder = tmp_path / "local"
