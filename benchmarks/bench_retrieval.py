@@ -272,7 +272,7 @@ def pad(folder: Path, n_chunks: int, dimension: int, sentences: list[str]) -> No
                     store.put_document(record, chunks, [v.tobytes() for v in vectors], time.time())
                     missing, doc = missing - n, doc + 1
                 store.bump_generation()
-        index._save_vectors()
+        store.sync_vectors()  # the FAISS file of the generation just committed
 
 
 def latency(data: EvalSet, options: IndexOptions, n_chunks: int) -> None:

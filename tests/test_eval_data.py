@@ -150,6 +150,7 @@ def test_the_long_document_set_keeps_long_text_files_and_asks_about_their_senten
     questions = data.dev + data.test
     assert len(questions) == 2 * eval_long.PER_FILE
     for q in questions:
+        assert q.path is not None and q.line is not None
         text = (data.corpus / q.path).read_text(encoding="utf-8")
         sentence_line = text.splitlines()[q.line - 1]
         answer = q.answers[0]

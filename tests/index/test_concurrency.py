@@ -26,6 +26,7 @@ from runtime.errors import IndexLockedError
 from runtime.index import Index
 from runtime.index.lock import WriteLock
 from tests.index.corpus import QUESTIONS, write_corpus
+from tests.index.sqlite_rows import sqlite_db
 
 REPO = Path(__file__).resolve().parents[2]
 K = 3
@@ -70,7 +71,7 @@ def _results(index: Index) -> dict[str, Result]:
 
 
 def _snapshot(index: Index) -> list[tuple[str, str]]:
-    return index.store.db.execute(
+    return sqlite_db(index).execute(
         "SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
         "ORDER BY d.path, c.ordinal").fetchall()
 

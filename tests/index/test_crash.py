@@ -17,6 +17,7 @@ from runtime.index import Index, IndexOptions
 from runtime.index.store import DB_NAME
 from tests.index.conftest import CountingEmbedder
 from tests.index.corpus import QUESTIONS
+from tests.index.sqlite_rows import sqlite_db
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +60,7 @@ def committed_documents(folder: Path) -> int:
 
 
 def consistent(index: Index) -> tuple[int, int]:
-    db = index.store.db
+    db = sqlite_db(index)
     chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == chunks
     assert db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0] == chunks
@@ -69,7 +70,7 @@ def consistent(index: Index) -> tuple[int, int]:
 
 
 def snapshot(index: Index) -> list[tuple[str, str]]:
-    return index.store.db.execute(
+    return sqlite_db(index).execute(
         "SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
         "ORDER BY d.path, c.ordinal").fetchall()
 

@@ -9,10 +9,11 @@ from runtime.index import Index
 from runtime.index.vectors import saved_generation_files
 from tests.index.conftest import CountingEmbedder
 from tests.index.corpus import BIKE, BOILER, LEASE, RECIPE
+from tests.index.sqlite_rows import sqlite_db
 
 
 def chunk_texts(index: Index, path: Path) -> list[str]:
-    rows = index.store.db.execute(
+    rows = sqlite_db(index).execute(
         "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.path = ? "
         "ORDER BY c.ordinal", (str(path),)).fetchall()
     return [r[0] for r in rows]

@@ -14,6 +14,7 @@ from runtime.cli import cli
 from runtime.index import Index
 from runtime.index.scan import key_path, path_key, shown
 from tests.index.conftest import CountingEmbedder
+from tests.index.sqlite_rows import sqlite_db
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX byte names and symlinks without privileges")
 
@@ -77,10 +78,10 @@ def test_an_index_made_with_the_old_escaped_keys_keeps_working(tmp_path: Path, e
     (docs / "plain.txt").write_text("The rent is due on the third working day.")
     with Index.open(tmp_path / "ix", create=True, embedder=embedder) as index:
         index.add([docs])
-        stored = sorted(p for (p,) in index.store.db.execute("SELECT path FROM documents"))
+        stored = sorted(p for (p,) in sqlite_db(index).execute("SELECT path FROM documents"))
         assert stored[1] == str(docs / "plain.txt")  # a valid name is stored as itself
         with index.store.transaction():  # what rt wrote before keys were lossless
-            index.store.db.execute("UPDATE documents SET path = ? WHERE path = ?",
+            sqlite_db(index).execute("UPDATE documents SET path = ? WHERE path = ?",
                                    (str(docs / "heron\\xe9.txt"), stored[0]))
         report = index.refresh()
         assert report.unchanged == 1 and report.added == report.removed == [str(docs / "heron\\xe9.txt")]

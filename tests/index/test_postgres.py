@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -223,7 +222,7 @@ def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path)
                 break
             time.sleep(0.05)
         assert child.poll() is None, "the writer finished before it could be killed"
-        child.send_signal(signal.SIGKILL)
+        child.kill()  # SIGKILL
         child.wait(timeout=60)
     finally:
         if child.poll() is None:

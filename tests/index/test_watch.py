@@ -19,6 +19,7 @@ from runtime.cli import cli
 from runtime.index import Index
 from runtime.index.config import WatchOptions
 from runtime.index.watch import WatchPass, is_temp_file, watch
+from tests.index.sqlite_rows import sqlite_db
 
 WITHIN = 120.0  # seconds for a change to reach search: a pass takes about a second; generous for a loaded machine
 # seconds for `rt index --watch` in a child to start, import torch, load MiniLM and make its first
@@ -103,7 +104,7 @@ def test_add_edit_rename_delete_reach_search_without_duplicates(watched) -> None
     eventually(lambda: paths_for(folder, "greenhouse thermometer") == [], "deleted file gone")
 
     with Index.open(folder) as index:
-        rows = index.store.db.execute("SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id")
+        rows = sqlite_db(index).execute("SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id")
         texts = [(Path(p).name, t) for p, t in rows]
     assert texts == [("pets.txt", "Feed the axolotl on Mondays only, with bloodworms.")]
 

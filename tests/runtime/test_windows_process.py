@@ -14,7 +14,8 @@ import pytest
 import runtime.process.windows as windows
 from convert import quantize
 from runtime.config import LoadOptions
-from runtime.process import lifeline, worker
+from runtime.llm import worker
+from runtime.process import lifeline
 from runtime.process.crash import diagnose
 
 
@@ -112,7 +113,7 @@ def test_the_model_process_and_the_quantizer_turn_off_error_dialogs_first() -> N
     # the call sits in both children's start-up, before anything native is loaded
     import inspect
 
-    from runtime.process import child
+    from runtime.llm import child
 
     for source in (inspect.getsource(child.main), inspect.getsource(quantize._child)):
         assert source.index("suppress_error_dialogs()") < source.index("llama")

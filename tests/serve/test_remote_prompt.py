@@ -24,7 +24,8 @@ SHORT = GenerateOptions(max_tokens=8)
 
 def _events(*pieces: str) -> bytes:
     """A streamed chat answer: one event per piece, the usage, then ``[DONE]``."""
-    events = [{"choices": [{"delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
+    events: list[dict[str, Any]] = [{"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+                                    for piece in pieces]
     events.append({"choices": [{"delta": {}, "finish_reason": "stop"}],
                    "usage": {"prompt_tokens": 30, "completion_tokens": len(pieces)}})
     return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
