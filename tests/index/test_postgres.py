@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from runtime.cli import cli
 from runtime.errors import IndexMismatchError, IndexNotFoundError, IndexServerError
 from runtime.index import Index, IndexOptions
+from runtime.index.stores.postgres import PostgresStore
 from tests.index.conftest import HashingEmbedder
 
 pytest.importorskip("psycopg")
@@ -202,6 +203,7 @@ def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path)
     docs = write_notes(tmp_path / "docs", 300, words=120)
     script = textwrap.dedent(f"""
         from runtime.index import Index, IndexOptions
+from runtime.index.stores.postgres import PostgresStore
         from tests.index.conftest import HashingEmbedder
         with Index.open({pg_url!r}, create=True, embedder=HashingEmbedder(),
                         options=IndexOptions(commit_chunks=4)) as index:
@@ -311,9 +313,11 @@ def staged_chunks(pg_url: str) -> int:
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        if not conn.execute("SELECT to_regclass('rt_rebuild.chunks') IS NOT NULL").fetchone()[0]:
+        exists = conn.execute("SELECT to_regclass('rt_rebuild.chunks') IS NOT NULL").fetchone()
+        if exists is None or not exists[0]:
             return 0
-        return int(conn.execute("SELECT count(*) FROM rt_rebuild.chunks").fetchone()[0])
+        count = conn.execute("SELECT count(*) FROM rt_rebuild.chunks").fetchone()
+        return int(count[0]) if count else 0
 
 
 def test_readers_see_the_old_index_until_a_rebuild_switches(pg_url: str, tmp_path: Path) -> None:
@@ -371,7 +375,7 @@ def test_kill_9_of_rt_index_rebuild_leaves_the_old_index_whole(pg_url: str, tmp_
             time.sleep(0.05)
         assert child.poll() is None, "the rebuild finished (or failed) before it could be killed"
         assert staged_chunks(pg_url) >= 8
-        child.send_signal(signal.SIGKILL)
+        child.kill()  # SIGKILL
         child.wait(timeout=60)
     finally:
         if child.poll() is None:
@@ -410,6 +414,7 @@ def test_keyword_search_reads_term_frequencies_of_its_candidates_only(pg_url: st
     push(folder, pg_url)
     with Index.open(pg_url, embedder=HashingEmbedder()) as index:
         store = index.store
+        assert isinstance(store, PostgresStore)
         chunks = store.counts()[1]
         assert chunks > 2 * KEYWORD_CANDIDATES and store.chunks_matching("kettles") == chunks
         params = {"words": "note7 kettles bicycles", "limit": 5, "candidates": KEYWORD_CANDIDATES}
@@ -430,6 +435,7 @@ def test_an_index_from_before_the_token_totals_gets_them_on_open(pg_url: str, tm
         conn.execute("ALTER TABLE rt.documents DROP COLUMN n_tokens")
         conn.execute("DELETE FROM rt.migrations WHERE version = 2")
     with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        assert isinstance(index.store, PostgresStore)
         totals = index.store._rows("SELECT sum(n_tokens), (SELECT sum(n_tokens) FROM rt.chunks) FROM rt.documents")
         assert totals[0][0] == totals[0][1] > 0
         after = index.store.keyword_search("note3 kettles", 10)
