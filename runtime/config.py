@@ -90,6 +90,9 @@ def output_rows(max_draft: int, n_ubatch: int) -> int:
     return max(1, min(1 + max_draft, n_ubatch))
 
 
+LOOP_PERIODS = (8, 128)  # the shortest and longest block of tokens counted as a loop
+
+
 @dataclass(frozen=True)
 class GenerateOptions:
     """Sampling and stopping. ``temperature=0`` is greedy and deterministic."""
@@ -115,6 +118,10 @@ class GenerateOptions:
     # generation threads for this call (rt serve re-samples the busy cores per request);
     # None keeps the count the model was loaded with
     threads: int | None = None
+    # a small model can fall into a loop ("X is a Y that is used to make an X. X is a ..."):
+    # generation stops once the last block of LOOP_PERIODS tokens has come ``stop_repeats`` times
+    # in a row (runtime.llm.generation.repeated_block); 0 never stops for that
+    stop_repeats: int = 3
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,31 @@ a stop string, so the caller never sees text that a stop string later takes back
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 
+from runtime.config import LOOP_PERIODS
 from runtime.llm.types import Completion as Completion  # llama_engine imports it from here
+
+
+def repeated_block(tokens: Sequence[int], times: int, periods: tuple[int, int] = LOOP_PERIODS) -> int:
+    """The length of a block of tokens that ends ``tokens`` and came ``times`` times in a row
+    just before its end (a model in a loop), else 0. ``times`` below 2 never matches.
+
+    Only periods whose token one period back equals the last token are compared, so the check
+    costs a few list comparisons per generated token.
+    """
+    n = len(tokens)
+    if times < 2:
+        return 0
+    shortest, longest = periods
+    last = tokens[-1] if n else None
+    for period in range(shortest, min(longest, n // times) + 1):
+        if tokens[n - 1 - period] != last:
+            continue
+        block = list(tokens[n - period:])
+        if all(list(tokens[n - (k + 1) * period:n - k * period]) == block for k in range(1, times)):
+            return period
+    return 0
 
 
 class TextAssembler:
