@@ -67,6 +67,9 @@ def _import_ctypes_layer_only() -> None:
         return  # let the normal import report it
     package = types.ModuleType("llama_cpp")
     package.__path__ = list(spec.submodule_search_locations)
+    # the package's own spec: find_spec("llama_cpp") (runtime.ggml_library finds ggml's libraries
+    # beside it) raises ValueError on a module in sys.modules whose __spec__ is None
+    package.__spec__ = spec
     sys.modules["llama_cpp"] = package
 
 
