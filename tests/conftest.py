@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +30,26 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("RT_MODELS", "RT_INDEX", "RT_MODEL", "RT_DEBUG", "RT_LIGHT_EMBEDDER"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_a_shell_gives_it(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, this process takes Ctrl-C again as a shell gives it to a program.
+
+    A child inherits an ignored or blocked SIGINT across exec, and Python then keeps ignoring
+    it: one in-process test that left it so (the fast path's run showed it) made every later
+    test that presses Ctrl-C on an ``rt`` child wait out its 60 s instead.
+    """
+    yield
+    if not hasattr(signal, "SIGINT") or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        logging.getLogger("tests").warning("%s left SIGINT as %r; restored", request.node.nodeid,
+                                           signal.getsignal(signal.SIGINT))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sys.platform != "win32" and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        logging.getLogger("tests").warning("%s left SIGINT blocked; unblocked", request.node.nodeid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @pytest.fixture(scope="session")
