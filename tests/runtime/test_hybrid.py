@@ -13,6 +13,7 @@ import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.llm.llama_engine import LlamaEngine
+from runtime.llm.types import Stream
 from runtime.llm.worker import probe_repack
 from tests.runtime.hybrid_reference import repacked_greedy
 
@@ -73,13 +74,7 @@ def test_a_growing_chat_reuses_the_cached_prefix(gemma_path: Path) -> None:
         n_first = len(engine.prompt_tokens(PROMPT))
         first = engine.detokenize(generated(engine, PROMPT, GenerateOptions(max_tokens=9, prompt_lookup=False)))
         follow = PROMPT + first + "<|im_end|>\n<|im_start|>user\nAnd in Celsius?<|im_end|>\n<|im_start|>assistant\n"
-        generator = engine.stream(follow, GenerateOptions(max_tokens=8, prompt_lookup=False))
-        while True:
-            try:
-                next(generator)
-            except StopIteration as stop:
-                completion = stop.value
-                break
+        completion = Stream(engine.stream(follow, GenerateOptions(max_tokens=8, prompt_lookup=False))).complete()
         again = generated(engine, follow, GenerateOptions(max_tokens=8, prompt_lookup=False))
     assert completion.cached_tokens >= n_first - 1
     with LlamaEngine(gemma_path, HYBRID) as fresh:
@@ -92,12 +87,6 @@ def test_prompt_lookup_is_off_in_the_hybrid_and_the_prefix_cache_still_works(gem
         tokens = generated(engine, PROMPT, options)
         assert engine.last_drafts == []  # no verification batch ever reaches the repacked kernels
     with LlamaEngine(gemma_path, LoadOptions(n_ctx=512, threads=1, repack=True)) as engine:
-        generator = engine.stream(PROMPT, options)
-        while True:
-            try:
-                next(generator)
-            except StopIteration as stop:
-                completion = stop.value
-                break
+        completion = Stream(engine.stream(PROMPT, options)).complete()
         assert completion.cached_tokens > 0  # the saved prefix of the first load
         assert list(engine.cached_tokens[-len(tokens):]) == tokens
