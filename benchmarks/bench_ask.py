@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,14 +59,77 @@ README_QUESTION = "How does rt keep memory use low?"
 WARM_QUESTION = "How is a checkpoint converted to a GGUF file?"  # fills the prefix cache
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Wall seconds and stdout of a command that must succeed."""
+def timed_run(command: list[str], env: dict[str, str],
+              peak: dict[str, int] | None = None) -> tuple[float, str]:
+    """Wall seconds and stdout of a command that must succeed; with ``peak``, the largest RssAnon
+    (bytes) any single process below it reached, sampled every 0.2 s, lands in ``peak["anon"]``."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, cwd=ROOT) as proc:
+        sampler = None
+        if peak is not None:
+            sampler = threading.Thread(target=_sample_anon, args=(proc, peak), daemon=True)
+            sampler.start()
+        out, err = proc.communicate()
+        if sampler is not None:
+            sampler.join()
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"bench_ask: {' '.join(command[3:])} failed:\n{done.stderr}")
-    return wall, done.stdout
+    if proc.returncode != 0:
+        sys.exit(f"bench_ask: {' '.join(command[3:])} failed:\n{err}")
+    return wall, out
+
+
+def _rss_anon(pid: int) -> int:
+    """RssAnon of ``pid`` in bytes (Linux /proc), 0 where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:  # the parent pid is the 2nd field after the ")" that ends the command name
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _sample_anon(proc: subprocess.Popen[str], peak: dict[str, int]) -> None:
+    while proc.poll() is None:
+        for pid in _descendants(proc.pid):
+            peak["anon"] = max(peak.get("anon", 0), _rss_anon(pid))
+        time.sleep(0.2)
+
+
+def read_bandwidth(threads: int, size: int = 1 << 30) -> float:
+    """Bytes per second that ``threads`` threads read from memory, each xor-reducing its own
+    ``size``-byte array (numpy releases the GIL), best of 3. A token of generation reads every
+    weight once, so bandwidth / weights bytes bounds generation tokens/s."""
+    import numpy as np
+
+    arrays = [np.ones(size // 8, dtype=np.uint64) for _ in range(threads)]
+    best = 0.0
+    for _ in range(3):
+        workers = [threading.Thread(target=np.bitwise_xor.reduce, args=(a,)) for a in arrays]
+        started = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, threads * size / (time.perf_counter() - started))
+    return best
 
 
 def python_seconds(code: str, env: dict[str, str]) -> float:
@@ -82,8 +146,9 @@ def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str],
             extra: tuple[str, ...] = ()) -> dict[str, float]:
     """Split one ``rt ask --json`` run's wall time into its parts."""
     start_and_imports = python_seconds("import runtime.cli, runtime.cli.ask", env)
+    peak: dict[str, int] = {}
     wall, out = timed_run(RT + ["ask", question, "--index", str(index), "--json",
-                                "--max-tokens", str(max_tokens), *extra], env)
+                                "--max-tokens", str(max_tokens), *extra], env, peak)
     data = json.loads(out)
     t = data["timings"]
     parts = {
@@ -110,6 +175,7 @@ def one_ask(question: str, index: Path, max_tokens: int, env: dict[str, str],
     parts["_load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     parts["_hybrid"] = float(bool((t.get("loading") or {}).get("repack", {}).get("repack")))
     parts["_covered"] = float(bool(data["covered"]))
+    parts["_rss_anon"] = float(peak.get("anon", 0))
     return parts
 
 
@@ -199,17 +265,21 @@ def compare(runs: dict[str, list[dict[str, float]]]) -> str:
 HYBRID_CONFIGS = {"plain": ("--no-repack", "--no-prompt-lookup"), "hybrid": ("--repack", "--no-prompt-lookup")}
 
 
-def compare_hybrid(runs: dict[str, list[dict[str, float]]]) -> str:
-    """Each run with the load average beside it, then the hybrid / plain ratios of the medians."""
+def compare_hybrid(runs: dict[str, list[dict[str, float]]], limit: float | None = None,
+                   anon_estimate: float | None = None) -> str:
+    """Each run with the load average beside it, then the hybrid / plain ratios of the medians;
+    ``limit`` is the bandwidth bound on generation tokens/s, ``anon_estimate`` the preflight's
+    anonymous memory for the hybrid (bytes)."""
     rows = [f"{'run':<10} {'first token s':>13} {'prompt tok/s':>12} {'gen tok/s':>9} {'answer s':>8} "
-            f"{'load avg':>8}", "-" * 66]
+            f"{'RssAnon MiB':>11} {'load avg':>8}", "-" * 78]
     for i in range(len(runs["plain"])):
         for name in HYBRID_CONFIGS:
             run = runs[name][i]
             rows.append(f"{name + ' ' + str(i + 1):<10} {run['_ttft']:13.2f} "
                         f"{run['_processed_tokens'] / max(run['prompt processing'], 1e-9):12.1f} "
                         f"{run['_completion_tokens'] / max(run['generation'], 1e-9):9.2f} "
-                        f"{run['prompt processing'] + run['generation']:8.1f} {run['_load']:8.1f}")
+                        f"{run['prompt processing'] + run['generation']:8.1f} "
+                        f"{run['_rss_anon'] / 2**20:11.0f} {run['_load']:8.1f}")
 
     def med(name: str, value: str) -> float:
         return statistics.median(eval_value(run, value) for run in runs[name])
@@ -226,9 +296,30 @@ def compare_hybrid(runs: dict[str, list[dict[str, float]]]) -> str:
                 f"prompt tokens/s {med('hybrid', 'prompt') / med('plain', 'prompt'):.2f}x, time to first token "
                 f"{med('hybrid', '_ttft') / med('plain', '_ttft'):.2f}x; the hybrid was used in "
                 f"{hybrid_used:.0f} of {len(runs['hybrid'])} runs")
+    if limit:
+        rows.append(f"bandwidth bound on generation: {limit:.2f} tokens/s; hybrid at "
+                    f"{med('hybrid', 'gen') / limit:.0%} of it, plain at {med('plain', 'gen') / limit:.0%}")
+    if anon_estimate:
+        biggest = max(run["_rss_anon"] for run in runs["hybrid"])
+        rows.append(f"hybrid RssAnon peak {biggest / 2**20:.0f} MiB against the preflight's "
+                    f"{anon_estimate / 2**20:.0f} MiB of anonymous memory (rt info --repack: all but the "
+                    f"mapped weights): {'within' if biggest <= anon_estimate else 'OVER'} the estimate")
     loads = [run["_load"] for name in runs for run in runs[name]]
     rows.append(f"load average during the runs: {min(loads):.1f}-{max(loads):.1f}")
     return "\n".join(rows)
+
+
+def hybrid_bounds(model: str | None, threads: int | None, env: dict[str, str]) -> tuple[float, float]:
+    """Generation's bandwidth bound (tokens/s: read bandwidth over the weights' bytes) and the
+    preflight's anonymous memory for the hybrid (``rt info --repack --json``: total less the
+    mapped weights), printed before the runs so the bandwidth is measured on a quiet machine."""
+    _, out = timed_run(RT + ["info", *([model] if model else []), "--repack", "--json"], env)
+    memory = json.loads(out)["memory"]
+    bandwidth = read_bandwidth(threads or os.cpu_count() or 1)
+    limit = bandwidth / memory["weights"]
+    print(f"read bandwidth ({threads or os.cpu_count()} threads, numpy): {bandwidth / 1e9:.1f} GB/s over "
+          f"{memory['weights'] / 1e9:.2f} GB of weights: at most {limit:.2f} generated tokens/s", flush=True)
+    return limit, memory["total"] - memory["weights"]
 
 
 def main() -> None:
@@ -265,6 +356,8 @@ def main() -> None:
         if index is None:
             index = Path(scratch) / "index"
             print(f"indexing docs/ into {index}: {build_index(env, index):.1f} s (not counted)")
+        bounds = hybrid_bounds(str(Path(args.model).resolve()) if args.model else None, args.threads, env) \
+            if args.hybrid else (None, None)
         bare = python_seconds("pass", env)
         torch_import = python_seconds("import sentence_transformers", env) - bare
         for flags in ([c[1] for c in configs.values()] if args.hybrid else [configs["all on"][1]]):
@@ -284,7 +377,7 @@ def main() -> None:
     print(f"(bare interpreter start {bare:.3f} s; importing sentence-transformers + torch alone "
           f"{torch_import:.3f} s, part of the embedding model load where the light embedder is off)\n")
     if args.hybrid:
-        print(compare_hybrid(runs))
+        print(compare_hybrid(runs, *bounds))
         return
     print(compare(runs))
     print(f"\nwhere the time goes, all on:\n{table(runs['all on'])}")

@@ -4,8 +4,9 @@ The model is memory-mapped (llama.cpp's MMAP load mode) with ``use_extra_bufts =
 CPU "extra buffer types" copy the weights into anonymous memory and, on some CPUs, crash in
 their AMX kernels. With ``repack`` the engine is the hybrid: a second, repacked load of the
 same file with its own context generates, after the prompt is decoded on the mapped weights
-and its KV state handed over (:meth:`LlamaEngine._prefill`). Only load with ``repack=True``
-after a child process has shown it works (:mod:`runtime.llm.repack_choice`).
+and its KV state handed over (:meth:`LlamaEngine._prefill`); the copy loads in a thread while
+the prompt is built and decoded (:mod:`runtime.llm.repacked_load`). Only load with
+``repack=True`` after a child process has shown it works (:mod:`runtime.llm.repack_choice`).
 
 The engine remembers which tokens its KV caches hold (:class:`runtime.llm.kv_sequence.KVSequence`);
 a new prompt that starts with the same tokens (the same system prompt, a growing chat) reuses
@@ -31,6 +32,7 @@ from runtime.llm.kv_sequence import KVSequence, common_prefix
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm.lookup import Drafter
 from runtime.llm.native import PARSED_SPECIAL, ContextParams, NativeContext, NativeModel
+from runtime.llm.repacked_load import RepackedLoad
 from runtime.llm.sampling import Sampler
 from runtime.llm.threads import sample_generation_threads
 from runtime.llm.yes_no import NO_WORDS, YES_WORDS, YesNo, from_logits, spelling_tokens
@@ -53,15 +55,20 @@ class LlamaEngine:
         self.options = options
         self._contexts: list[NativeContext] = []
         self._models: list[NativeModel] = []
+        self._loading: RepackedLoad | None = None
+        self.repack_failure: str | None = None  # why the hybrid fell back to the mapped weights
         try:
             self._model = self._load_model(repack=False)
             params = self._context_params()
             self._seq = KVSequence(self._create_context(self._model, params))
             # the hybrid: a second model of the same file, repacked, and its own context, on
-            # which every token after the prompt's last is decoded (one at a time)
+            # which every token after the prompt's last is decoded (one at a time); it loads in a
+            # thread and takes over ``_gen`` when the first prompt is decoded
             self._gen = self._seq
             if options.repack:
-                self._gen = KVSequence(self._create_context(self._load_model(repack=True), params))
+                logger.debug("repacking weights into llama.cpp's extra buffer types: %s",
+                             ", ".join(extra_buffer_types()) or "none listed")
+                self._loading = RepackedLoad(self.path, params)
         except BaseException:
             self.close()
             raise
@@ -73,9 +80,6 @@ class LlamaEngine:
 
     # --- loading ----------------------------------------------------------------------------
     def _load_model(self, *, repack: bool) -> NativeModel:
-        if repack:
-            logger.debug("repacking weights into llama.cpp's extra buffer types: %s",
-                         ", ".join(extra_buffer_types()) or "none listed")
         model = NativeModel(self.path, extra_bufts=repack)
         self._models.append(model)
         return model
@@ -103,10 +107,27 @@ class LlamaEngine:
         self.n_outputs = params.n_outputs
         return context
 
+    def _await_repacked(self) -> None:
+        """Wait for the repacked copy (loading since the engine opened) and generate on it from
+        now on, or on the mapped weights if it failed."""
+        loading, self._loading = self._loading, None
+        if loading is None:
+            return
+        context = loading.wait()
+        if context is None or loading.model is None:
+            self.repack_failure = loading.failure
+            loading.close()
+            return
+        self._models.append(loading.model)
+        self._contexts.append(context)
+        if context.threads != (self.n_threads, self.n_threads_batch):  # _use_threads ran meanwhile
+            context.set_threads(self.n_threads, self.n_threads_batch)
+        self._gen = KVSequence(context)
+
     @property
     def hybrid(self) -> bool:
         """Whether prompts are decoded on the mapped weights and answers on repacked ones."""
-        return self._gen is not self._seq
+        return self._loading is not None or self._gen is not self._seq
 
     @property
     def cached_tokens(self) -> tuple[int, ...]:
@@ -216,12 +237,19 @@ class LlamaEngine:
         as every later one does. A generating context that already holds all but the last token
         (the same prompt again) decodes only that one.
         """
+        early = None
+        if self._loading is not None:  # the first prompt: decode it while the copy loads
+            early = self._fill(tokens[:-1]) if len(tokens) > 1 else None
+            self._await_repacked()
         if not self.hybrid:
-            return self._fill(tokens)
+            if early is None:
+                return self._fill(tokens)
+            self._seq.decode(tokens[-1:])
+            return early
         gen, head = self._gen, tokens[:-1]
         kept = gen.reuse_prefix(tokens, self._model.n_swa)
         if kept < len(head):
-            cached = self._fill(head)
+            cached = early if early is not None else self._fill(head)
             started = time.perf_counter()
             # the whole sequence: llama.cpp restores a sequence's state only whole, and a copy of
             # a 7B's 500-token f16 KV cache is about 65 MB of memcpy
@@ -395,6 +423,9 @@ class LlamaEngine:
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
         """Free the contexts, then the models (idempotent)."""
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            loading.close()
         for context in self._contexts:
             context.close()
         for model in self._models:

@@ -7,12 +7,17 @@ crash on batches, so the reference decodes the prompt one token at a time too.""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runtime.config import GenerateOptions, LoadOptions
+from runtime.errors import ModelLoadError
+from runtime.llm import repacked_load
 from runtime.llm.llama_engine import LlamaEngine
+from runtime.llm.native import NativeModel
 from runtime.llm.types import Stream
 from runtime.llm.worker import probe_repack
 from tests.runtime.hybrid_reference import repacked_greedy
@@ -90,3 +95,36 @@ def test_prompt_lookup_is_off_in_the_hybrid_and_the_prefix_cache_still_works(gem
         completion = Stream(engine.stream(PROMPT, options)).complete()
         assert completion.cached_tokens > 0  # the saved prefix of the first load
         assert list(engine.cached_tokens[-len(tokens):]) == tokens
+
+
+def test_the_repacked_copy_loads_while_the_prompt_is_decoded(gemma_path: Path) -> None:
+    """The engine opens without waiting for the repacked copy (it loads in a thread); the
+    first answer waits for it, then generates on it."""
+    with LlamaEngine(gemma_path, HYBRID) as engine:
+        loading = [t for t in threading.enumerate() if t.name == "rt-repacked-load"]
+        tokens = generated(engine, PROMPT, GenerateOptions(max_tokens=9, prompt_lookup=False))
+        assert engine.hybrid and engine.repack_failure is None
+        assert not any(t.is_alive() for t in threading.enumerate() if t.name == "rt-repacked-load")
+    assert loading, "the repacked copy was loaded before the engine returned"
+    assert len(tokens) == 8
+
+
+def test_a_repacked_copy_that_fails_to_load_falls_back_to_the_mapped_weights(
+        gemma_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused second load (memory, say) is not fatal: the answer comes from the mapped
+    weights, token for token what plain loading gives, and the engine says why."""
+    class RefusingRepack(NativeModel):
+        def __init__(self, path: Path, **kwargs: Any) -> None:
+            if kwargs.get("extra_bufts"):
+                self.handle = None  # what a failed load leaves for __del__
+                raise ModelLoadError("llama.cpp could not allocate the repacked copy")
+            super().__init__(path, **kwargs)
+
+    options = GenerateOptions(max_tokens=17, prompt_lookup=False)
+    monkeypatch.setattr(repacked_load, "NativeModel", RefusingRepack)
+    with LlamaEngine(gemma_path, HYBRID) as engine:
+        fallback = generated(engine, PROMPT, options)
+        assert not engine.hybrid
+        assert "could not allocate the repacked copy" in (engine.repack_failure or "")
+    with LlamaEngine(gemma_path, LoadOptions(n_ctx=512, threads=1, prefix_cache=False)) as engine:
+        assert fallback == generated(engine, PROMPT, options)
