@@ -87,11 +87,11 @@ class KVSequence:
                 return 0
         return keep
 
-    def state(self) -> bytes:
+    def state(self) -> bytearray:
         """The KV state of the held tokens (``llama_state_seq_get_data``)."""
         return self.context.get_state()
 
-    def restore(self, tokens: Sequence[int], state: bytes) -> bool:
+    def restore(self, tokens: Sequence[int], state: bytes | bytearray) -> bool:
         """Hold ``tokens`` from their saved ``state``; ``False`` (and empty) when llama.cpp
         refuses it."""
         if self.context.set_state(state):

@@ -206,21 +206,32 @@ class NativeContext:
         """The highest position the KV cache holds (-1: empty)."""
         return int(L.llama_memory_seq_pos_max(self.memory, 0))
 
-    def get_state(self) -> bytes:
-        """The sequence's KV state, as ``llama_state_seq_get_data`` writes it."""
+    def get_state(self) -> bytearray:
+        """The sequence's KV state, as ``llama_state_seq_get_data`` writes it, straight into
+        the buffer returned: a 7B's 500-token state is ~65 MB, and one copy is all it needs
+        (the hybrid's hand-over and the prefix cache hold it while the model runs)."""
         size = int(L.llama_state_seq_get_size(self.handle, 0))
-        buf = (ctypes.c_uint8 * size)()
-        written = int(L.llama_state_seq_get_data(self.handle, buf, size, 0))
-        return bytes(buf[:written]) if written > 0 else b""
+        state = bytearray(size)
+        if size == 0:
+            return state
+        view = (ctypes.c_uint8 * size).from_buffer(state)
+        written = int(L.llama_state_seq_get_data(self.handle, view, size, 0))
+        del view  # a bytearray with a view on it cannot be resized
+        del state[max(0, written):]
+        return state
 
-    def set_state(self, state: bytes) -> bool:
+    def set_state(self, state: bytes | bytearray) -> bool:
         """Replace the sequence's KV state with ``state``; ``False`` when llama.cpp refuses it
-        (the cache is then empty)."""
-        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        if int(L.llama_state_seq_set_data(self.handle, buf, len(state), 0)) == len(state):
-            return True
-        self.clear()
-        return False
+        (the cache is then empty). A bytearray is read in place, without a copy."""
+        if isinstance(state, bytearray):
+            buf = (ctypes.c_uint8 * len(state)).from_buffer(state)
+        else:
+            buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        done = int(L.llama_state_seq_set_data(self.handle, buf, len(state), 0)) == len(state)
+        del buf
+        if not done:
+            self.clear()
+        return done
 
     def close(self) -> None:
         """Free the batch and the context (idempotent)."""

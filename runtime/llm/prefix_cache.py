@@ -57,7 +57,7 @@ def llama_version() -> str:
         return "unknown"
 
 
-def read(path: Path) -> tuple[list[int], bytes] | None:
+def read(path: Path) -> tuple[list[int], bytearray] | None:
     """The tokens and llama.cpp sequence state saved in ``path``; ``None`` if missing or corrupt."""
     try:
         data = path.read_bytes()
@@ -72,10 +72,11 @@ def read(path: Path) -> tuple[list[int], bytes] | None:
         logger.debug("ignoring prefix cache %s: %d bytes do not match its header", path, len(data))
         return None
     tokens = list(struct.unpack_from(f"<{count}i", data, head))
-    return tokens, data[head + 4 * count:]
+    # a bytearray: llama.cpp reads it in place (runtime.llm.native.NativeContext.set_state)
+    return tokens, bytearray(memoryview(data)[head + 4 * count:])
 
 
-def write(path: Path, tokens: list[int], state: bytes) -> None:
+def write(path: Path, tokens: list[int], state: bytes | bytearray) -> None:
     """Save ``tokens`` and their sequence ``state`` (atomically; a failure is only logged)."""
     data = MAGIC + struct.pack("<II", len(tokens), len(state)) + struct.pack(f"<{len(tokens)}i", *tokens) + state
     try:

@@ -47,7 +47,10 @@ What a load needs (measured against llama.cpp's own log, ``RT_DEBUG=1``, see the
   and with llama.cpp's extra buffer types, which copy the weights they repack into anonymous
   memory while the mapping stays; counted as a full second copy (an upper bound: 7B Q4_K_M
   measured +3.2 GB for a 4.1 GB file). The repacked copy has its own context, so a second KV
-  cache and compute buffer (``second_context``) count too.
+  cache and compute buffer (``second_context``) count too, and so does the prompt's KV state
+  while it is handed over (one copy in the process, at most about a KV cache). On the 7B shape
+  the model process's RssAnon peaked at 6,027 MiB at the hand-over while the state was copied
+  three times over (and once into a Python list: 8 bytes an entry); one copy now.
 
 What the machine has (:func:`available_memory`): on Linux, ``MemAvailable`` (free RAM plus
 reclaimable page cache) plus free swap, capped by the cgroup limit of a container. On Windows
@@ -98,7 +101,7 @@ class MemoryEstimate:
     # Windows: available physical memory, for the file-backed weights; ``available`` (the commit
     # headroom) is then for the rest. None elsewhere: everything counts against ``available``.
     physical: int | None = None
-    second_context: int = 0  # the hybrid's context on the repacked copy: KV cache + compute
+    second_context: int = 0  # the hybrid's context on the repacked copy (KV cache + compute) and the hand-over
 
     @property
     def anonymous(self) -> int:
@@ -168,7 +171,9 @@ def estimate_memory(info: GGUFInfo, options: LoadOptions) -> MemoryEstimate:
     kv_cache = padded_ctx(effective_ctx(info, options)) * kv_bytes_per_token(info, options.kv_type)
     compute = compute_bytes(info, options)
     repack = weights if options.repack else 0
-    second_context = kv_cache + compute if options.repack else 0
+    # the repacked copy's context, and the prompt's KV state in flight at the hand-over (one
+    # copy, runtime.llm.native.NativeContext.get_state; a full context's is about a KV cache)
+    second_context = 2 * kv_cache + compute if options.repack else 0
     total = weights + kv_cache + compute + repack + second_context
     available, source = available_memory_with_source()
     physical = None

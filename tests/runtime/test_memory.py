@@ -70,8 +70,9 @@ def test_estimate_scales_and_options(smollm2: GGUFInfo) -> None:
     assert beyond.kv_cache == trained.kv_cache
     repack = estimate_memory(smollm2, LoadOptions(repack=True))
     assert repack.repack == smollm2.tensor_data_bytes
-    # the hybrid: a repacked copy of the weights, and a second context (KV cache + compute) for it
-    assert repack.second_context == double.kv_cache + double.compute
+    # the hybrid: a repacked copy of the weights, a second context (KV cache + compute) for it,
+    # and the prompt's KV state in flight at the hand-over (up to a KV cache)
+    assert repack.second_context == 2 * double.kv_cache + double.compute
     assert repack.total == double.total + repack.repack + repack.second_context
     smaller_batch = estimate_memory(smollm2, LoadOptions(n_batch=128))
     assert smaller_batch.compute < double.compute
