@@ -65,7 +65,8 @@ def side_by_side(title: str, items: list[Labelled], found: Calibration) -> None:
     for name, options in rules:
         r = rates(items, options)
         met = "meets" if min(r.answered, r.declined) >= 0.9 else "misses"
-        print(f"    {name:22s} term weight {options.term_weight:.2f} threshold {options.min_score:.3f}: "
+        print(f"    {name:22s} term weight {options.term_weight:.2f} margin weight {options.margin_weight:.2f} "
+              f"threshold {options.min_score:.3f}: "
               f"answered {r.answered:.1%}, declined {r.declined:.1%} ({met} 0.9/0.9)")
 
 
