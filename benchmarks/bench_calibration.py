@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_calibration.py [--n 200] [--seed 0] [--corpus FOLDER ...]``
 
 1. The eval data of :mod:`benchmarks.eval_data` (SQuAD-Shifts' Reddit posts by default): the
-   default rule, unchanged, on the test split's answerable questions and on the questions about
+   default rule, unchanged, on the dev and test splits' answerable questions and on the questions about
    held-out posts (crowd questions, not made by rt); then rt eval's own set is made from the index
    (``--n`` questions, ``--seed``), the rule is calibrated on it exactly as ``rt eval --calibrate``
    does, and the calibrated rule is measured on the same test questions; then the rule is
@@ -98,13 +98,14 @@ def main() -> None:
     index = open_index(data)
     print(f"## {data.name}: index of {index.stats().documents} documents, {index.stats().chunks} chunks")
     started = time.perf_counter()
+    dev = labelled(index, list(data.dev) + list(data.unanswerable_dev))
     test = labelled(index, list(data.test) + list(data.unanswerable_test))
     found, _ = calibrated(index, args.n, args.seed)
     report_fit(found)
+    side_by_side("dev split (crowd questions; unanswerable: held-out posts)", dev, found)
     side_by_side("test split (crowd questions; unanswerable: held-out posts)", test, found)
     # the same fit on people's questions: the dev split as a question file (rt eval --calibrate --questions)
-    from_dev = calibrate(labelled(index, list(data.dev) + list(data.unanswerable_dev)), seed=args.seed,
-                         version=__version__)
+    from_dev = calibrate(dev, seed=args.seed, version=__version__)
     print("  calibrated instead on the dev split's crowd questions (as with --questions):")
     report_fit(from_dev)
     side_by_side("test split", test, from_dev)
@@ -116,6 +117,7 @@ def main() -> None:
     for name in args.corpus:
         folder = pydoc_corpus() if name == "pydoc" else Path(name).resolve()
         where = cache_folder() / f"index-corpus-{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}"
+        started = time.perf_counter()
         with Index.open(where, create=True) as corpus_index:
             corpus_index.add([folder])
             print(f"## {folder}: {corpus_index.stats().documents} documents, {corpus_index.stats().chunks} chunks")
@@ -124,6 +126,7 @@ def main() -> None:
             print("  judged on a second made set:")
             _, judged = calibrated(corpus_index, args.n, args.seed + 1)
             side_by_side(f"made set, seed {args.seed + 1}", judged, found)
+            print(f"  ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
