@@ -119,7 +119,8 @@ def rates(items: Sequence[Labelled], options: CoverageOptions) -> Rates:
                  len(answerable), len(unanswerable))
 
 
-def fit(items: Sequence[Labelled], base: CoverageOptions = CoverageOptions()) -> CoverageOptions:
+def fit(items: Sequence[Labelled], base: CoverageOptions = CoverageOptions(),
+        margin_weights: Sequence[float] = MARGIN_WEIGHTS) -> CoverageOptions:
     """The term weight, margin weight and threshold that maximise the worse of the two rates
     (ties: the higher balanced accuracy, then the rule nearest the default's threshold)."""
     # the missing-terms test and keyword-only questions do not move with the weights: decided once
@@ -130,7 +131,7 @@ def fit(items: Sequence[Labelled], base: CoverageOptions = CoverageOptions()) ->
     fixed_declined = sum(not i.answerable for i in items if i not in scored)
     best, best_key = base, (-1.0, -1.0, 0.0)
     for term_weight in TERM_WEIGHTS:
-        for margin_weight in MARGIN_WEIGHTS:
+        for margin_weight in margin_weights:
             options = replace(base, term_weight=term_weight, margin_weight=margin_weight)
             yes = sorted(signal_score(i.signals, options) for i in scored if i.answerable)
             no = sorted(signal_score(i.signals, options) for i in scored if not i.answerable)
@@ -168,8 +169,9 @@ def split(items: Sequence[Labelled], seed: int) -> tuple[list[Labelled], list[La
 
 
 def calibrate(items: Sequence[Labelled], *, seed: int = 0, base: CoverageOptions = CoverageOptions(),
-              version: str = "") -> Calibration:
-    """Fit on part of ``items``, judge on the rest against ``base`` (see the module docstring)."""
+              version: str = "", margin_weights: Sequence[float] = MARGIN_WEIGHTS) -> Calibration:
+    """Fit on part of ``items``, judge on the rest against ``base`` (see the module docstring);
+    ``margin_weights=(0.0,)`` fits the rule without the margin, as before it was a signal."""
     fit_part, check_part = split(items, seed)
     default = rates(check_part, base)
     counts = [sum(i.answerable is a for i in fit_part) for a in (True, False)]
@@ -177,7 +179,7 @@ def calibrate(items: Sequence[Labelled], *, seed: int = 0, base: CoverageOptions
         return Calibration(None, None, default, len(fit_part), len(check_part), False,
                            f"too few questions to fit a rule ({counts[0]} answerable and {counts[1]} "
                            f"unanswerable in the fitting part; needs {MIN_PER_CLASS} of each)")
-    fitted_options = fit(fit_part, base)
+    fitted_options = fit(fit_part, base, margin_weights)
     fitted = rates(check_part, fitted_options)
     rule = CalibratedRule(fitted_options.term_weight, fitted_options.min_score, len(fit_part),
                           datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
