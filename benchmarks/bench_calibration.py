@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_calibration.py [--n 200] [--seed 0] [--corpus FOLDER ...]``
 
 1. The eval data of :mod:`benchmarks.eval_data` (SQuAD-Shifts' Reddit posts by default): the
-   default rule, unchanged, on the test split's answerable questions and on the questions about
+   default rule, unchanged, on the dev and test splits' answerable questions and on the questions about
    held-out posts (crowd questions, not made by rt); then rt eval's own set is made from the index
    (``--n`` questions, ``--seed``), the rule is calibrated on it exactly as ``rt eval --calibrate``
    does, and the calibrated rule is measured on the same test questions; then the rule is
@@ -45,27 +45,34 @@ def labelled(index: Any, questions: list[Any]) -> list[Labelled]:
     return [Labelled(measure(q.text, index.search(q.text, k), index), q.answerable) for q in questions]
 
 
-def calibrated(index: Any, n: int, seed: int) -> tuple[Calibration, list[Labelled]]:
-    """``rt eval --calibrate``'s fit on the set made from ``index``; and that set's labels."""
+def calibrated(index: Any, n: int, seed: int) -> tuple[Calibration, list[Labelled], Calibration]:
+    """``rt eval --calibrate``'s fit on the set made from ``index``; that set's labels; and the
+    same fit without the margin signal (its weight held at 0), to show what the margin adds."""
     made = generate(index, n, seed=seed)
     with without_files(index, made.held_out) as searched:
         items = evaluate(searched, made.questions).labelled()
     print(f"  made {len(made.questions)} questions (seed {seed}; {len(made.held_out)} files held out; "
           f"dropped {made.dropped})")
-    return calibrate(items, seed=seed, version=__version__), items
+    return (calibrate(items, seed=seed, version=__version__), items,
+            calibrate(items, seed=seed, version=__version__, margin_weights=(0.0,)))
 
 
-def side_by_side(title: str, items: list[Labelled], found: Calibration) -> None:
+def side_by_side(title: str, items: list[Labelled], found: Calibration,
+                 without_margin: Calibration | None = None) -> None:
     print(f"  {title}: {sum(i.answerable for i in items)} answerable, {sum(not i.answerable for i in items)} "
           "unanswerable")
     default = CoverageOptions()
     rules = [("default", default)]
     if found.rule is not None:
         rules.append(("calibrated" + ("" if found.kept else " (refused)"), found.rule.options(default)))
+    if without_margin is not None and without_margin.rule is not None:
+        rules.append(("same, without margin" + ("" if without_margin.kept else " (refused)"),
+                      without_margin.rule.options(default)))
     for name, options in rules:
         r = rates(items, options)
         met = "meets" if min(r.answered, r.declined) >= 0.9 else "misses"
-        print(f"    {name:22s} term weight {options.term_weight:.2f} threshold {options.min_score:.3f}: "
+        print(f"    {name:22s} term weight {options.term_weight:.2f} margin weight {options.margin_weight:.2f} "
+              f"threshold {options.min_score:.3f}: "
               f"answered {r.answered:.1%}, declined {r.declined:.1%} ({met} 0.9/0.9)")
 
 
@@ -97,16 +104,17 @@ def main() -> None:
     index = open_index(data)
     print(f"## {data.name}: index of {index.stats().documents} documents, {index.stats().chunks} chunks")
     started = time.perf_counter()
+    dev = labelled(index, list(data.dev) + list(data.unanswerable_dev))
     test = labelled(index, list(data.test) + list(data.unanswerable_test))
-    found, _ = calibrated(index, args.n, args.seed)
+    found, _, plain = calibrated(index, args.n, args.seed)
     report_fit(found)
-    side_by_side("test split (crowd questions; unanswerable: held-out posts)", test, found)
+    side_by_side("dev split (crowd questions; unanswerable: held-out posts)", dev, found, plain)
+    side_by_side("test split (crowd questions; unanswerable: held-out posts)", test, found, plain)
     # the same fit on people's questions: the dev split as a question file (rt eval --calibrate --questions)
-    from_dev = calibrate(labelled(index, list(data.dev) + list(data.unanswerable_dev)), seed=args.seed,
-                         version=__version__)
+    from_dev = calibrate(dev, seed=args.seed, version=__version__)
     print("  calibrated instead on the dev split's crowd questions (as with --questions):")
     report_fit(from_dev)
-    side_by_side("test split", test, from_dev)
+    side_by_side("test split", test, from_dev, calibrate(dev, seed=args.seed, margin_weights=(0.0,)))
     print(f"  ({time.perf_counter() - started:.0f} s)")
     index.close()
 
@@ -115,14 +123,16 @@ def main() -> None:
     for name in args.corpus:
         folder = pydoc_corpus() if name == "pydoc" else Path(name).resolve()
         where = cache_folder() / f"index-corpus-{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}"
+        started = time.perf_counter()
         with Index.open(where, create=True) as corpus_index:
             corpus_index.add([folder])
             print(f"## {folder}: {corpus_index.stats().documents} documents, {corpus_index.stats().chunks} chunks")
-            found, _ = calibrated(corpus_index, args.n, args.seed)
+            found, _, plain = calibrated(corpus_index, args.n, args.seed)
             report_fit(found)
             print("  judged on a second made set:")
-            _, judged = calibrated(corpus_index, args.n, args.seed + 1)
-            side_by_side(f"made set, seed {args.seed + 1}", judged, found)
+            _, judged, _ = calibrated(corpus_index, args.n, args.seed + 1)
+            side_by_side(f"made set, seed {args.seed + 1}", judged, found, plain)
+            print(f"  ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

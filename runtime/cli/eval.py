@@ -143,10 +143,11 @@ def _calibrate(index: Any, report: Any, seed: int) -> dict[str, Any]:
     return {
         "kept": found.kept, "reason": found.reason, "fit_questions": found.fit_n, "check_questions": found.check_n,
         "rule": json.loads(found.rule.to_json()) if found.rule else None,
-        "default": {"term_weight": default.term_weight, "min_score": default.min_score,
-                    **_rates(found.default)},
-        "fitted": ({"term_weight": found.rule.term_weight, "min_score": found.rule.min_score,
-                    **_rates(found.fitted)} if found.rule and found.fitted else None),
+        "default": {"term_weight": default.term_weight, "margin_weight": default.margin_weight,
+                    "min_score": default.min_score, **_rates(found.default)},
+        "fitted": ({"term_weight": found.rule.term_weight, "margin_weight": found.rule.margin_weight,
+                    "min_score": found.rule.min_score, **_rates(found.fitted)}
+                   if found.rule and found.fitted else None),
     }
 
 
@@ -185,12 +186,13 @@ def _print(r: dict[str, Any]) -> None:
         if cal.get("default") and cal.get("fit_questions") is not None:
             click.echo(f"calibration: fitted on {cal['fit_questions']} questions, judged on the "
                        f"{cal['check_questions']} held back")
-            click.echo(f"  {'rule':10s} {'term weight':>11s} {'threshold':>9s} {'answered':>8s} {'declined':>8s} "
-                       f"{'balanced':>8s}")
+            click.echo(f"  {'rule':10s} {'term weight':>11s} {'margin weight':>13s} {'threshold':>9s} "
+                       f"{'answered':>8s} {'declined':>8s} {'balanced':>8s}")
             for name in ("default", "fitted"):
                 row = cal.get(name)
                 if row:
-                    click.echo(f"  {name:10s} {row['term_weight']:11.2f} {row['min_score']:9.3f} "
+                    click.echo(f"  {name:10s} {row['term_weight']:11.2f} {row['margin_weight']:13.2f} "
+                               f"{row['min_score']:9.3f} "
                                f"{row['answered']:8.1%} {row['declined']:8.1%} {row['balanced_accuracy']:8.3f}")
         click.echo("calibration: " + ("kept: stored in the index; rt ask, rt chat and rt serve use it "
                                       "(rt eval --reset returns to the default)" if cal["kept"] else cal["reason"]))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 class CoverageOptions:
     """When the documents count as covering a question (:mod:`runtime.rag.coverage`).
 
-    Covered when ``best_similarity + term_weight * term_share`` reaches ``min_score`` (keyword
+    Covered when ``best_similarity + term_weight * term_share + margin_weight * margin`` reaches
+    ``min_score`` (keyword
     search, which has no similarities: ``term_share`` reaches ``min_term_share``), unless terms
     the index never mentions carry more than ``max_missing_share`` of the question's IDF weight.
     Fitted on the dev split of benchmarks/bench_answers.py (SQuAD articles, 1,896 chunks,
@@ -29,6 +30,9 @@ class CoverageOptions:
 
     term_weight: float = 0.8
     min_score: float = 0.953
+    # how far the first passage stands ahead of the second (``margin``, runtime.rag.coverage):
+    # 0 in the default rule, which was fitted before the signal existed; rt eval --calibrate fits it
+    margin_weight: float = 0.0
     min_term_share: float = 0.56
     max_missing_share: float = 0.5
     # the model's own yes/no (runtime.rag.probe): ``probe_weight * (P(yes) - 0.5)`` joins the

@@ -6,10 +6,14 @@ or ``"answerable": false`` for a question the documents do not answer.
 
 Without a file, :func:`generate` makes the set from the index, deterministically (``method
 "terms"``): a seeded sample of chunks across files; from each, the sentence whose informative
-words are rarest in the index; the question names the sentence's rarest words ("What do the
-documents say about X, Y and Z?") and its answer is another rare word of that sentence, which
-the question does not give away. A model as small as rt's embedded 135M one writes worse
-questions than this, so no model is used. The unanswerable side leaves whole files out: a share
+words are rarest in the index; the question names the sentence's rarest words ("What can you
+tell me about X, Y and Z?") and its answer is another rare word of that sentence, which the
+question does not give away. Every word of the template is a question word
+(:data:`~runtime.rag.coverage.QUESTION_WORDS`): an earlier template, "What do the documents say
+about", weighed "documents" and "say" as key terms, rare in many indexes (on the Reddit posts
+"documents" is in 14 of 2,356 chunks), so every made question held a term its passage lacks.
+A model as small as rt's embedded 135M one writes worse questions than this, so no model is
+used. The unanswerable side leaves whole files out: a share
 of the files is held out of the search (:attr:`GeneratedSet.held_out`), and questions are made
 from them the same way, so they are of the same kind as the documents but absent from what rt
 can see. Each question is checked before use: its answer sentence must be in its chunk, and
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from runtime.index import Index
 
 METHOD = "terms"
+QUESTION_PREFIX = "What can you tell me about"  # question words only: the template weighs nothing
 HELD_OUT_SHARE = 0.2  # of the files, left out of the search for the unanswerable questions
 MAX_LINE = 1 << 20  # a question file's line longer than this is refused, not parsed
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
@@ -210,13 +215,13 @@ def _question_from(text: str, path: str, rarity: _Rarity, answerable: bool) -> E
     answer, asked = ranked[0], ranked[1:4]
     asked.sort(key=lambda w: sentence.lower().find(w))  # in the sentence's order: reads as a topic
     topic = f"{', '.join(asked[:-1])} and {asked[-1]}"
-    return EvalQuestion(f"What do the documents say about {topic}?", path if answerable else None,
+    return EvalQuestion(f"{QUESTION_PREFIX} {topic}?", path if answerable else None,
                         answer if answerable else None, answerable)
 
 
 def _check(question: EvalQuestion, chunk_text: str, path: str, index: Index, held_out: Sequence[str]) -> str | None:
     """Why ``question`` must be dropped, or ``None`` (see the module docstring)."""
-    words = informative_terms(question.question.removeprefix("What do the documents say about"))
+    words = informative_terms(question.question)
     if question.answer is not None and question.answer.lower() not in chunk_text.lower():
         return "answer not in its chunk"
     wanted = words + ([question.answer] if question.answer else [])

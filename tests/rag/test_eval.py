@@ -149,7 +149,7 @@ def test_rt_eval_keeps_the_made_set_in_the_index_folder_and_reuses_it(twelve: Pa
     result = json.loads(out)
     assert result["set"]["method"] == "terms" and result["set"]["held_out_files"] == len(first.held_out)
     assert result["measured"] == len(first.questions)
-    saved.write_text(saved.read_text(encoding="utf-8").replace("What do the documents say", "Tell me"),
+    saved.write_text(saved.read_text(encoding="utf-8").replace("What can you tell me about", "Tell me about"),
                      encoding="utf-8")
     code, out, err = run("eval", "--index", str(twelve), "-n", "12", "--no-answers", "--json")
     assert code == 0, err
@@ -227,3 +227,18 @@ def test_an_interrupt_keeps_what_was_measured(index_dir: Path) -> None:
         report = evaluate(index, questions, progress=stop_after_two)
     assert report.interrupted and len(report.results) == 2
     assert report.to_dict()["measured"] == 2 and report.to_dict()["questions"] == 5
+
+
+def test_a_made_questions_key_terms_are_the_words_it_asks_about_not_its_template(twelve: Path) -> None:
+    # "documents" and "say" of the old template were weighed as key terms: rare in many indexes,
+    # and absent from nearly every passage, they held each made question's term share down
+    from runtime.rag.coverage import informative_terms, measure
+
+    with Index.open(twelve) as index:
+        made = generate(index, 12, seed=0)
+        for q in made.questions:
+            terms = informative_terms(q.question)
+            assert terms and not {"documents", "say"} & set(terms), q.question
+            assert all(t in q.question.lower() for t in terms)
+        q = next(q for q in made.questions if q.answerable)
+        assert measure(q.question, index.search(q.question), index)["term_share"] == 1.0
