@@ -440,3 +440,97 @@ def test_an_index_from_before_the_token_totals_gets_them_on_open(pg_url: str, tm
         after = index.store.keyword_search("note3 kettles", 10)
     assert [i for i, _ in after] == [i for i, _ in before]
     assert np.allclose([s for _, s in after], [s for _, s in before])
+
+
+def _other_machine(pg_url: str, folder: Path, home: Path, wait: float) -> subprocess.Popen[str]:
+    """A writer of ``folder`` into the database as another machine would be: its own process and
+    its own RT_HOME (so not the local writer lock of this machine's processes)."""
+    script = textwrap.dedent(f"""
+        import logging, sys
+        from runtime.errors import RtError
+        from runtime.index import Index
+        from tests.index.conftest import HashingEmbedder
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+        try:
+            with Index.open({pg_url!r}, embedder=HashingEmbedder(), wait={wait!r}) as index:
+                print(len(index.add([{str(folder)!r}]).added))
+        except RtError as exc:
+            print(f"{{type(exc).__name__}}: {{exc}}", file=sys.stderr)
+            sys.exit(3)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO), RT_HOME=str(home))
+    return subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _waiting_for_advisory_lock(pg_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+        return bool(row and row[0])
+
+
+def test_a_write_from_another_machine_during_a_rebuild_lands_in_the_rebuilt_index(pg_url: str,
+                                                                                   tmp_path: Path) -> None:
+    old = write_notes(tmp_path / "old", 3)
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "teapot.txt").write_text("Teapot\n\nporcelain teapots and saucers.\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "kettle.txt").write_text("Kettle\n\ndescaling the copper kettle with citric acid.\n")
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([old])
+    pausing = PausingEmbedder()
+    errors: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
+                index.add([new])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    rebuilding = threading.Thread(target=rebuild)
+    rebuilding.start()
+    waiting = None
+    try:
+        assert pausing.embedding.wait(timeout=120), errors
+        refused = _other_machine(pg_url, extra, tmp_path / "home-b", wait=0)
+        out, err = refused.communicate(timeout=120)
+        assert refused.returncode == 3 and "IndexLockedError" in err and "being rebuilt" in err, (out, err)
+        assert "--wait SECONDS" in err
+
+        waiting = _other_machine(pg_url, extra, tmp_path / "home-c", wait=300)
+        deadline = time.monotonic() + 120
+        while not _waiting_for_advisory_lock(pg_url) and waiting.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting.poll() is None, waiting.communicate()
+        assert _waiting_for_advisory_lock(pg_url)
+    finally:
+        pausing.go.set()
+        rebuilding.join(timeout=300)
+    assert not errors, errors
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0 and out.strip() == "1", (out, err)
+    assert "being rebuilt" in err and "waiting up to 300 s" in err
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # the rebuild's file and the waiting writer's
+        assert sorted(Path(p).name for p in index.chunk_ids_by_document()) == ["kettle.txt", "teapot.txt"]
+        assert Path(index.search("copper kettle", 1, mode="keyword")[0].path).name == "kettle.txt"
+
+
+def test_a_writer_that_waited_for_a_rebuild_with_another_embedder_is_refused(pg_url: str, tmp_path: Path) -> None:
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "old", 2)])
+    writer = Index.open(pg_url, embedder=HashingEmbedder())  # opened before the rebuild
+    try:
+        with Index.open(pg_url, rebuild=True, embedder=HashingEmbedder(name="another-embedder")) as rebuilt:
+            rebuilt.add([write_notes(tmp_path / "new", 2)])
+        with pytest.raises(IndexMismatchError, match="was rebuilt .*another-embedder.* after it was opened here"):
+            writer.add([write_notes(tmp_path / "late", 1)])
+    finally:
+        writer.close()
+    with Index.open(pg_url) as index:
+        assert index.stats().embedding_model == "another-embedder" and index.stats().documents == 2
+

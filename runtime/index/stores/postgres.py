@@ -32,6 +32,7 @@ from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
 from runtime.index.store import text_digest
 from runtime.index.stores.base import ChunkRow, DocumentRecord
+from runtime.index.stores.postgres_locks import write_lock
 from runtime.index.stores.postgres_schema import (
     REBUILD_LOCK,
     SCHEMA,
@@ -139,6 +140,7 @@ class PostgresStore(PostgresTerms):
         self.url = url
         self.where = describe(url)
         self.schema = schema  # STAGING for the store a rebuild writes into
+        self._rebuilding = False  # this connection holds REBUILD_LOCK
         self.conn = connect(url)
         try:
             if create:
@@ -349,6 +351,20 @@ class PostgresStore(PostgresTerms):
         self._execute("DELETE FROM rt.documents")
         self._execute("DELETE FROM rt.roots")
 
+    @contextlib.contextmanager
+    def writing(self, wait: float, *, exclusive: bool = False) -> Iterator[None]:
+        """Shares the write lock with the other writers of the database, or holds it alone
+        (``exclusive``: a rebuild), so that no write lands in an index a rebuild then replaces
+        (runtime/index/stores/postgres_locks.py)."""
+        with write_lock(self.conn, self.where, wait, exclusive=exclusive):
+            try:
+                yield
+            finally:
+                if self._rebuilding:  # a rebuild that failed before its switch: the next may start
+                    self._rebuilding = False
+                    with contextlib.suppress(Exception):
+                        self._execute("SELECT pg_advisory_unlock(%s)", (REBUILD_LOCK,))
+
     # --- a rebuild: built beside the index, switched in at the end --------------------------
     def staging(self, meta: dict[str, object]) -> PostgresStore:
         """A new, empty index in the schema :data:`STAGING` recording ``meta`` (the rebuilt
@@ -358,6 +374,7 @@ class PostgresStore(PostgresTerms):
         if not self._rows("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))[0][0]:
             raise IndexLockedError(f"another rt index --rebuild is rebuilding {self.where}",
                                    hint="wait for it to finish, then run this again")
+        self._rebuilding = True
         drop_staging(self.conn)
         staged = PostgresStore(self.url, create=True, schema=STAGING)
         with staged.transaction():
@@ -369,6 +386,7 @@ class PostgresStore(PostgresTerms):
         staged.close()
         switch_to_staging(self.conn)
         self._execute("SELECT pg_advisory_unlock(%s)", (REBUILD_LOCK,))
+        self._rebuilding = False
 
     # --- reading --------------------------------------------------------------------------
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
