@@ -534,3 +534,41 @@ def test_a_writer_that_waited_for_a_rebuild_with_another_embedder_is_refused(pg_
     with Index.open(pg_url) as index:
         assert index.stats().embedding_model == "another-embedder" and index.stats().documents == 2
 
+
+@pytest.mark.parametrize(("constant", "value", "expected"), [
+    ("MIN_SERVER", (19, 0), r"PostgreSQL server at postgresql://\S+ is version 18\.\d+; rt needs 19\.0 or newer"),
+    ("MIN_PGVECTOR", (0, 8, 7), r"pgvector extension in postgresql://\S+ is version 0\.8\.\d+; rt needs 0\.8\.7"),
+    ("EXTENSION", "rt_no_such_extension", r"has no pgvector extension \('rt_no_such_extension'\)"),
+])
+def test_a_server_too_old_or_without_pgvector_is_one_line_naming_which(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constant: str, value: object,
+        expected: str) -> None:
+    import re
+
+    from runtime.index.stores import postgres_schema
+
+    # the real server's reported versions against a minimum above them (PostgreSQL 18.6, pgvector 0.8.6)
+    monkeypatch.setattr(postgres_schema, constant, value)
+    result = rt("index", str(write_notes(tmp_path / "docs", 1)), "--index", pg_url, "--no-progress")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code != 0 and re.search(expected, output), output  # type: ignore[attr-defined]
+    assert len(output.strip().splitlines()) == 1, output
+    with pytest.raises(IndexServerError, match=expected):
+        Index.open(pg_url, create=True, embedder=HashingEmbedder())
+
+
+def test_an_unknown_host_is_one_line_saying_so() -> None:
+    result = rt("search", "anything", "--index", "postgresql://alice:s3cret@no-such-host.invalid:5432/notes")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code != 0 and "is unreachable: unknown host name" in output, output  # type: ignore[attr-defined]
+    assert "s3cret" not in output and "alice" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_a_host_name_windows_cannot_resolve_is_named_as_such() -> None:
+    import psycopg
+
+    from runtime.index.stores.postgres import connection_error
+
+    # psycopg resolves names itself; on Windows the resolver's words are WinSock's (imitated here)
+    failed = psycopg.OperationalError("failed to resolve host 'db.example': [Errno 11001] getaddrinfo failed")
+    assert "unreachable: unknown host name" in str(connection_error(failed, "postgresql://***@db.example/notes"))

@@ -110,7 +110,8 @@ def connection_error(exc: BaseException, where: str) -> IndexServerError:
         return IndexServerError(f"the PostgreSQL server at {where} did not answer within the timeout",
                                 where=where, hint="check the host, port and firewall (connect_timeout=SECONDS "
                                 "in the URL waits longer)")
-    if "could not translate host name" in lowered or "name or service not known" in lowered:
+    if any(sign in lowered for sign in ("could not translate host name", "failed to resolve host",
+                                        "name or service not known", "getaddrinfo failed")):
         return IndexServerError(f"the PostgreSQL server at {where} is unreachable: unknown host name",
                                 where=where, hint="check the host in the URL")
     if "no route to host" in lowered or "network is unreachable" in lowered:
