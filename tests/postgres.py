@@ -121,3 +121,12 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 def store(request: pytest.FixtureRequest) -> str:
     """Which store a parametrized test runs on: an index folder, or a PostgreSQL database."""
     return str(request.param)
+
+
+@pytest.fixture
+def index_location(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test parametrized by ``store`` keeps a new index: a folder under ``tmp_path``, or a
+    new database on the session's server (``pg_url``)."""
+    if store == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "ix")
