@@ -588,3 +588,16 @@ def test_a_host_name_windows_cannot_resolve_is_named_as_such() -> None:
     # psycopg resolves names itself; on Windows the resolver's words are WinSock's (imitated here)
     failed = psycopg.OperationalError("failed to resolve host 'db.example': [Errno 11001] getaddrinfo failed")
     assert "unreachable: unknown host name" in str(connection_error(failed, "postgresql://***@db.example/notes"))
+
+
+def test_a_write_after_the_server_went_away_is_one_line(pg_server, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    docs = write_notes(tmp_path / "docs", 1)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        pg_server.stop()
+        try:
+            with pytest.raises(IndexServerError, match="closed the connection|is down"):
+                index.add([docs])
+        finally:
+            pg_server.start()
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # back where it was: the next tests use it
+        assert index.add([docs]).added

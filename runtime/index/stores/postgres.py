@@ -357,7 +357,14 @@ class PostgresStore(PostgresTerms):
         """Shares the write lock with the other writers of the database, or holds it alone
         (``exclusive``: a rebuild), so that no write lands in an index a rebuild then replaces
         (runtime/index/stores/postgres_locks.py)."""
-        with write_lock(self.conn, self.where, wait, exclusive=exclusive):
+        import psycopg
+
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(write_lock(self.conn, self.where, wait, exclusive=exclusive))
+        except psycopg.OperationalError as exc:  # the server went away since the last statement
+            raise connection_error(exc, self.where) from exc
+        with held:
             try:
                 yield
             finally:
