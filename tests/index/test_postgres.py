@@ -601,3 +601,32 @@ def test_a_write_after_the_server_went_away_is_one_line(pg_server, pg_url: str, 
             pg_server.start()
     with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # back where it was: the next tests use it
         assert index.add([docs]).added
+
+
+def test_a_rebuild_waits_for_writers_in_flight_on_other_machines(pg_url: str, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import psycopg
+
+    from runtime.errors import IndexLockedError
+    from runtime.index.stores.postgres_locks import WRITE_LOCK
+
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "old", 2)])
+    new = write_notes(tmp_path / "new", 1)
+    with psycopg.connect(pg_url, autocommit=True) as other:  # another machine's writer, mid-run
+        other.execute("SELECT pg_advisory_lock_shared(%s)", (WRITE_LOCK,))
+        with pytest.raises(IndexLockedError, match="being written from another machine"), \
+                Index.open(pg_url, rebuild=True, embedder=HashingEmbedder()) as rebuilding:
+            rebuilding.add([new])
+        with caplog.at_level(logging.WARNING, logger="runtime.index.stores.postgres_locks"), \
+                pytest.raises(IndexLockedError, match="still after 1 s"), \
+                Index.open(pg_url, rebuild=True, embedder=HashingEmbedder(), wait=1) as rebuilding:
+            rebuilding.add([new])
+        assert "waiting up to 1 s" in caplog.text
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # untouched by the refused rebuilds
+        assert index.stats().documents == 2
+    with Index.open(pg_url, rebuild=True, embedder=HashingEmbedder()) as rebuilding:  # the writer is gone
+        rebuilding.add([new])
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        assert [Path(p).name for p in index.chunk_ids_by_document()] == ["note000.txt"]
+        assert Path(next(iter(index.chunk_ids_by_document()))).parent == new.resolve()
