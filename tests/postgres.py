@@ -50,17 +50,20 @@ class PgServer:
 
         pg_ctl(list(args), pgdata=self.pgdata, user=self.handle.system_user, timeout=60)
 
+    def _options(self) -> str:
+        return f"-k {self.socket_dir} -p {self.port} " + ("-h 127.0.0.1" if self.tcp else '-h ""')
+
     def restart(self, *, tcp: bool = False) -> None:
         """Restart the server (``-m fast``: connections are cut); ``tcp``: also on 127.0.0.1."""
         self.tcp = tcp
-        options = f"-k {self.socket_dir} -p {self.port} " + ("-h 127.0.0.1" if tcp else '-h ""')
-        self._ctl("-w", "-m", "fast", "-o", options, "-l", str(self.pgdata / "log"), "restart")
+        self._ctl("-w", "-m", "fast", "-o", self._options(), "-l", str(self.pgdata / "log"), "restart")
 
     def stop(self) -> None:
         self._ctl("-w", "-m", "fast", "stop")
 
     def start(self) -> None:
-        self._ctl("-w", "-l", str(self.pgdata / "log"), "start")
+        """Start the stopped server where it listened before (its socket, port and TCP)."""
+        self._ctl("-w", "-o", self._options(), "-l", str(self.pgdata / "log"), "start")
 
 
 def _free_port() -> int:
@@ -121,3 +124,12 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 def store(request: pytest.FixtureRequest) -> str:
     """Which store a parametrized test runs on: an index folder, or a PostgreSQL database."""
     return str(request.param)
+
+
+@pytest.fixture
+def index_location(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test parametrized by ``store`` keeps a new index: a folder under ``tmp_path``, or a
+    new database on the session's server (``pg_url``)."""
+    if store == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "ix")

@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -223,9 +224,31 @@ class Index:
                  for p, inc, exc in self.store.roots()]
         return self._write(roots, progress, follow_symlinks)
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held around each run of writes: this process's lock on the index, the folder's writer
+        lock, and the store's (a database shared by several machines: wait for a rebuild to
+        switch in, or keep one from switching in under these writes). A write that waited for a
+        rebuild with another embedder or chunking is refused rather than mixed into it."""
+        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait), \
+                self.store.writing(self.wait, exclusive=self._rebuild is not None):
+            if self._rebuild is None:
+                self._check_not_rebuilt()
+            yield
+
+    def _check_not_rebuilt(self) -> None:
+        meta = self.store.meta()
+        recorded = (meta.get("embedding_model"), meta.get("chunk_tokens"), meta.get("overlap_tokens"))
+        opened = (self.options.embedding_model, str(self.options.chunk_tokens), str(self.options.overlap_tokens))
+        if None not in recorded and recorded != opened:
+            raise IndexMismatchError(
+                f"the index at {self.location} was rebuilt (embedding model {recorded[0]}, chunks of "
+                f"{recorded[1]} tokens) after it was opened here with {opened[0]}, {opened[1]} tokens",
+                hint="run the command again: it opens the rebuilt index")
+
     def _write(self, roots: list[tuple[Path, tuple[str, ...], tuple[str, ...]]], progress: bool,
                follow_symlinks: bool) -> IndexReport:
-        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+        with self.writing():
             if self._rebuild is None:
                 discard_staging(self.folder)  # what a killed rebuild left
                 report = Ingest(self.store, self._writer_embedder, self.options, progress=progress,
@@ -254,7 +277,7 @@ class Index:
     def remove(self, paths: Iterable[str | Path]) -> list[str]:
         """Forget the files at or under ``paths`` (and stop refreshing those roots); return what went."""
         targets = [path_key(Path(p).expanduser().resolve()) for p in paths]
-        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+        with self.writing():
             gone = [p for p in self.store.documents() if any(is_under(p, t) for t in targets)]
             with self.store.transaction():
                 self.store.delete_documents(gone)
@@ -267,7 +290,7 @@ class Index:
         """Move the documents at or under ``old`` to ``new`` (a file or folder renamed on disk),
         keeping their chunks and vectors; return how many moved."""
         source, target = (path_key(Path(p).expanduser().resolve()) for p in (old, new))
-        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait):
+        with self.writing():
             moved = [p for p in self.store.documents() if is_under(p, source)]
             with self.store.transaction():
                 for path in moved:
@@ -386,7 +409,7 @@ class Index:
 
     def set_setting(self, key: str, value: str | None) -> None:
         """Store ``value`` under ``key`` in the index's settings (``None`` removes it)."""
-        with self._mutex, WriteLock(self.folder / LOCK_NAME, wait=self.wait), self.store.transaction():
+        with self.writing(), self.store.transaction():
             if value is None:
                 self.store.delete_meta(SETTING_PREFIX + key)
             else:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from runtime.errors import IndexMismatchError
 from runtime.index.config import IndexOptions
-from runtime.index.index import LOCK_NAME, Index
-from runtime.index.lock import WriteLock
+from runtime.index.index import Index
 from runtime.index.scan import shown
 from runtime.index.stores.base import DocumentRecord
 
@@ -77,7 +76,7 @@ def copy_index(origin: Index, target: str | Path, *, wait: float = 0.0) -> PushR
         _check_dimension(destination, int(meta["dimension"]))
         # mostly new rows: build the target's vector index once at the end (a few changes: in place)
         bulk = len(destination.store.documents()) * 2 < len(origin.store.documents())
-        with WriteLock(destination.folder / LOCK_NAME, wait=wait), _bulk(destination, bulk):
+        with destination.writing(), _bulk(destination, bulk):
             _copy(origin, destination, int(meta["dimension"]), report)
             destination.store.sync_vectors()
     report.seconds = time.monotonic() - started

@@ -342,6 +342,10 @@ class Store:
         generation (inside a read transaction)."""
         return self.vectors.search(vector, k)
 
+    def writing(self, wait: float, *, exclusive: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Nothing beyond the folder's writer lock, which every writer of a folder takes."""
+        return contextlib.nullcontext()
+
     def sync_vectors(self) -> None:
         """Save the FAISS cache of the committed generation (the writer lock is held)."""
         self.vectors.save()

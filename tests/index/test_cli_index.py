@@ -72,9 +72,9 @@ def test_search_json_stdin_and_pdf_pages(any_corpus_index: str) -> None:
     assert "similarity" in plain.output
 
 
-def test_keyword_search_does_not_load_torch(corpus_index: Path) -> None:
+def test_keyword_search_does_not_load_torch(any_corpus_index: str) -> None:
     code = ("import sys\nfrom runtime.cli import main\nsys.argv = ['rt', 'search', 'Gazelle', '--index', "
-            f"{str(corpus_index)!r}, '--mode', 'keyword', '--json']\n"
+            f"{any_corpus_index!r}, '--mode', 'keyword', '--json']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('heavy:', sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,6 @@ from runtime.errors import IndexLockedError
 from runtime.index import Index
 from runtime.index.lock import WriteLock
 from tests.index.corpus import QUESTIONS, write_corpus
-from tests.index.sqlite_rows import sqlite_db
 
 REPO = Path(__file__).resolve().parents[2]
 K = 3
@@ -71,9 +71,11 @@ def _results(index: Index) -> dict[str, Result]:
 
 
 def _snapshot(index: Index) -> list[tuple[str, str]]:
-    return sqlite_db(index).execute(
-        "SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
-        "ORDER BY d.path, c.ordinal").fetchall()
+    """``(path, chunk text)`` of every chunk, by path and reading order (through the Index, so
+    in either store)."""
+    by_document = index.chunk_ids_by_document()
+    rows = index.chunks([i for ids in by_document.values() for i in ids])
+    return [(path, rows[i].text) for path, ids in sorted(by_document.items()) for i in ids]
 
 
 def _split_corpus(tmp_path: Path) -> tuple[Path, Path]:
@@ -93,21 +95,24 @@ def _bring_back(docs: Path, later: Path) -> None:
     shutil.rmtree(later)
 
 
-def _clean_rebuild(docs: Path, folder: Path, embedder) -> tuple[dict[str, Result], list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+def _clean_rebuild(docs: Path, folder: Path | str, embedder) -> tuple[dict[str, Result], list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
     with Index.open(folder, create=True, embedder=embedder) as clean:
         clean.add([docs])
         return _results(clean), _snapshot(clean)
 
 
 @pytest.mark.slow
-def test_readers_during_rt_index_see_the_last_commit(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_readers_during_rt_index_see_the_last_commit(tmp_path: Path, embedder, store: str,  # type: ignore[no-untyped-def]
+                                                     index_location: str, request: pytest.FixtureRequest) -> None:
     docs, later = _split_corpus(tmp_path)
-    folder = tmp_path / "ix"
+    folder = index_location  # a folder, or a database on the test server
     with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([docs])
         before = _results(index)
     _bring_back(docs, later)
-    after, after_chunks = _clean_rebuild(docs, tmp_path / "clean", embedder)
+    clean = (request.getfixturevalue("pg_server").create_database(f"rt_clean_{uuid.uuid4().hex}")
+             if store == "postgresql" else tmp_path / "clean")
+    after, after_chunks = _clean_rebuild(docs, clean, embedder)
     assert any(before[q] != after[q] for q in before), "the added files change no result"
 
     writer = _rt("index", str(docs), "--index", str(folder), "--batch-size", "2", "--no-progress", pause=0.5)

@@ -400,6 +400,16 @@ def _unnested_chunks(plan: object) -> int:
     return own + sum(_unnested_chunks(v) for v in plan.values() if isinstance(v, (list, dict)))
 
 
+def _plan_nodes(plan: object) -> list[dict]:  # type: ignore[type-arg]
+    """Every node of an EXPLAIN (FORMAT JSON) plan."""
+    if isinstance(plan, list):
+        return [n for p in plan for n in _plan_nodes(p)]
+    if not isinstance(plan, dict):
+        return []
+    own = [plan] if "Node Type" in plan else []
+    return own + [n for v in plan.values() if isinstance(v, (list, dict)) for n in _plan_nodes(v)]
+
+
 def test_keyword_search_reads_term_frequencies_of_its_candidates_only(pg_url: str, tmp_path: Path) -> None:
     from runtime.index.stores.postgres_terms import _BM25, KEYWORD_CANDIDATES
 
@@ -419,6 +429,12 @@ def test_keyword_search_reads_term_frequencies_of_its_candidates_only(pg_url: st
         params = {"words": "note7 kettles bicycles", "limit": 5, "candidates": KEYWORD_CANDIDATES}
         plan = store._rows("EXPLAIN (ANALYZE, FORMAT JSON) " + _BM25, params)[0][0]
         assert 0 < _unnested_chunks(plan) <= KEYWORD_CANDIDATES
+        nodes = _plan_nodes(plan)
+        # the candidates are fetched by key, not by a pass over every chunk (the hash join that
+        # took a quarter of the query at 10k chunks), and each yields the query's words only
+        assert not [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "chunks"]
+        emitted = sum(n["Actual Rows"] * n["Actual Loops"] for n in nodes if n.get("Alias") == "u")
+        assert 0 < emitted <= 3 * _unnested_chunks(plan)  # 3 query words
         found = [(Path(h.path).name, h.text) for h in index.search("note7 kettles bicycles", 5, mode="keyword")]
     assert found == local  # the same passages, in the same order, as FTS5's BM25 over every chunk
 
@@ -440,3 +456,177 @@ def test_an_index_from_before_the_token_totals_gets_them_on_open(pg_url: str, tm
         after = index.store.keyword_search("note3 kettles", 10)
     assert [i for i, _ in after] == [i for i, _ in before]
     assert np.allclose([s for _, s in after], [s for _, s in before])
+
+
+def _other_machine(pg_url: str, folder: Path, home: Path, wait: float) -> subprocess.Popen[str]:
+    """A writer of ``folder`` into the database as another machine would be: its own process and
+    its own RT_HOME (so not the local writer lock of this machine's processes)."""
+    script = textwrap.dedent(f"""
+        import logging, sys
+        from runtime.errors import RtError
+        from runtime.index import Index
+        from tests.index.conftest import HashingEmbedder
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+        try:
+            with Index.open({pg_url!r}, embedder=HashingEmbedder(), wait={wait!r}) as index:
+                print(len(index.add([{str(folder)!r}]).added))
+        except RtError as exc:
+            print(f"{{type(exc).__name__}}: {{exc}}", file=sys.stderr)
+            sys.exit(3)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO), RT_HOME=str(home))
+    return subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _waiting_for_advisory_lock(pg_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+        return bool(row and row[0])
+
+
+def test_a_write_from_another_machine_during_a_rebuild_lands_in_the_rebuilt_index(pg_url: str,
+                                                                                   tmp_path: Path) -> None:
+    old = write_notes(tmp_path / "old", 3)
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "teapot.txt").write_text("Teapot\n\nporcelain teapots and saucers.\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "kettle.txt").write_text("Kettle\n\ndescaling the copper kettle with citric acid.\n")
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([old])
+    pausing = PausingEmbedder()
+    errors: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
+                index.add([new])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    rebuilding = threading.Thread(target=rebuild)
+    rebuilding.start()
+    waiting = None
+    try:
+        assert pausing.embedding.wait(timeout=120), errors
+        refused = _other_machine(pg_url, extra, tmp_path / "home-b", wait=0)
+        out, err = refused.communicate(timeout=120)
+        assert refused.returncode == 3 and "IndexLockedError" in err and "being rebuilt" in err, (out, err)
+        assert "--wait SECONDS" in err
+
+        waiting = _other_machine(pg_url, extra, tmp_path / "home-c", wait=300)
+        deadline = time.monotonic() + 120
+        while not _waiting_for_advisory_lock(pg_url) and waiting.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting.poll() is None, waiting.communicate()
+        assert _waiting_for_advisory_lock(pg_url)
+    finally:
+        pausing.go.set()
+        rebuilding.join(timeout=300)
+    assert not errors, errors
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0 and out.strip() == "1", (out, err)
+    assert "being rebuilt" in err and "waiting up to 300 s" in err
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # the rebuild's file and the waiting writer's
+        assert sorted(Path(p).name for p in index.chunk_ids_by_document()) == ["kettle.txt", "teapot.txt"]
+        assert Path(index.search("copper kettle", 1, mode="keyword")[0].path).name == "kettle.txt"
+
+
+def test_a_writer_that_waited_for_a_rebuild_with_another_embedder_is_refused(pg_url: str, tmp_path: Path) -> None:
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "old", 2)])
+    writer = Index.open(pg_url, embedder=HashingEmbedder())  # opened before the rebuild
+    try:
+        with Index.open(pg_url, rebuild=True, embedder=HashingEmbedder(name="another-embedder")) as rebuilt:
+            rebuilt.add([write_notes(tmp_path / "new", 2)])
+        with pytest.raises(IndexMismatchError, match="was rebuilt .*another-embedder.* after it was opened here"):
+            writer.add([write_notes(tmp_path / "late", 1)])
+    finally:
+        writer.close()
+    with Index.open(pg_url) as index:
+        assert index.stats().embedding_model == "another-embedder" and index.stats().documents == 2
+
+
+@pytest.mark.parametrize(("constant", "value", "expected"), [
+    ("MIN_SERVER", (19, 0), r"PostgreSQL server at postgresql://\S+ is version 18\.\d+; rt needs 19\.0 or newer"),
+    ("MIN_PGVECTOR", (0, 8, 7), r"pgvector extension in postgresql://\S+ is version 0\.8\.\d+; rt needs 0\.8\.7"),
+    ("EXTENSION", "rt_no_such_extension", r"has no pgvector extension \('rt_no_such_extension'\)"),
+])
+def test_a_server_too_old_or_without_pgvector_is_one_line_naming_which(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constant: str, value: object,
+        expected: str) -> None:
+    import re
+
+    from runtime.index.stores import postgres_schema
+
+    # the real server's reported versions against a minimum above them (PostgreSQL 18.6, pgvector 0.8.6)
+    monkeypatch.setattr(postgres_schema, constant, value)
+    result = rt("index", str(write_notes(tmp_path / "docs", 1)), "--index", pg_url, "--no-progress")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code != 0 and re.search(expected, output), output  # type: ignore[attr-defined]
+    assert len(output.strip().splitlines()) == 1, output
+    with pytest.raises(IndexServerError, match=expected):
+        Index.open(pg_url, create=True, embedder=HashingEmbedder())
+
+
+def test_an_unknown_host_is_one_line_saying_so() -> None:
+    result = rt("search", "anything", "--index", "postgresql://alice:s3cret@no-such-host.invalid:5432/notes")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code != 0 and "is unreachable: unknown host name" in output, output  # type: ignore[attr-defined]
+    assert "s3cret" not in output and "alice" not in output and len(output.strip().splitlines()) == 1
+
+
+def test_a_host_name_windows_cannot_resolve_is_named_as_such() -> None:
+    import psycopg
+
+    from runtime.index.stores.postgres import connection_error
+
+    # psycopg resolves names itself; on Windows the resolver's words are WinSock's (imitated here)
+    failed = psycopg.OperationalError("failed to resolve host 'db.example': [Errno 11001] getaddrinfo failed")
+    assert "unreachable: unknown host name" in str(connection_error(failed, "postgresql://***@db.example/notes"))
+
+
+def test_a_write_after_the_server_went_away_is_one_line(pg_server, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    docs = write_notes(tmp_path / "docs", 1)
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        pg_server.stop()
+        try:
+            with pytest.raises(IndexServerError, match="closed the connection|is down"):
+                index.add([docs])
+        finally:
+            pg_server.start()
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # back where it was: the next tests use it
+        assert index.add([docs]).added
+
+
+def test_a_rebuild_waits_for_writers_in_flight_on_other_machines(pg_url: str, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import psycopg
+
+    from runtime.errors import IndexLockedError
+    from runtime.index.stores.postgres_locks import WRITE_LOCK
+
+    with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
+        index.add([write_notes(tmp_path / "old", 2)])
+    new = write_notes(tmp_path / "new", 1)
+    with psycopg.connect(pg_url, autocommit=True) as other:  # another machine's writer, mid-run
+        other.execute("SELECT pg_advisory_lock_shared(%s)", (WRITE_LOCK,))
+        with pytest.raises(IndexLockedError, match="being written from another machine"), \
+                Index.open(pg_url, rebuild=True, embedder=HashingEmbedder()) as rebuilding:
+            rebuilding.add([new])
+        with caplog.at_level(logging.WARNING, logger="runtime.index.stores.postgres_locks"), \
+                pytest.raises(IndexLockedError, match="still after 1 s"), \
+                Index.open(pg_url, rebuild=True, embedder=HashingEmbedder(), wait=1) as rebuilding:
+            rebuilding.add([new])
+        assert "waiting up to 1 s" in caplog.text
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:  # untouched by the refused rebuilds
+        assert index.stats().documents == 2
+    with Index.open(pg_url, rebuild=True, embedder=HashingEmbedder()) as rebuilding:  # the writer is gone
+        rebuilding.add([new])
+    with Index.open(pg_url, embedder=HashingEmbedder()) as index:
+        assert [Path(p).name for p in index.chunk_ids_by_document()] == ["note000.txt"]
+        assert Path(next(iter(index.chunk_ids_by_document()))).parent == new.resolve()

@@ -19,7 +19,7 @@ from runtime.cli import cli
 from runtime.index import Index
 from runtime.index.config import WatchOptions
 from runtime.index.watch import WatchPass, is_temp_file, watch
-from tests.index.sqlite_rows import sqlite_db
+from tests.slow import slow_unless
 
 WITHIN = 120.0  # seconds for a change to reach search: a pass takes about a second; generous for a loaded machine
 # seconds for `rt index --watch` in a child to start, import torch, load MiniLM and make its first
@@ -27,7 +27,7 @@ WITHIN = 120.0  # seconds for a change to reach search: a pass takes about a sec
 STARTUP = 300.0
 
 
-def paths_for(folder: Path, query: str) -> list[str]:
+def paths_for(folder: Path | str, query: str) -> list[str]:
     result = CliRunner().invoke(cli, ["search", query, "--index", str(folder), "--json", "--mode", "keyword"])
     assert result.exit_code == 0, result.output
     return [Path(h["path"]).name for h in json.loads(result.stdout)]
@@ -57,8 +57,9 @@ def eventually(check: Callable[[], bool], what: str, within: float = WITHIN) -> 
 
 
 @pytest.fixture
-def watched(tmp_path: Path, embedder) -> Iterator[tuple[Path, Path, list[WatchPass]]]:  # type: ignore[no-untyped-def]
-    docs, folder = tmp_path / "docs", tmp_path / "ix"
+def watched(tmp_path: Path, embedder, index_location: str) -> Iterator[tuple[Path, str, list[WatchPass]]]:  # type: ignore[no-untyped-def]
+    """A watch in a thread of this process over ``docs``, into an index in each store."""
+    docs, folder = tmp_path / "docs", index_location
     docs.mkdir()
     (docs / "first.md").write_text("The greenhouse thermometer reads twenty degrees.")
     passes: list[WatchPass] = []
@@ -104,8 +105,9 @@ def test_add_edit_rename_delete_reach_search_without_duplicates(watched) -> None
     eventually(lambda: paths_for(folder, "greenhouse thermometer") == [], "deleted file gone")
 
     with Index.open(folder) as index:
-        rows = sqlite_db(index).execute("SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id")
-        texts = [(Path(p).name, t) for p, t in rows]
+        by_document = index.chunk_ids_by_document()
+        rows = index.chunks([i for ids in by_document.values() for i in ids])
+        texts = [(Path(p).name, rows[i].text) for p, ids in by_document.items() for i in ids]
     assert texts == [("pets.txt", "Feed the axolotl on Mondays only, with bloodworms.")]
 
 
@@ -136,7 +138,7 @@ class _WatchRun:
     """``rt index DOCS --index FOLDER --watch [flags]`` in a child, its stdout and stderr read line by
     line on threads (so nothing races them for the last lines); :meth:`stop` sends Ctrl-C."""
 
-    def __init__(self, docs: Path, folder: Path, *flags: str) -> None:
+    def __init__(self, docs: Path, folder: Path | str, *flags: str) -> None:
         import os
         import subprocess
 
@@ -175,8 +177,9 @@ class _WatchRun:
 
 
 @NEEDS_SIGINT
-def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    docs, folder = tmp_path / "docs", tmp_path / "ix"
+@pytest.mark.parametrize("store", slow_unless(["folder", "postgresql"], "folder"), indirect=True)
+def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Path, index_location: str) -> None:
+    docs, folder = tmp_path / "docs", index_location
     docs.mkdir()
     (docs / "a.md").write_text("The attic window latch is broken.")
     watching = _WatchRun(docs, folder)
@@ -197,11 +200,12 @@ def test_rt_index_watch_applies_changes_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     assert "1 added" in "".join(watching.out_lines)
 
 
-def test_files_written_while_the_watch_starts_are_indexed(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_files_written_while_the_watch_starts_are_indexed(tmp_path: Path, embedder,  # type: ignore[no-untyped-def]
+                                                          index_location: str) -> None:
     """A file written during the first pass (after its scan), one written as it ends, one after."""
     from tests.index.conftest import CountingEmbedder
 
-    docs, folder = tmp_path / "docs", tmp_path / "ix"
+    docs, folder = tmp_path / "docs", index_location
     docs.mkdir()
     (docs / "first.md").write_text("The greenhouse thermometer reads twenty degrees.")
 

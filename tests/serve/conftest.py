@@ -122,18 +122,26 @@ def rt_server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> I
 
 
 @pytest.fixture(scope="session")
-def any_rt_server(store: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                  corpus_index: Path) -> Iterator[Server]:
-    """`rt serve` over the corpus in each store: ``rt_server``'s folder, or a PostgreSQL copy of
-    it (pushed, not re-embedded)."""
+def any_corpus_index(store: str, request: pytest.FixtureRequest, corpus_index: Path) -> str:
+    """The corpus index in each store: ``corpus_index``'s folder, or a PostgreSQL copy of it
+    (pushed, not re-embedded)."""
     if store == "folder":
-        yield request.getfixturevalue("rt_server")
-        return
+        return str(corpus_index)
     from runtime.index.push import push
 
     url = request.getfixturevalue("pg_server").create_database("rt_serve_corpus")
     push(corpus_index, url)
-    server = start_rt_serve(tmp_path_factory.mktemp("rt-serve-pg"), "--index", url)
+    return str(url)
+
+
+@pytest.fixture(scope="session")
+def any_rt_server(store: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  any_corpus_index: str) -> Iterator[Server]:
+    """`rt serve` over the corpus in each store (``any_corpus_index``); the folder's is ``rt_server``."""
+    if store == "folder":
+        yield request.getfixturevalue("rt_server")
+        return
+    server = start_rt_serve(tmp_path_factory.mktemp("rt-serve-pg"), "--index", any_corpus_index)
     yield server
     server.stop()
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from runtime.cli import cli
 from tests.serve.conftest import Server, free_port
+from tests.slow import slow_unless
 
 
 def _run(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
 
 
+@pytest.mark.parametrize("store", slow_unless(["folder", "postgresql"], "folder"), indirect=True)
 def test_rt_ask_generates_on_llama_cpp_python_server_with_rt_sources(llama_cpp_server: Server,
-                                                                    corpus_index: Path) -> None:
-    result = _run("ask", "--llm-url", llama_cpp_server.url, "--index", str(corpus_index), "--max-tokens", "16",
+                                                                    any_corpus_index: str) -> None:
+    result = _run("ask", "--llm-url", llama_cpp_server.url, "--index", any_corpus_index, "--max-tokens", "16",
                   "--json", "When was the boiler serviced?")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -31,8 +34,9 @@ def test_rt_ask_no_rag_on_a_remote_server(rt_server: Server) -> None:
     assert result.stdout.strip()
 
 
-def test_rt_chat_with_generation_and_query_embedding_both_remote(rt_server: Server, corpus_index: Path) -> None:
-    result = _run("chat", "--llm-url", rt_server.url, "--embed-url", rt_server.url, "--index", str(corpus_index),
+@pytest.mark.parametrize("store", slow_unless(["folder", "postgresql"], "folder"), indirect=True)
+def test_rt_chat_with_generation_and_query_embedding_both_remote(rt_server: Server, any_corpus_index: str) -> None:
+    result = _run("chat", "--llm-url", rt_server.url, "--embed-url", rt_server.url, "--index", any_corpus_index,
                   "--max-tokens", "12", "--json", stdin="When does the lease renew?\n")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -48,9 +52,9 @@ def test_an_unreachable_llm_url_is_one_line_with_the_url(corpus_index: Path) -> 
     assert "--llm-url" in lines[-1]
 
 
-def test_rt_search_embeds_the_query_on_a_remote_server(rt_server: Server, corpus_index: Path) -> None:
-    local = _run("search", "--index", str(corpus_index), "--json", "-k", "3", "When does the lease renew?")
-    remote = _run("search", "--embed-url", rt_server.url, "--index", str(corpus_index), "--json", "-k", "3",
+def test_rt_search_embeds_the_query_on_a_remote_server(rt_server: Server, any_corpus_index: str) -> None:
+    local = _run("search", "--index", any_corpus_index, "--json", "-k", "3", "When does the lease renew?")
+    remote = _run("search", "--embed-url", rt_server.url, "--index", any_corpus_index, "--json", "-k", "3",
                   "When does the lease renew?")
     assert remote.exit_code == 0, remote.output
     hits = json.loads(remote.stdout)

@@ -225,3 +225,11 @@ class IndexStore(TermStats, Protocol):
         """Bring a vector search structure kept beside the rows up to date after writes (the
         writer lock is held); nothing to do for a store that searches its own rows."""
         ...
+
+    def writing(self, wait: float, *, exclusive: bool = False) -> AbstractContextManager[None]:
+        """Held around one run of writes (with the folder's writer lock): a store that writers on
+        several machines share makes a write wait up to ``wait`` seconds for a rebuild to switch
+        in, and keeps a rebuild from switching in under it; ``exclusive`` is the rebuild's own
+        run, which waits for the other writers. :class:`~runtime.errors.IndexLockedError` once
+        ``wait`` has passed. Nothing to do for a folder, whose writer lock covers every writer."""
+        ...

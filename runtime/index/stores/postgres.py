@@ -32,6 +32,7 @@ from runtime.index.chunking import Chunk
 from runtime.index.scan import shown
 from runtime.index.store import text_digest
 from runtime.index.stores.base import ChunkRow, DocumentRecord
+from runtime.index.stores.postgres_locks import write_lock
 from runtime.index.stores.postgres_schema import (
     REBUILD_LOCK,
     SCHEMA,
@@ -109,7 +110,8 @@ def connection_error(exc: BaseException, where: str) -> IndexServerError:
         return IndexServerError(f"the PostgreSQL server at {where} did not answer within the timeout",
                                 where=where, hint="check the host, port and firewall (connect_timeout=SECONDS "
                                 "in the URL waits longer)")
-    if "could not translate host name" in lowered or "name or service not known" in lowered:
+    if any(sign in lowered for sign in ("could not translate host name", "failed to resolve host",
+                                        "name or service not known", "getaddrinfo failed")):
         return IndexServerError(f"the PostgreSQL server at {where} is unreachable: unknown host name",
                                 where=where, hint="check the host in the URL")
     if "no route to host" in lowered or "network is unreachable" in lowered:
@@ -139,6 +141,7 @@ class PostgresStore(PostgresTerms):
         self.url = url
         self.where = describe(url)
         self.schema = schema  # STAGING for the store a rebuild writes into
+        self._rebuilding = False  # this connection holds REBUILD_LOCK
         self.conn = connect(url)
         try:
             if create:
@@ -349,6 +352,27 @@ class PostgresStore(PostgresTerms):
         self._execute("DELETE FROM rt.documents")
         self._execute("DELETE FROM rt.roots")
 
+    @contextlib.contextmanager
+    def writing(self, wait: float, *, exclusive: bool = False) -> Iterator[None]:
+        """Shares the write lock with the other writers of the database, or holds it alone
+        (``exclusive``: a rebuild), so that no write lands in an index a rebuild then replaces
+        (runtime/index/stores/postgres_locks.py)."""
+        import psycopg
+
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(write_lock(self.conn, self.where, wait, exclusive=exclusive))
+        except psycopg.OperationalError as exc:  # the server went away since the last statement
+            raise connection_error(exc, self.where) from exc
+        with held:
+            try:
+                yield
+            finally:
+                if self._rebuilding:  # a rebuild that failed before its switch: the next may start
+                    self._rebuilding = False
+                    with contextlib.suppress(Exception):
+                        self._execute("SELECT pg_advisory_unlock(%s)", (REBUILD_LOCK,))
+
     # --- a rebuild: built beside the index, switched in at the end --------------------------
     def staging(self, meta: dict[str, object]) -> PostgresStore:
         """A new, empty index in the schema :data:`STAGING` recording ``meta`` (the rebuilt
@@ -358,6 +382,7 @@ class PostgresStore(PostgresTerms):
         if not self._rows("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))[0][0]:
             raise IndexLockedError(f"another rt index --rebuild is rebuilding {self.where}",
                                    hint="wait for it to finish, then run this again")
+        self._rebuilding = True
         drop_staging(self.conn)
         staged = PostgresStore(self.url, create=True, schema=STAGING)
         with staged.transaction():
@@ -369,6 +394,7 @@ class PostgresStore(PostgresTerms):
         staged.close()
         switch_to_staging(self.conn)
         self._execute("SELECT pg_advisory_unlock(%s)", (REBUILD_LOCK,))
+        self._rebuilding = False
 
     # --- reading --------------------------------------------------------------------------
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:

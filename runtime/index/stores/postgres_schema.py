@@ -20,8 +20,10 @@ SCHEMA_LOCK = 0x72745F736368  # pg_advisory_xact_lock key ("rt_sch"): schema cha
 REBUILD_LOCK = 0x72745F726562  # pg_advisory_lock key ("rt_reb"): one rebuild of a database at a time
 SCHEMA = "rt"  # where the index lives
 STAGING = "rt_rebuild"  # where `rt index --rebuild` builds the new index until it switches
-MIN_SERVER = 130000  # PostgreSQL 13: generated columns, websearch syntax, pgvector's HNSW build
+# What the schema needs of the server, in one place: the checks and their messages read these.
+MIN_SERVER = (13, 0)  # PostgreSQL 13: generated columns, websearch syntax, pgvector's HNSW build
 MIN_PGVECTOR = (0, 5, 0)  # the first pgvector with HNSW
+EXTENSION = "vector"  # pgvector's name in CREATE EXTENSION
 
 # rt's keyword search is FTS5's "porter unicode61": stemmed, and no stop words at the index
 # level (the query drops its own, runtime/index/store.py). PostgreSQL's 'english' drops 127
@@ -96,37 +98,42 @@ def applied(conn: Any) -> bool:
 
 
 def check_server(conn: Any, where: str) -> None:
-    """Refuse a server older than PostgreSQL 13, and one without a recent ``vector`` extension
-    (installed here if the server has it and this role may)."""
-    version = int(conn.info.server_version)
+    """Refuse a server older than :data:`MIN_SERVER`, and one without a ``vector`` extension of
+    :data:`MIN_PGVECTOR` or newer (installed here if the server has it and this role may)."""
+    number = int(conn.info.server_version)  # as the server reports it: 180006 is 18.6
+    version = (number // 10000, number % 10000)
     if version < MIN_SERVER:
         raise IndexServerError(
-            f"the PostgreSQL server at {where} is version {version // 10000}; rt needs 13 or newer",
-            hint="upgrade the server (PostgreSQL 16 or newer with pgvector is a good choice)")
+            f"the PostgreSQL server at {where} is version {_dotted(version)}; rt needs {_dotted(MIN_SERVER)} "
+            "or newer", hint="upgrade the server (PostgreSQL 16 or newer with pgvector is a good choice)")
     with conn.transaction():
-        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (EXTENSION,)).fetchone()
     if row is None:
         available = conn.execute("SELECT default_version FROM pg_available_extensions "
-                                 "WHERE name = 'vector'").fetchone()
+                                 "WHERE name = %s", (EXTENSION,)).fetchone()
         if available is None:
             raise IndexServerError(
-                f"the PostgreSQL server at {where} has no pgvector extension ('vector')",
+                f"the PostgreSQL server at {where} has no pgvector extension ('{EXTENSION}')",
                 hint="install pgvector on the server (https://github.com/pgvector/pgvector#installation)")
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{EXTENSION}"')
         except Exception as exc:  # psycopg's InsufficientPrivilege, mostly
             raise IndexServerError(
                 f"the pgvector extension is not enabled in {where} and this role may not enable it "
                 f"({type(exc).__name__})",
-                hint="ask the database owner to run `CREATE EXTENSION vector;` in that database") from None
-        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+                hint=f"ask the database owner to run `CREATE EXTENSION {EXTENSION};` in that database") from None
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (EXTENSION,)).fetchone()
     found = tuple(int(p) for p in str(row[0]).split(".")[:3] if p.isdigit())
     if found < MIN_PGVECTOR:
         raise IndexServerError(
-            f"the pgvector extension in {where} is version {row[0]}; rt needs 0.5.0 or newer (HNSW)",
-            hint="run `ALTER EXTENSION vector UPDATE;` after upgrading pgvector on the server")
+            f"the pgvector extension in {where} is version {row[0]}; rt needs {_dotted(MIN_PGVECTOR)} or newer",
+            hint="upgrade pgvector on the server, then run `ALTER EXTENSION vector UPDATE;` in that database")
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
 
 
 def type_vectors(conn: Any, dimension: int, schema: str = SCHEMA) -> None:
