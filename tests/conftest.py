@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 # The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts); Windows' refusal
-# to replace files held open, imitated (held_files).
-pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres")
+# to replace files held open, imitated (held_files); one model process shared by the formatting
+# tests (shared_model_process).
+pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres", "tests.shared_model")
 
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.

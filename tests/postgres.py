@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.slow import slow_unless
+
 
 @dataclass
 class PgServer:
@@ -121,3 +123,10 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 def store(request: pytest.FixtureRequest) -> str:
     """Which store a parametrized test runs on: an index folder, or a PostgreSQL database."""
     return str(request.param)
+
+
+# For a test of a feature above the store (rag, serve) that the PostgreSQL store only repeats: its
+# "postgresql" value runs in the full suite, and the fast path keeps the store's own tests
+# (tests/index/test_postgres.py, test_retrieval.py) and rt ask's --json on it.
+postgres_in_full_run = pytest.mark.parametrize("store", slow_unless(["folder", "postgresql"], "folder"),
+                                               indirect=True)

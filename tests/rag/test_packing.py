@@ -17,6 +17,9 @@ from runtime.rag.config import PackingOptions
 from runtime.rag.evidence import sentences
 from runtime.rag.packing import merge_hits, pack
 
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
+
 # Invented facts, so an answer can only come from here; paragraphs long enough that a 64-token
 # chunk holds only part of one and neighbouring chunks overlap.
 LIGHTHOUSE = """# The Brannock Point lighthouse
