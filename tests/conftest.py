@@ -87,3 +87,16 @@ def minilm_path() -> Path:
     from runtime.models.embedded import default_embedding_model_path
 
     return default_embedding_model_path()
+
+
+@pytest.fixture(scope="session")
+def embedder(minilm_path: Path):  # type: ignore[no-untyped-def]
+    """all-MiniLM-L6-v2 from its PyPI package, loaded once for every index the tests build (the same
+    folder as ``minilm_path``): each ``Index.open(create=True)`` without it loads the model again."""
+    from runtime.index import SentenceTransformerEmbedder
+    from runtime.models.embedded import default_embedding_model_path
+
+    assert default_embedding_model_path() == minilm_path
+    loaded = SentenceTransformerEmbedder()
+    assert loaded.name == "all-MiniLM-L6-v2" and loaded.dimension == 384 and loaded.max_tokens == 256
+    return loaded

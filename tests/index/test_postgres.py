@@ -22,7 +22,7 @@ from runtime.cli import cli
 from runtime.errors import IndexMismatchError, IndexNotFoundError, IndexServerError
 from runtime.index import Index, IndexOptions
 from runtime.index.stores.postgres import PostgresStore
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 pytest.importorskip("psycopg")
 REPO = Path(__file__).resolve().parents[2]
@@ -203,7 +203,7 @@ def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path)
     docs = write_notes(tmp_path / "docs", 300, words=120)
     script = textwrap.dedent(f"""
         from runtime.index import Index, IndexOptions
-        from tests.index.conftest import HashingEmbedder
+        from tests.hashing_embedder import HashingEmbedder
         with Index.open({pg_url!r}, create=True, embedder=HashingEmbedder(),
                         options=IndexOptions(commit_chunks=4)) as index:
             index.add([{str(docs)!r}])

@@ -42,12 +42,12 @@ def _document(name: str, place: str, thing: str, n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def twelve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def twelve(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Path]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("eval-corpus")
     for n, (name, place, thing) in enumerate(SUBJECTS):
         (root / f"{name.lower()}.md").write_text(_document(name, place, thing, n), encoding="utf-8")
     folder = tmp_path_factory.mktemp("eval-index") / "index"
-    with Index.open(folder, create=True) as index:
+    with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([root])
     yield folder
 

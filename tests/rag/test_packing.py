@@ -60,13 +60,14 @@ CORPUS = {"lighthouse.md": LIGHTHOUSE, "leaflet/visit.md": LEAFLET}
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+def index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Index]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("packing-corpus")
     for relative, text in CORPUS.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text, encoding="utf-8")
     folder = tmp_path_factory.mktemp("packing-index") / "index"
-    with Index.open(folder, create=True, options=IndexOptions(chunk_tokens=64, overlap_tokens=16)) as opened:
+    with Index.open(folder, create=True, embedder=embedder,
+                    options=IndexOptions(chunk_tokens=64, overlap_tokens=16)) as opened:
         opened.add([root])
         yield opened
 
