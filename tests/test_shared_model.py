@@ -43,6 +43,7 @@ def test_a_borrowed_process_answers_as_a_fresh_one_with_nothing_cached(
     assert borrowed[1] == 0
 
 
+@pytest.mark.slow  # starts three model processes; the test above is the fast path's check of the pool
 def test_two_models_open_at_once_get_two_processes_and_a_crash_is_not_lent_again(
         shared_model_process: ModelPool, smollm2_path: Path) -> None:
     with Model(smollm2_path, OPTIONS) as one, Model(smollm2_path, OPTIONS) as two:
