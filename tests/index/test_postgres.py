@@ -356,6 +356,7 @@ def test_readers_see_the_old_index_until_a_rebuild_switches(pg_url: str, tmp_pat
     assert staged_chunks(pg_url) == 0
 
 
+@pytest.mark.slow  # the fast path keeps kill -9 of a writer and the staged rebuild's readers (35-53 s loaded)
 def test_kill_9_of_rt_index_rebuild_leaves_the_old_index_whole(pg_url: str, tmp_path: Path,
                                                                 minilm_path: Path) -> None:
     import sysconfig

@@ -139,6 +139,7 @@ def test_rt_ask_json_reports_drafted_and_accepted_tokens_with_prompt_lookup(smol
     assert off["usage"]["draft_tokens"] == off["usage"]["accepted_tokens"] == 0
 
 
+@pytest.mark.slow  # two long greedy runs; the fast path keeps the adaptive drafter's replay and unit tests
 def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_drafting_every_match(
         smollm2_path: Path) -> None:
     with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=2, isolate=False, prefix_cache=False)) as m:
