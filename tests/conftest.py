@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 # The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts); Windows' refusal
-# to replace files held open, imitated (held_files).
-pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres")
+# to replace files held open, imitated (held_files); one model process shared by the formatting
+# tests (shared_model_process).
+pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres", "tests.shared_model")
 
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.
@@ -32,24 +33,36 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(autouse=True)
-def _ctrl_c_as_a_shell_gives_it(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test, this process takes Ctrl-C again as a shell gives it to a program.
+def _take_ctrl_c_as_a_shell_gives_it(changed_by: str) -> None:
+    """Give this process the default SIGINT handler, unblocked, with a warning if it had another.
 
     A child inherits an ignored or blocked SIGINT across exec, and Python then keeps ignoring
-    it: one in-process test that left it so (the fast path's run showed it) made every later
-    test that presses Ctrl-C on an ``rt`` child wait out its 60 s instead.
+    it: every test that presses Ctrl-C on an ``rt`` child would wait out its 60 s instead.
     """
-    yield
     if not hasattr(signal, "SIGINT") or threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        logging.getLogger("tests").warning("%s left SIGINT as %r; restored", request.node.nodeid,
+        logging.getLogger("tests").warning("%s left SIGINT as %r; restored", changed_by,
                                            signal.getsignal(signal.SIGINT))
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.platform != "win32" and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
-        logging.getLogger("tests").warning("%s left SIGINT blocked; unblocked", request.node.nodeid)
+        logging.getLogger("tests").warning("%s left SIGINT blocked; unblocked", changed_by)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background job (`python -m pytest ... &` in a script)
+    # with SIGINT ignored: the fresh-clone runs' Ctrl-C failures, blamed on whichever test ran
+    # first (tests/test_sigint_at_start.py).
+    _take_ctrl_c_as_a_shell_gives_it("the shell that started pytest (a background job?)")
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_a_shell_gives_it(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, this process takes Ctrl-C again as a shell gives it to a program: a
+    guard against a test that changes it in-process (none is known; see pytest_configure)."""
+    yield
+    _take_ctrl_c_as_a_shell_gives_it(request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +87,16 @@ def minilm_path() -> Path:
     from runtime.models.embedded import default_embedding_model_path
 
     return default_embedding_model_path()
+
+
+@pytest.fixture(scope="session")
+def embedder(minilm_path: Path):  # type: ignore[no-untyped-def]
+    """all-MiniLM-L6-v2 from its PyPI package, loaded once for every index the tests build (the same
+    folder as ``minilm_path``): each ``Index.open(create=True)`` without it loads the model again."""
+    from runtime.index import SentenceTransformerEmbedder
+    from runtime.models.embedded import default_embedding_model_path
+
+    assert default_embedding_model_path() == minilm_path
+    loaded = SentenceTransformerEmbedder()
+    assert loaded.name == "all-MiniLM-L6-v2" and loaded.dimension == 384 and loaded.max_tokens == 256
+    return loaded

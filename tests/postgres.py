@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.slow import slow_unless
+
 
 @dataclass
 class PgServer:
@@ -133,3 +135,10 @@ def index_location(store: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if store == "postgresql":
         return str(request.getfixturevalue("pg_url"))
     return str(tmp_path / "ix")
+
+
+# For a test of a feature above the store (rag, serve) that the PostgreSQL store only repeats: its
+# "postgresql" value runs in the full suite, and the fast path keeps the store's own tests
+# (tests/index/test_postgres.py, test_retrieval.py) and rt ask's --json on it.
+postgres_in_full_run = pytest.mark.parametrize("store", slow_unless(["folder", "postgresql"], "folder"),
+                                               indirect=True)

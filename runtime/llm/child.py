@@ -118,6 +118,9 @@ class _Server:
             self.channel.send(("ok", self.engine.detokenize(args[0])))
         elif op == "yes_no":
             self.channel.send(("ok", self.engine.yes_no(*args)))
+        elif op == "clear_cache":
+            self.engine.clear_cache()
+            self.channel.send(("ok", None))
         # "cancel" for a stream that already ended: nothing to do
 
     def stream(self, prompt: str, options: GenerateOptions) -> None:

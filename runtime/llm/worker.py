@@ -173,6 +173,14 @@ class WorkerEngine:
     def special_tokens(self) -> dict[str, str]:
         return dict(self._special_tokens)
 
+    def clear_cache(self) -> None:
+        """Like :meth:`runtime.llm.llama_engine.LlamaEngine.clear_cache`: the next prompt is decoded
+        from its first token, as in a fresh model process (the test suite's shared model process
+        is handed from test to test this way)."""
+        self._idle()
+        self._send(("clear_cache",))
+        self._recv()
+
     def stream(self, prompt: str, options: GenerateOptions = GenerateOptions()) -> Generator[str, None, Completion]:
         """Like :meth:`runtime.llm.types.Engine.stream`, with the pieces coming from the child."""
         self._idle()

@@ -1,9 +1,7 @@
-"""Index fixtures: the real MiniLM loaded once per session, and the corpus indexed once."""
+"""Index fixtures: the corpus indexed once (with the session's MiniLM, tests/conftest.py's ``embedder``)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,36 +28,6 @@ class CountingEmbedder:
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         return self.inner.token_offsets(text)
-
-
-class HashingEmbedder:
-    """A deterministic fake for the plug point's contract: words hashed into a small vector."""
-
-    def __init__(self, name: str = "hashing-test-embedder", dimension: int = 16) -> None:
-        self.name, self.dimension, self.max_tokens = name, dimension, 64
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", text)]
-
-
-@pytest.fixture(scope="session")
-def embedder(minilm_path: Path):  # type: ignore[no-untyped-def]
-    """all-MiniLM-L6-v2 from its PyPI package, loaded once (the same folder as ``minilm_path``)."""
-    from runtime.index import SentenceTransformerEmbedder
-    from runtime.models.embedded import default_embedding_model_path
-
-    assert default_embedding_model_path() == minilm_path
-    loaded = SentenceTransformerEmbedder()
-    assert loaded.name == "all-MiniLM-L6-v2" and loaded.dimension == 384 and loaded.max_tokens == 256
-    return loaded
 
 
 @pytest.fixture(scope="session")

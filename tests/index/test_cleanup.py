@@ -14,7 +14,7 @@ from runtime.errors import IndexLockedError, InsufficientDiskError
 from runtime.index import Index, lock
 from runtime.index.lock import WriteLock
 from runtime.index.store import Store
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 
 def test_a_failed_create_closes_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from runtime import fsutil
 from runtime.errors import FileInUseError, PathTooLongError
 from runtime.index import Index
 from runtime.index.vectors import VectorIndex, saved_generation_files
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 from tests.windows import HeldFiles
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from runtime.cli import cli
 from runtime.index import Index
 from runtime.index.vectors import VectorIndex, saved_generation_files, vectors_file
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 REPO = Path(__file__).resolve().parents[2]
 posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX file names and FIFOs")

@@ -22,7 +22,7 @@ from runtime.cli import cli
 from runtime.errors import IndexMismatchError, IndexNotFoundError, IndexServerError
 from runtime.index import Index, IndexOptions
 from runtime.index.stores.postgres import PostgresStore
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 pytest.importorskip("psycopg")
 REPO = Path(__file__).resolve().parents[2]
@@ -203,7 +203,7 @@ def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path)
     docs = write_notes(tmp_path / "docs", 300, words=120)
     script = textwrap.dedent(f"""
         from runtime.index import Index, IndexOptions
-        from tests.index.conftest import HashingEmbedder
+        from tests.hashing_embedder import HashingEmbedder
         with Index.open({pg_url!r}, create=True, embedder=HashingEmbedder(),
                         options=IndexOptions(commit_chunks=4)) as index:
             index.add([{str(docs)!r}])
@@ -356,6 +356,7 @@ def test_readers_see_the_old_index_until_a_rebuild_switches(pg_url: str, tmp_pat
     assert staged_chunks(pg_url) == 0
 
 
+@pytest.mark.slow  # the fast path keeps kill -9 of a writer and the staged rebuild's readers (35-53 s loaded)
 def test_kill_9_of_rt_index_rebuild_leaves_the_old_index_whole(pg_url: str, tmp_path: Path,
                                                                 minilm_path: Path) -> None:
     import sysconfig

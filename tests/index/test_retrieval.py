@@ -10,7 +10,7 @@ import pytest
 from runtime.errors import ConfigError, IndexMismatchError
 from runtime.index import Hit, Index, IndexOptions
 from runtime.index.vectors import VectorIndex
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 from tests.index.corpus import QUESTIONS
 
 

@@ -9,7 +9,7 @@ import pytest
 from runtime.errors import InsufficientDiskError
 from runtime.index import Index
 from runtime.index.lock import WriteLock
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 from tests.index.sqlite_rows import sqlite_db
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from runtime.index import Index
 from runtime.index.stores.base import IndexStore
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = {

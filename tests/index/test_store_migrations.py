@@ -14,7 +14,7 @@ from runtime.errors import IndexMismatchError
 from runtime.index import Index
 from runtime.index.store import DB_NAME, Store
 from runtime.index.store_schema import SCHEMA_VERSION, split_statements
-from tests.index.conftest import HashingEmbedder
+from tests.hashing_embedder import HashingEmbedder
 
 # The DDL rt wrote at schema_version "1" (runtime/index/store.py before numbered migrations),
 # with the chunk ``location`` column that later releases appended in place.

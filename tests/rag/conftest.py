@@ -53,25 +53,25 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def index_dir(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The corpus indexed with the real MiniLM, FAISS and SQLite (hybrid search)."""
+def index_dir(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    """The corpus indexed with the real MiniLM (the session's), FAISS and SQLite (hybrid search)."""
     from runtime.index import Index
 
     folder = tmp_path_factory.mktemp("rag-index") / "index"
-    with Index.open(folder, create=True) as index:
+    with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([corpus_dir])
     return folder
 
 
 @pytest.fixture(scope="session")
-def any_index_dir(store: str, request: pytest.FixtureRequest, corpus_dir: Path) -> str:
+def any_index_dir(store: str, request: pytest.FixtureRequest, corpus_dir: Path, embedder) -> str:  # type: ignore[no-untyped-def]
     """The corpus indexed in each store: the folder of ``index_dir``, or a PostgreSQL database."""
     if store == "folder":
         return str(request.getfixturevalue("index_dir"))
     from runtime.index import Index
 
     url = request.getfixturevalue("pg_server").create_database("rt_rag_corpus")
-    with Index.open(url, create=True) as index:
+    with Index.open(url, create=True, embedder=embedder) as index:
         index.add([corpus_dir])
     return str(url)
 

@@ -6,7 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
+from tests.postgres import postgres_in_full_run
 from tests.rag.conftest import run
+
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
 
 QUESTION = "How often must the Velomax chain be oiled?"
 
@@ -36,6 +42,7 @@ def test_ask_json_holds_every_field(any_index_dir: str, smollm2_path: Path) -> N
     assert timings["prompt_processing"] > 0 and timings["generation"] > 0
 
 
+@postgres_in_full_run
 def test_ask_streams_the_answer_then_the_sources(any_index_dir: str, smollm2_path: Path) -> None:
     code, out, err = run("ask", QUESTION, "--index", any_index_dir, "--model", str(smollm2_path),
                          "--max-tokens", "40", "-k", "2")
@@ -49,6 +56,7 @@ def test_ask_streams_the_answer_then_the_sources(any_index_dir: str, smollm2_pat
     assert all(line.strip().startswith(f"[{n}] ") for n, line in enumerate(lines, start=1))
 
 
+@postgres_in_full_run
 def test_unrelated_question_says_the_documents_do_not_cover_it(any_index_dir: str, smollm2_path: Path) -> None:
     code, out, err = run("ask", "Who painted the Mona Lisa?", "--index", any_index_dir,
                          "--model", str(smollm2_path))
@@ -90,6 +98,7 @@ def test_missing_model_says_how_to_get_one(index_dir: Path, tmp_path: Path) -> N
     assert "does not exist" in err and "rt convert" in err.splitlines()[0]
 
 
+@postgres_in_full_run
 def test_chat_answers_two_turns_from_stdin_reusing_the_cache(any_index_dir: str, smollm2_path: Path) -> None:
     turns = "How do I descale the Zorblat 3000?\nHow many gears does the Velomax have?\nexit\nignored?\n"
     code, out, err = run("chat", "--index", any_index_dir, "--model", str(smollm2_path), "--json",

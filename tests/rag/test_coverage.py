@@ -12,7 +12,11 @@ import pytest
 from runtime.index import Index
 from runtime.rag.config import CoverageOptions
 from runtime.rag.coverage import assess, decide, informative_terms, measure
+from tests.postgres import postgres_in_full_run
 from tests.rag.conftest import run
+
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,7 @@ def test_unrelated_questions_are_not_covered(index: Index, question: str) -> Non
     assert coverage.reason and coverage.signals["missing_terms"]
 
 
+@postgres_in_full_run
 def test_a_name_the_index_never_mentions_declines_even_when_similar(index: Index) -> None:
     # close to the Velomax passage in meaning and words, but about a bicycle the index never names
     question = "How often must the chain of the Brompton bicycle be oiled?"
@@ -57,6 +62,7 @@ def test_a_name_the_index_never_mentions_declines_even_when_similar(index: Index
     assert not coverage.covered and '"brompton"' in coverage.reason
 
 
+@postgres_in_full_run
 def test_similarity_and_key_terms_add_up_to_the_score(index: Index) -> None:
     question = "How long do Krellian tomatoes take to ripen?"
     signals = measure(question, index.search(question), index)

@@ -17,7 +17,11 @@ from runtime.rag.config import CoverageOptions
 from runtime.rag.eval_set import EvalQuestion, GeneratedSet, generate, read_questions
 from runtime.rag.evaluate import evaluate, without_files
 from runtime.rag.metrics import first_rank, same_source
+from tests.postgres import postgres_in_full_run
 from tests.rag.conftest import run
+
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
 
 # Twelve short documents, each on an invented subject with its own names, so that a question
 # made from one of them is answerable from it alone.
@@ -38,12 +42,12 @@ def _document(name: str, place: str, thing: str, n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def twelve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def twelve(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Path]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("eval-corpus")
     for n, (name, place, thing) in enumerate(SUBJECTS):
         (root / f"{name.lower()}.md").write_text(_document(name, place, thing, n), encoding="utf-8")
     folder = tmp_path_factory.mktemp("eval-index") / "index"
-    with Index.open(folder, create=True) as index:
+    with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([root])
     yield folder
 
@@ -117,6 +121,7 @@ def test_rt_eval_scores_the_models_answers(index_dir: Path, tmp_path: Path) -> N
     assert json.loads(out)["seconds_per_question"] > 0
 
 
+@postgres_in_full_run
 def test_a_set_made_from_the_index_is_checked_kept_and_asked_without_its_held_out_files(any_twelve: str) -> None:
     with Index.open(any_twelve) as index:
         made = generate(index, 16, seed=3)

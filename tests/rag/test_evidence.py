@@ -16,6 +16,9 @@ from runtime.rag.answer import Source
 from runtime.rag.evidence import check_claims, split_claims
 from tests.rag.conftest import run
 
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
+
 
 @pytest.fixture(scope="module")
 def index(index_dir: Path) -> Iterator[Index]:

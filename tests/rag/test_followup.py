@@ -26,11 +26,11 @@ def copy_docs(target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def docs_index(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def docs_index(tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore[no-untyped-def]
     from runtime.index import Index
 
     folder = tmp_path_factory.mktemp("docs-index")
-    with Index.open(folder, create=True) as index:
+    with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([copy_docs(tmp_path_factory.mktemp("docs"))])
     index = Index.open(folder)
     yield index

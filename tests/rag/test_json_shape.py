@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.rag.conftest import run
+
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
 
 
 def key_paths(value: Any, prefix: str = "") -> set[str]:

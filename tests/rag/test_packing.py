@@ -17,6 +17,9 @@ from runtime.rag.config import PackingOptions
 from runtime.rag.evidence import sentences
 from runtime.rag.packing import merge_hits, pack
 
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
+
 # Invented facts, so an answer can only come from here; paragraphs long enough that a 64-token
 # chunk holds only part of one and neighbouring chunks overlap.
 LIGHTHOUSE = """# The Brannock Point lighthouse
@@ -57,13 +60,14 @@ CORPUS = {"lighthouse.md": LIGHTHOUSE, "leaflet/visit.md": LEAFLET}
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+def index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Index]:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("packing-corpus")
     for relative, text in CORPUS.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text, encoding="utf-8")
     folder = tmp_path_factory.mktemp("packing-index") / "index"
-    with Index.open(folder, create=True, options=IndexOptions(chunk_tokens=64, overlap_tokens=16)) as opened:
+    with Index.open(folder, create=True, embedder=embedder,
+                    options=IndexOptions(chunk_tokens=64, overlap_tokens=16)) as opened:
         opened.add([root])
         yield opened
 

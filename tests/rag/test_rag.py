@@ -11,6 +11,9 @@ from runtime.config import GenerateOptions, LoadOptions
 from runtime.rag.config import PackingOptions
 from runtime.rag.rag import ANSWERED_ANYWAY, RAG
 
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
+
 SHORT = GenerateOptions(max_tokens=48)
 THREADS = 1  # pinned: answers' text is checked, and llama.cpp's numerics change with the thread count
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from runtime.cli import cli
 from runtime.config import GenerateOptions, LoadOptions
+
+# Model processes are shared across the session, emptied between tests (tests/shared_model.py)
+pytestmark = pytest.mark.usefixtures("shared_model_process")
 
 QUESTION = "What is the capital of France?"
 

@@ -7,6 +7,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from runtime.config import GenerateOptions, LoadOptions
 from runtime.llm import prefix_cache
 from runtime.llm.generation import Completion
@@ -45,6 +47,7 @@ def test_the_next_run_loads_the_shared_prefix_and_answers_the_same(smollm2_path:
     assert third.cached_tokens == second.cached_tokens  # the saved state is now the shared prefix only
 
 
+@pytest.mark.slow  # four model runs; the fast path keeps the save-and-load run and the corrupt file
 def test_other_context_settings_or_a_changed_model_file_do_not_use_the_state(
         smollm2_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "model.gguf"

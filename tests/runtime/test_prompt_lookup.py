@@ -16,6 +16,7 @@ from runtime.llm import row_cost
 from runtime.llm.llama_engine import LlamaEngine
 from runtime.llm.lookup import Drafter, draft, draft_length, replay
 from runtime.llm.model import Model
+from tests.slow import slow_after_first
 
 SOURCES = """[1] notes/lease.md lines 1-6
 The lease for the flat at 14 Rue des Lilas, Lyon, runs from 1 March 2024 to 28 February 2027.
@@ -81,7 +82,7 @@ def test_the_drafter_shrinks_and_stops_drafting_after_rejections_and_grows_after
     assert len(fixed.propose(100, room=8)) == 8
 
 
-@pytest.mark.parametrize("model", ["smollm2_path", "gemma_path"])
+@pytest.mark.parametrize("model", slow_after_first(["smollm2_path", "gemma_path"]))
 def test_greedy_answers_are_token_for_token_identical_with_and_without_prompt_lookup(
         model: str, request: pytest.FixtureRequest) -> None:
     path = request.getfixturevalue(model)
@@ -138,6 +139,7 @@ def test_rt_ask_json_reports_drafted_and_accepted_tokens_with_prompt_lookup(smol
     assert off["usage"]["draft_tokens"] == off["usage"]["accepted_tokens"] == 0
 
 
+@pytest.mark.slow  # two long greedy runs; the fast path keeps the adaptive drafter's replay and unit tests
 def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_drafting_every_match(
         smollm2_path: Path) -> None:
     with Model(smollm2_path, LoadOptions(n_ctx=2048, threads=2, isolate=False, prefix_cache=False)) as m:
@@ -159,7 +161,7 @@ def test_on_a_real_model_the_adaptive_policy_wastes_fewer_drafted_tokens_than_dr
     assert len(adaptive_drafts) < len(fixed_drafts)  # fewer verification batches
 
 
-@pytest.mark.parametrize("adaptive", [True, False])
+@pytest.mark.parametrize("adaptive", slow_after_first([True, False]))
 def test_replaying_a_greedy_answer_offline_gives_the_drafts_the_engine_verified(
         smollm2_path: Path, adaptive: bool) -> None:
     """The drafter is driven by tokens only: fed a greedy answer's tokens without the model

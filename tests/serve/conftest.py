@@ -98,8 +98,8 @@ def start_rt_serve(tmp: Path, *options: str, **env: str) -> Server:
 
 
 @pytest.fixture(scope="session")
-def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The three-file corpus, indexed once with the real MiniLM."""
+def corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    """The three-file corpus, indexed once with the real MiniLM (the session's)."""
     from runtime.index import Index
 
     root = tmp_path_factory.mktemp("serve-corpus")
@@ -108,7 +108,7 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in CORPUS.items():
         (docs / name).write_text(text, encoding="utf-8")
     folder = root / "notes"
-    with Index.open(folder, create=True) as index:
+    with Index.open(folder, create=True, embedder=embedder) as index:
         index.add([docs])
     return folder
 

@@ -12,6 +12,7 @@ import math
 import openai
 import pytest
 
+from tests.postgres import postgres_in_full_run
 from tests.serve.conftest import Server
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -69,6 +70,7 @@ def test_embeddings_are_normalised_minilm_vectors(client: openai.OpenAI) -> None
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
 
 
+@postgres_in_full_run
 def test_rag_answers_with_sources_and_coverage_at_the_top_level(any_client: openai.OpenAI) -> None:
     client = any_client
     question = [{"role": "user", "content": "When does the lease of the flat renew?"}]
@@ -90,6 +92,7 @@ def test_rag_answers_with_sources_and_coverage_at_the_top_level(any_client: open
     assert streamed.strip() == answer.choices[0].message.content
 
 
+@postgres_in_full_run
 def test_rag_on_a_question_the_documents_do_not_cover_says_so(any_client: openai.OpenAI) -> None:
     answer = any_client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Who painted the Mona Lisa?"}], max_tokens=16,
