@@ -241,7 +241,10 @@ class WorkerEngine:
         self._inbox.join(CLOSE_TIMEOUT)  # it holds stdout's lock until it sees the pipe's end
         for stream in (self._process.stdin, self._process.stdout, self._log):
             if stream is not None:
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:  # a request the dead child never read, flushed on close
+                    pass
         if interrupted:
             raise KeyboardInterrupt
 
