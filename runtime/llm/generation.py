@@ -37,6 +37,9 @@ def repeated_block(tokens: Sequence[int], times: int, periods: tuple[int, int] =
     return 0
 
 
+NUMBER = -1  # what LoopGuard counts any number token as (token ids are never negative)
+
+
 class LoopGuard:
     """Watches an answer token by token and says when it has fallen into a loop: the last block
     of tokens came ``times`` times in a row (:func:`repeated_block`), or at least ``share`` of the
@@ -55,10 +58,13 @@ class LoopGuard:
         self._repeated: deque[bool] = deque(maxlen=window)
         self._count = 0  # how many of the flags in _repeated are true
 
-    def add(self, token: int) -> str | None:
-        """Add the next token; return what the loop is (for the log), or None while there is none."""
+    def add(self, token: int, piece: bytes = b"") -> str | None:
+        """Add the next token (``piece``: its bytes); return what the loop is (for the log), or
+        None while there is none. Every number counts as one token: a model counting up
+        ("[5] is a ram module. [6] is a ram module. ..." or "[1], [2], [3], ...") loops as surely
+        as one that repeats itself word for word."""
         tokens = self.tokens
-        tokens.append(token)
+        tokens.append(NUMBER if piece.strip().isdigit() else token)
         block = repeated_block(tokens, self.times)
         if block:
             return f"repeated the same {block} tokens {self.times} times in a row"

@@ -336,13 +336,14 @@ class LlamaEngine:
                     finish = "stop"
                     break
                 generated += 1
-                piece = text.feed(self._model.piece(token))
+                raw = self._model.piece(token)
+                piece = text.feed(raw)
                 if piece:
                     yield piece
                 if text.stopped:
                     finish = "stop"
                     break
-                loop = guard.add(token)
+                loop = guard.add(token, raw)
                 if loop:
                     logger.info("the model %s; its answer stops there (a larger model loops less)", loop)
                     finish = "loop"
