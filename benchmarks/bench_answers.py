@@ -36,14 +36,16 @@ about articles left out of the index):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import json
 import random
 import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -129,6 +131,24 @@ def fit(scored: Sequence[Scored]) -> CoverageOptions:
 
 ARMS = {"off": PackingOptions(enabled=False), "on": PackingOptions()}
 
+# issue 20, "shorter answers, same quality": arms that change only how long the answer may run,
+# each with packing on (the default); ``--variants`` asks them instead of the packing arms
+CONCISE = ("You answer questions using only the numbered sources given with each question. "
+           "After each fact, cite the source it comes from by its number in square brackets, "
+           "like [1] or [2]. If the sources do not contain the answer, say that the documents "
+           "do not cover it. Answer in one or two sentences.")
+
+
+@dataclass(frozen=True)
+class Variant:
+    max_tokens: int | None = None  # None: GenerateOptions' default
+    system: str | None = None  # None: runtime.rag.prompt.SYSTEM_INSTRUCTION
+    repeat_penalty: float = 1.0
+
+
+VARIANTS = {"default": Variant(), "concise": Variant(system=CONCISE), "max128": Variant(max_tokens=128),
+            "max192": Variant(max_tokens=192), "penalty1.1": Variant(repeat_penalty=1.1)}
+
 
 def sample_questions(answerable: Sequence[Question], unanswerable: Sequence[Question], limit: int,
                      seed: int) -> list[Question]:
@@ -179,28 +199,46 @@ def run_prompts(index: Any, model_path: Path, questions: Sequence[Question], arm
 
 
 def run_answers(index: Any, model_path: Path, questions: Sequence[Question], probe: bool,
-                max_tokens: int, arms: Sequence[str] = ("on",), threads: int | None = None) -> None:
-    """Ask each question through the RAG, once per packing arm, and print the answer metrics."""
+                max_tokens: int, arms: Sequence[str] = ("on",), threads: int | None = None,
+                dump: TextIO | None = None) -> None:
+    """Ask each question through the RAG, once per arm (a packing arm, or one of
+    :data:`VARIANTS`), and print the answer metrics (and each answer, as a JSON line, to ``dump``)."""
     from runtime.llm.model import Model
+    from runtime.rag import prompt
     from runtime.rag.rag import RAG
 
     model = Model(model_path, LoadOptions(n_ctx=4096, threads=threads))
-    options = GenerateOptions(max_tokens=max_tokens)
+    options = GenerateOptions(max_tokens=max_tokens, threads=threads)
     results: dict[str, list[dict[str, Any]]] = {}
     probes: list[tuple[bool, bool | None, float, int]] = []
+    instruction = prompt.SYSTEM_INSTRUCTION
     for arm in arms:
-        rag = RAG(model, index, options=options, packing=ARMS[arm])
+        variant = VARIANTS.get(arm)
+        if variant is None:
+            rag = RAG(model, index, options=options, packing=ARMS[arm])
+        else:
+            chosen = replace(GenerateOptions(threads=threads), repeat_penalty=variant.repeat_penalty)
+            if variant.max_tokens is not None:
+                chosen = replace(chosen, max_tokens=variant.max_tokens)
+            rag = RAG(model, index, options=chosen, packing=ARMS["on"])
+        prompt.SYSTEM_INSTRUCTION = variant.system if variant and variant.system else instruction
         rows: list[dict[str, Any]] = []
         for q in questions:
             started = time.perf_counter()
             answer = rag.ask(q.text)
             row = answer_row(q, answer, time.perf_counter() - started)
+            if dump is not None:
+                dump.write(json.dumps({"arm": arm, "question": q.text, "answers": list(q.answers),
+                                       "finish_reason": answer.finish_reason, "answer": answer.answer,
+                                       "tokens": answer.usage.completion_tokens}, ensure_ascii=False) + "\n")
+                dump.flush()
             if probe and answer.from_documents and arm == arms[0]:
                 row["after_probe_seconds"] = probe_question(rag, model, q, options, probes)
             rows.append(row)
             if len(rows) % 10 == 0:  # a long run shows it is alive
-                print(f"  packing {arm}: {len(rows)} of {len(questions)} asked", file=sys.stderr, flush=True)
+                print(f"  {arm}: {len(rows)} of {len(questions)} asked", file=sys.stderr, flush=True)
         results[arm] = rows
+    prompt.SYSTEM_INSTRUCTION = instruction
     model.close()
     report_answers(results, probes)
 
@@ -217,6 +255,7 @@ def answer_row(q: Question, answer: Any, seconds: float) -> dict[str, Any]:
         "contains": contains(said, q.answers),
         "gold_given": gold_given(q, [s.text for s in answer.sources]),
         "length_capped": answer.finish_reason == "length",
+        "loop_stopped": answer.finish_reason == "loop",
         "completion_tokens": answer.usage.completion_tokens,
         "valid": bool(cited) and all(1 <= n <= len(answer.sources) for n in cited),
         "right_article": bool(cited) and 1 <= cited[0] <= len(answer.sources)
@@ -251,6 +290,11 @@ def _median(rows: Sequence[dict[str, Any]], key: str, digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f}" if values else "n/a"
 
 
+def _quantile(rows: Sequence[dict[str, Any]], key: str, q: float) -> str:
+    values = sorted(r[key] for r in rows if key in r)
+    return f"{values[min(len(values) - 1, int(q * len(values)))]:.0f}" if values else "n/a"
+
+
 def report_answers(results: dict[str, list[dict[str, Any]]],
                    probes: list[tuple[bool, bool | None, float, int]]) -> None:
     arms = list(results)
@@ -276,7 +320,9 @@ def report_answers(results: dict[str, list[dict[str, Any]]],
     line("supported claims (mean share)", lambda rows: _share(answered(rows), "supported_share"))
     line("answers with a supported claim", lambda rows: _share(answered(rows), "any_supported"))
     line("answers cut at --max-tokens", lambda rows: _share(answered(rows), "length_capped"))
+    line("answers stopped for a loop", lambda rows: _share(answered(rows), "loop_stopped"))
     line("answer tokens (median)", lambda rows: _median(answered(rows), "completion_tokens"))
+    line("answer tokens (p90)", lambda rows: _quantile(answered(rows), "completion_tokens", 0.9))
     line("prompt tokens (mean)", lambda rows: "{:.0f}".format(
         statistics.mean(r["prompt_tokens"] for r in with_model(rows)) if with_model(rows) else 0))
     line("prompt tokens (median)", lambda rows: _median(with_model(rows), "prompt_tokens"))
@@ -284,9 +330,9 @@ def report_answers(results: dict[str, list[dict[str, Any]]],
     first = results[arms[0]]
     print(f"{len(answered(first))} answered of {sum(r['answerable'] for r in first)} answerable, "
           f"{sum(not r['answerable'] for r in first)} unanswerable")
-    print(f"{'packing':32}" + "".join(f"{arm:>10}" for arm in arms))
+    print(f"{'arm':32}" + "".join(f"{arm:>11}" for arm in arms))
     for name, values in table:
-        print(f"{name:32}" + "".join(f"{v:>10}" for v in values))
+        print(f"{name:32}" + "".join(f"{v:>11}" for v in values))
     if "on" in results and "off" in results and with_model(results["off"]):
         on = statistics.mean(r["prompt_tokens"] for r in with_model(results["on"]))
         off = statistics.mean(r["prompt_tokens"] for r in with_model(results["off"]))
@@ -334,6 +380,10 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None, help="index folder [default: in the eval cache]")
     parser.add_argument("--pack", choices=["both", "on", "off"], default="both",
                         help="prompt packing arms, asked on the same questions [default: both]")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated answer-length arms instead of packing ({', '.join(VARIANTS)}); "
+                             "--max-tokens is then ignored")
+    parser.add_argument("--dump", type=Path, default=None, help="write every answer to this file (JSON lines)")
     parser.add_argument("--prompts-only", action="store_true",
                         help="no generation: prompt tokens and gold-in-prompt for every covered question")
     parser.add_argument("--seed", type=int, default=10, help="draws the --limit questions")
@@ -341,6 +391,11 @@ def main() -> None:
                         help="model threads [default: all cores; 1 is steadier on a busy machine]")
     args = parser.parse_args()
     arms = ["off", "on"] if args.pack == "both" else [args.pack]
+    if args.variants:
+        arms = args.variants.split(",")
+        unknown = [a for a in arms if a not in VARIANTS]
+        if unknown:
+            parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
 
     data = load_eval_set()
     index = open_index(data, args.index)
@@ -384,7 +439,8 @@ def main() -> None:
             asked = sample_questions(answerable, unanswerable, args.limit, args.seed)
             print(f"answers by {model_path.name} ({args.limit} answerable, {max(1, args.limit // 3)} "
                   f"unanswerable, seed {args.seed}, --max-tokens {args.max_tokens}):")
-            run_answers(index, model_path, asked, args.probe, args.max_tokens, arms, args.threads)
+            with open(args.dump, "w", encoding="utf-8") if args.dump else contextlib.nullcontext() as dump:
+                run_answers(index, model_path, asked, args.probe, args.max_tokens, arms, args.threads, dump)
     index.close()
 
 

@@ -91,6 +91,11 @@ def output_rows(max_draft: int, n_ubatch: int) -> int:
 
 
 LOOP_PERIODS = (8, 128)  # the shortest and longest block of tokens counted as a loop
+# a loop that drifts ("the [serving.md.md] module ... the [serving.md.md.md] module ...") never
+# repeats a block exactly: it is caught by the share of the last NEAR_REPEAT_WINDOW tokens whose
+# NEAR_REPEAT_NGRAM-token run already came earlier in the answer
+NEAR_REPEAT_WINDOW = 64
+NEAR_REPEAT_NGRAM = 4
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,15 @@ class GenerateOptions:
     # generation stops once the last block of LOOP_PERIODS tokens has come ``stop_repeats`` times
     # in a row (runtime.llm.generation.repeated_block); 0 never stops for that
     stop_repeats: int = 3
+    # generation also stops once this share of the last NEAR_REPEAT_WINDOW tokens end runs the
+    # answer wrote before (runtime.llm.generation.LoopGuard); 0 never stops for that. SmolLM2's
+    # drifting loop on the README's question (tests/runtime/test_loop_guard.py) is caught 129
+    # tokens in, where it ran to --max-tokens before
+    stop_near_repeats: float = 0.75
+    # llama.cpp's repetition penalty over the last ``penalty_last_n`` generated tokens (the prompt
+    # is not counted, so copying a source's words costs nothing); 1.0 is off
+    repeat_penalty: float = 1.0
+    penalty_last_n: int = 64
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ def stream_answer(stream: AnswerStream) -> Answer:
     if answer.finish_reason == "length":
         logger.warning("the answer was cut at %d tokens (raise --max-tokens, or --ctx if the context is full)",
                        answer.usage.completion_tokens)
+    warn_loop(answer)
     if answer.sources:
         click.echo("\nSources:")
         for line in source_lines(answer):
@@ -129,6 +130,15 @@ def stream_answer(stream: AnswerStream) -> Answer:
         for line in evidence_lines(answer):
             click.echo(line)
     return answer
+
+
+def warn_loop(answer: Answer) -> None:
+    """One line on stderr when the model fell into a loop and was stopped (``finish_reason``
+    ``"loop"``), whatever the output format: the text before the stop may read as an answer."""
+    if answer.finish_reason == "loop":
+        logger.warning("the model began repeating itself, so its answer was stopped after %d tokens; "
+                       "read it with care (a larger model loops less: rt models, --model)",
+                       answer.usage.completion_tokens)
 
 
 def index_location(index: Any) -> str:
@@ -167,7 +177,9 @@ def ask_without_retrieval(question: str, *, model: str | None, system: str | Non
         timings = LoadTimings(model_load=time.perf_counter() - started)
         stream = ask_model(loaded, question, system=system or DEFAULT_SYSTEM_PROMPT, options=generate)
         if as_json:
-            click.echo(json.dumps(answer_json(stream.collect(), loaded, None, timings), ensure_ascii=False))
+            answer = stream.collect()
+            warn_loop(answer)
+            click.echo(json.dumps(answer_json(answer, loaded, None, timings), ensure_ascii=False))
         else:
             stream_answer(stream)
 
@@ -183,6 +195,7 @@ def ask_with_retrieval(question: str, *, model: str | None, index_dir: str | Non
         if as_json:
             show_notices(stream.notices)
             answer = stream.collect()
+            warn_loop(answer)
             data = answer_json(answer, rag.model, index_location(rag.index), rag.load_timings)
             click.echo(json.dumps(data, ensure_ascii=False))
         else:

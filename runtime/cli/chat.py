@@ -14,7 +14,15 @@ from typing import Any
 
 import click
 
-from runtime.cli.answering import answer_json, check_strict, index_location, open_rag, show_notices, stream_answer
+from runtime.cli.answering import (
+    answer_json,
+    check_strict,
+    index_location,
+    open_rag,
+    show_notices,
+    stream_answer,
+    warn_loop,
+)
 from runtime.cli.options import (
     IndexLocation,
     generate_options_from,
@@ -73,6 +81,7 @@ def chat(index_dir: str | None, k: int | None, answer_anyway: bool, as_json: boo
             if as_json:
                 show_notices(stream.notices)
                 answer = stream.collect()
+                warn_loop(answer)
                 data = answer_json(answer, rag.model, index_location(rag.index), rag.load_timings)
                 click.echo(json.dumps(data, ensure_ascii=False))
             else:

@@ -9,9 +9,10 @@ a stop string, so the caller never sees text that a stop string later takes back
 from __future__ import annotations
 
 import codecs
+from collections import deque
 from collections.abc import Sequence
 
-from runtime.config import LOOP_PERIODS
+from runtime.config import LOOP_PERIODS, NEAR_REPEAT_NGRAM, NEAR_REPEAT_WINDOW
 from runtime.llm.types import Completion as Completion  # llama_engine imports it from here
 
 
@@ -34,6 +35,57 @@ def repeated_block(tokens: Sequence[int], times: int, periods: tuple[int, int] =
         if all(list(tokens[n - (k + 1) * period:n - k * period]) == block for k in range(1, times)):
             return period
     return 0
+
+
+NUMBER = -1  # what LoopGuard counts any number token as (token ids are never negative)
+
+
+class LoopGuard:
+    """Watches an answer token by token and says when it has fallen into a loop: the last block
+    of tokens came ``times`` times in a row (:func:`repeated_block`), or at least ``share`` of the
+    last ``window`` tokens end an ``n``-token run that came earlier in the answer, which catches
+    a loop that drifts a little on each turn and so never repeats a block exactly.
+
+    Only the answer counts, never the prompt: quoting a source is not a loop. Each token costs a
+    set lookup and the few comparisons of :func:`repeated_block`.
+    """
+
+    def __init__(self, times: int, share: float, window: int = NEAR_REPEAT_WINDOW,
+                 n: int = NEAR_REPEAT_NGRAM) -> None:
+        self.times, self.share, self.window, self.n = times, share, window, n
+        self.tokens: list[int] = []
+        self._runs: set[tuple[int, ...]] = set()
+        self._repeated: deque[bool] = deque(maxlen=window)
+        self._count = 0  # how many of the flags in _repeated are true
+
+    def add(self, token: int, piece: bytes = b"") -> str | None:
+        """Add the next token (``piece``: its bytes); return what the loop is (for the log), or
+        None while there is none. Every number counts as one token: a model counting up
+        ("[5] is a ram module. [6] is a ram module. ..." or "[1], [2], [3], ...") loops as surely
+        as one that repeats itself word for word."""
+        tokens = self.tokens
+        tokens.append(NUMBER if piece.strip().isdigit() else token)
+        block = repeated_block(tokens, self.times)
+        if block:
+            return f"repeated the same {block} tokens {self.times} times in a row"
+        if self.share <= 0 or len(tokens) < self.n:
+            return None
+        run = tuple(tokens[-self.n:])
+        seen = run in self._runs
+        self._runs.add(run)
+        if len(self._repeated) == self.window:
+            self._count -= self._repeated[0]
+        self._repeated.append(seen)
+        self._count += seen
+        if len(self._repeated) == self.window and self._count >= self.share * self.window:
+            return (f"repeated itself with small changes ({self._count} of its last {self.window} tokens "
+                    f"end a {self.n}-token run it had written before)")
+        return None
+
+    @property
+    def repeated_share(self) -> float:
+        """The share of the last ``window`` tokens that end a run seen before (0 until full)."""
+        return self._count / self.window if len(self._repeated) == self.window else 0.0
 
 
 class TextAssembler:

@@ -27,7 +27,7 @@ from runtime.config import GenerateOptions, LoadOptions, output_rows
 from runtime.errors import ContextOverflowError, GenerationError, InputError
 from runtime.llm import prefix_cache, row_cost
 from runtime.llm.chat_template import ChatPrompt
-from runtime.llm.generation import Completion, TextAssembler, repeated_block
+from runtime.llm.generation import Completion, LoopGuard, TextAssembler
 from runtime.llm.kv_sequence import KVSequence, common_prefix
 from runtime.llm.llama_native import extra_buffer_types, ggml_kv_type, init_backend
 from runtime.llm.lookup import Drafter
@@ -352,11 +352,11 @@ class LlamaEngine:
         prompt_done = time.perf_counter()
         text = TextAssembler(options.stop)
         generated, finish = 0, "length"
-        answer: list[int] = []
+        guard = LoopGuard(options.stop_repeats, options.stop_near_repeats)
         drafter = Drafter(tokens, options.lookup_draft, options.lookup_ngram, cost,
                           options.lookup_adaptive) if lookup else None
         self.last_drafts = drafter.drafts if drafter else []
-        with Sampler(options) as sampler:
+        with Sampler(options, self._model.n_vocab) as sampler:
             pending = [sampler.sample(seq.context.handle)]  # tokens sampled, not yet emitted nor decoded
             while pending:
                 token = pending.pop(0)
@@ -364,18 +364,17 @@ class LlamaEngine:
                     finish = "stop"
                     break
                 generated += 1
-                answer.append(token)
-                piece = text.feed(self._model.piece(token))
+                raw = self._model.piece(token)
+                piece = text.feed(raw)
                 if piece:
                     yield piece
                 if text.stopped:
                     finish = "stop"
                     break
-                loop = repeated_block(answer, options.stop_repeats)
+                loop = guard.add(token, raw)
                 if loop:
-                    logger.warning("the model repeated the same %d tokens %d times in a row; its answer stops there "
-                                   "(a larger model loops less)", loop, options.stop_repeats)
-                    finish = "stop"
+                    logger.info("the model %s; its answer stops there (a larger model loops less)", loop)
+                    finish = "loop"
                     break
                 if len(seq) >= self.n_ctx or generated >= options.max_tokens:
                     break

@@ -1,5 +1,6 @@
-"""The sampler chain for one generation: greedy at temperature 0, else top-k, top-p, temperature
-and a seeded draw (llama.cpp's own samplers, so sampling costs no Python per vocabulary entry)."""
+"""The sampler chain for one generation: an optional repetition penalty, then greedy at
+temperature 0, else top-k, top-p, temperature and a seeded draw (llama.cpp's own samplers, so
+sampling costs no Python per vocabulary entry)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ class Sampler:
     """A llama.cpp sampler chain built from :class:`GenerateOptions`; free it with :meth:`close`
     (or use it as a context manager)."""
 
-    def __init__(self, options: GenerateOptions) -> None:
+    def __init__(self, options: GenerateOptions, n_vocab: int = 0) -> None:
         params = L.llama_sampler_chain_default_params()
         params.no_perf = True
         self._chain = L.llama_sampler_chain_init(params)
+        if options.repeat_penalty != 1.0 and options.penalty_last_n != 0:
+            # it counts the tokens the chain accepts (the answer so far), never the prompt's
+            self._add(L.llama_sampler_init_penalties(n_vocab, options.penalty_last_n,
+                                                     options.repeat_penalty, 0.0, 0.0))
         if options.temperature <= 0:
             self._add(L.llama_sampler_init_greedy())
             return

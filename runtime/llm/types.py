@@ -54,8 +54,10 @@ class Prompt:
 class Completion:
     """The result of one generation.
 
-    ``finish_reason`` is ``"stop"`` (end-of-generation token or a stop string) or ``"length"``
-    (``max_tokens`` reached or the context window full). ``cached_tokens`` is how many prompt
+    ``finish_reason`` is ``"stop"`` (end-of-generation token or a stop string), ``"length"``
+    (``max_tokens`` reached or the context window full) or ``"loop"`` (the model fell into a loop
+    and was stopped, :class:`~runtime.llm.generation.LoopGuard`; ``rt serve`` reports it to
+    OpenAI clients as ``"stop"``). ``cached_tokens`` is how many prompt
     tokens were reused from the previous call's KV cache instead of being processed again.
     ``draft_tokens`` were guessed by prompt lookup and ``accepted_tokens`` of them kept.
     """
