@@ -21,6 +21,20 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert second in ci.splitlines()
 
 
+def test_no_document_under_docs_quotes_the_readme_question() -> None:
+    """The first command indexes docs/ and asks one question. A passage that only quotes that
+    question (a command line in a code block) ranks among the first sources while answering
+    nothing, and the embedded SmolLM2 then wrote a loop ("the [serving.md.md.md] module ...")
+    instead of docs/memory.md's first paragraph; without it, it quotes that paragraph."""
+    block = re.search(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    question = re.search(r'rt ask "([^"]+)"', block.group(1))
+    assert question is not None
+    quoting = [p.name for p in (README.parent / "docs").glob("**/*.md")
+               if question.group(1) in p.read_text(encoding="utf-8")]
+    assert quoting == []
+
+
 def test_the_windows_block_runs_as_written_in_powershell_and_cmd_and_matches_the_posix_one() -> None:
     text = README.read_text(encoding="utf-8")
     posix = re.search(r"```bash\n(.*?)```", text, re.S)
