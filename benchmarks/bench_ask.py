@@ -270,13 +270,14 @@ def compare_hybrid(runs: dict[str, list[dict[str, float]]], limit: float | None 
     """Each run with the load average beside it, then the hybrid / plain ratios of the medians;
     ``limit`` is the bandwidth bound on generation tokens/s, ``anon_estimate`` the preflight's
     anonymous memory for the hybrid (bytes)."""
-    rows = [f"{'run':<10} {'first token s':>13} {'prompt tok/s':>12} {'gen tok/s':>9} {'answer s':>8} "
-            f"{'RssAnon MiB':>11} {'load avg':>8}", "-" * 78]
+    rows = [f"{'run':<10} {'first token s':>13} {'prompt tok/s':>12} {'tokens':>6} {'gen tok/s':>9} {'answer s':>8} "
+            f"{'RssAnon MiB':>11} {'load avg':>8}", "-" * 85]
     for i in range(len(runs["plain"])):
         for name in HYBRID_CONFIGS:
             run = runs[name][i]
             rows.append(f"{name + ' ' + str(i + 1):<10} {run['_ttft']:13.2f} "
                         f"{run['_processed_tokens'] / max(run['prompt processing'], 1e-9):12.1f} "
+                        f"{run['_completion_tokens']:6.0f} "
                         f"{run['_completion_tokens'] / max(run['generation'], 1e-9):9.2f} "
                         f"{run['prompt processing'] + run['generation']:8.1f} "
                         f"{run['_rss_anon'] / 2**20:11.0f} {run['_load']:8.1f}")
@@ -350,7 +351,8 @@ def main() -> None:
                    if name in ("today (all off)", "all on") or name.split()[-1] in wanted or name.split()[0] in wanted}
     with tempfile.TemporaryDirectory(prefix="rt-bench-ask-") as scratch:
         warm_home = Path(scratch) / "warm-home"
-        env = dict(os.environ, RT_HOME=str(warm_home))
+        # RT_LOOP_STOP=0: every answer runs to --max-tokens (a random-weight model loops at once)
+        env = dict(os.environ, RT_HOME=str(warm_home), RT_LOOP_STOP="0")
         env.pop("RT_MODEL", None)
         index = args.index
         if index is None:

@@ -126,3 +126,10 @@ def light_embedder(default: bool) -> bool:
     if not value:
         return default
     return value not in ("0", "false", "no", "off")
+
+
+def loop_stop() -> bool:
+    """``RT_LOOP_STOP=0``: let generation run past a loop (both of
+    :class:`runtime.config.GenerateOptions`' loop stops off) to ``--max-tokens``, for benchmarks
+    that time a fixed number of tokens on a model with random weights, which loops at once."""
+    return os.environ.get("RT_LOOP_STOP", "").strip().lower() not in ("0", "false", "no", "off")

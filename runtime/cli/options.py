@@ -11,11 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from runtime import env
 from runtime.config import KV_TYPES, GenerateOptions, LoadOptions
 from runtime.rag.config import PackingOptions
 
@@ -174,11 +176,13 @@ def load_options_from(params: Mapping[str, Any]) -> LoadOptions:
 
 
 def generate_options_from(params: Mapping[str, Any]) -> GenerateOptions:
-    """The :class:`GenerateOptions` of a command's parsed :func:`sampling_options`."""
-    return GenerateOptions(
+    """The :class:`GenerateOptions` of a command's parsed :func:`sampling_options` (and
+    ``RT_LOOP_STOP``)."""
+    options = GenerateOptions(
         max_tokens=params["max_tokens"], temperature=params["temperature"], top_p=params["top_p"],
         seed=params["seed"], stop=tuple(params["stop"]), prompt_lookup=params["prompt_lookup"],
     )
+    return options if env.loop_stop() else replace(options, stop_repeats=0, stop_near_repeats=0.0)
 
 
 class _StderrHandler(logging.Handler):

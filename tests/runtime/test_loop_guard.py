@@ -130,6 +130,13 @@ def test_rt_ask_says_in_one_line_that_the_answer_was_stopped_for_a_loop(smollm2_
     warnings = [line for line in result.stderr.splitlines() if "repeating itself" in line]
     assert len(warnings) == 1 and warnings[0].startswith("rt: warning: the model began repeating itself")
     assert f"after {data['usage']['completion_tokens']} tokens" in warnings[0]
+    # RT_LOOP_STOP=0 (benchmarks timing a fixed number of tokens) lets the loop run to the limit
+    result = CliRunner().invoke(cli, ["ask", "--no-rag", "--json", "--threads", "1", "--model", str(smollm2_path),
+                                      "--max-tokens", "200", "--system", system, user], env={"RT_LOOP_STOP": "0"})
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["finish_reason"] == "length" and data["usage"]["completion_tokens"] == 200
+    assert "repeating itself" not in result.stderr
 
 
 def test_a_repetition_penalty_steers_greedy_text_off_its_loop_and_stays_repeatable(smollm2_path: Path) -> None:
