@@ -31,7 +31,7 @@ TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 
 # The readers give text with "\n" line ends (readers.unix_newlines); a section made elsewhere
 # may still hold CRLF or CR, so the patterns take any of the three (the same on "\n"-only text).
-_EOL = r"(?:\r\n?|\n)"
+_EOL = r"(?:\r\n|\r(?!\n)|\n)"  # "\r\n?" could take a CRLF as two line ends: a blank line
 _BLOCK = re.compile(rf"\S(?:.*?\S)??(?={_EOL}[ \t]*{_EOL}|\s*\Z)", re.S)
 _PIECE = re.compile(r"\S.*?(?:[.!?;:](?=\s)|(?=[\r\n])|\Z)", re.S)
 _MD_HEADING = re.compile(r"#{1,6}\s")

@@ -79,3 +79,15 @@ def test_an_index_keeps_the_chunking_it_was_built_with_until_rebuilt(tmp_path: P
         assert all(text.startswith("Step ") for text in _chunk_texts(rebuilt))
     with Index.open(folder, embedder=embedder) as reopened:
         assert reopened.options.chunker == 2
+
+
+def test_a_crlf_line_end_is_one_line_end_not_a_blank_line() -> None:
+    """``\\r\\n?`` let a pattern take a CRLF's "\\r" and "\\n" as two line ends, so one CRLF read as
+    a blank line: an underlined heading was no heading and every line a paragraph of its own."""
+    lf = "OPTIONS\n-------\n--onto <newbase>::\n\tStarting point.\n"
+    assert holds_heading(lf) and holds_heading(lf.replace("\n", "\r\n"))
+    text = "Step one rebases the branch\nonto its upstream. Step two\nresolves each conflict.\n\nStep three pushes."
+    as_lf = [c.text for c in chunk_section(Section(text, None, None), words, budget=12, overlap=0)]
+    as_crlf = [c.text.replace("\r\n", "\n")
+               for c in chunk_section(Section(text.replace("\n", "\r\n"), None, None), words, budget=12, overlap=0)]
+    assert as_crlf == as_lf
