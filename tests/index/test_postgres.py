@@ -466,7 +466,7 @@ def _other_machine(pg_url: str, folder: Path, home: Path, wait: float) -> subpro
         import logging, sys
         from runtime.errors import RtError
         from runtime.index import Index
-        from tests.index.conftest import HashingEmbedder
+        from tests.hashing_embedder import HashingEmbedder
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
         try:
             with Index.open({pg_url!r}, embedder=HashingEmbedder(), wait={wait!r}) as index:
