@@ -58,7 +58,8 @@ class LlamaEngine:
         self._loading: RepackedLoad | None = None
         self.repack_failure: str | None = None  # why the hybrid fell back to the mapped weights
         try:
-            self._model = self._load_model(repack=False)
+            self._model = NativeModel(self.path)  # mapped: use_extra_bufts off
+            self._models.append(self._model)
             params = self._context_params()
             self._seq = KVSequence(self._create_context(self._model, params))
             # the hybrid: a second model of the same file, repacked, and its own context, on
@@ -79,11 +80,6 @@ class LlamaEngine:
         self._yes_no_ids: tuple[list[int], list[int]] | None = None  # tokens spelling yes, no
 
     # --- loading ----------------------------------------------------------------------------
-    def _load_model(self, *, repack: bool) -> NativeModel:
-        model = NativeModel(self.path, extra_bufts=repack)
-        self._models.append(model)
-        return model
-
     def _context_params(self) -> ContextParams:
         opts = self.options
         n_batch = max(1, min(opts.n_batch, opts.n_ctx))
