@@ -54,6 +54,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_runtime import rss  # noqa: E402
+
 RT = [sys.executable, "-c", "from runtime.cli import main; main()"]
 README_QUESTION = "How does rt keep memory use low?"
 WARM_QUESTION = "How is a checkpoint converted to a GGUF file?"  # fills the prefix cache
@@ -79,17 +83,6 @@ def timed_run(command: list[str], env: dict[str, str],
     return wall, out
 
 
-def _rss_anon(pid: int) -> int:
-    """RssAnon of ``pid`` in bytes (Linux /proc), 0 where it cannot be read."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def _descendants(root: int) -> list[int]:
     """``root`` and every process below it (Linux /proc)."""
     parents: dict[int, int] = {}
@@ -109,7 +102,7 @@ def _descendants(root: int) -> list[int]:
 def _sample_anon(proc: subprocess.Popen[str], peak: dict[str, int]) -> None:
     while proc.poll() is None:
         for pid in _descendants(proc.pid):
-            peak["anon"] = max(peak.get("anon", 0), _rss_anon(pid))
+            peak["anon"] = max(peak.get("anon", 0), rss(pid).get("RssAnon", 0))
         time.sleep(0.2)
 
 
