@@ -12,6 +12,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +309,31 @@ class PausingEmbedder(HashingEmbedder):
         return super().embed(texts)
 
 
+@contextmanager
+def paused_rebuild(pg_url: str, folder: Path) -> Iterator[None]:
+    """A rebuild of ``pg_url`` from ``folder`` in a thread, held at its first embedding while the
+    body runs, then let finish; its errors are raised after."""
+    pausing = PausingEmbedder()
+    errors: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
+                index.add([folder])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    try:
+        assert pausing.embedding.wait(timeout=120), errors
+        yield
+    finally:
+        pausing.go.set()
+        thread.join(timeout=300)
+    assert not errors, errors
+
+
 def staged_chunks(pg_url: str) -> int:
     """Chunks a rebuild has committed so far into its staging schema (0 if there is none)."""
     import psycopg
@@ -327,28 +354,11 @@ def test_readers_see_the_old_index_until_a_rebuild_switches(pg_url: str, tmp_pat
         (new / f"teapot{i}.txt").write_text(f"Teapot {i}\n\nporcelain teapots and saucers, number {i}.\n")
     with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
         index.add([old])
-    pausing = PausingEmbedder()
-    errors: list[BaseException] = []
-
-    def rebuild() -> None:
-        try:
-            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
-                index.add([new])
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    writer = threading.Thread(target=rebuild)
-    writer.start()
-    try:
-        assert pausing.embedding.wait(timeout=120), errors
-        with Index.open(pg_url, embedder=HashingEmbedder()) as reader:  # mid-rebuild: the old index, whole
-            assert reader.stats().documents == 4
-            assert [Path(h.path).name for h in reader.search("note2 kettles", 1, mode="keyword")] == ["note002.txt"]
-            assert reader.search("porcelain teapots", 3, mode="keyword") == []
-    finally:
-        pausing.go.set()
-        writer.join(timeout=300)
-    assert not errors, errors
+    with paused_rebuild(pg_url, new), Index.open(pg_url, embedder=HashingEmbedder()) as reader:
+        # mid-rebuild: the old index, whole
+        assert reader.stats().documents == 4
+        assert [Path(h.path).name for h in reader.search("note2 kettles", 1, mode="keyword")] == ["note002.txt"]
+        assert reader.search("porcelain teapots", 3, mode="keyword") == []
     with Index.open(pg_url, embedder=HashingEmbedder()) as index:
         assert index.stats().documents == 3 and index.stats().roots == (str(new.resolve()),)
         assert Path(index.search("porcelain teapots", 1, mode="keyword")[0].path).parent == new.resolve()
@@ -499,21 +509,7 @@ def test_a_write_from_another_machine_during_a_rebuild_lands_in_the_rebuilt_inde
     (extra / "kettle.txt").write_text("Kettle\n\ndescaling the copper kettle with citric acid.\n")
     with Index.open(pg_url, create=True, embedder=HashingEmbedder()) as index:
         index.add([old])
-    pausing = PausingEmbedder()
-    errors: list[BaseException] = []
-
-    def rebuild() -> None:
-        try:
-            with Index.open(pg_url, rebuild=True, embedder=pausing) as index:
-                index.add([new])
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    rebuilding = threading.Thread(target=rebuild)
-    rebuilding.start()
-    waiting = None
-    try:
-        assert pausing.embedding.wait(timeout=120), errors
+    with paused_rebuild(pg_url, new):
         refused = _other_machine(pg_url, extra, tmp_path / "home-b", wait=0)
         out, err = refused.communicate(timeout=120)
         assert refused.returncode == 3 and "IndexLockedError" in err and "being rebuilt" in err, (out, err)
@@ -525,10 +521,6 @@ def test_a_write_from_another_machine_during_a_rebuild_lands_in_the_rebuilt_inde
             time.sleep(0.05)
         assert waiting.poll() is None, waiting.communicate()
         assert _waiting_for_advisory_lock(pg_url)
-    finally:
-        pausing.go.set()
-        rebuilding.join(timeout=300)
-    assert not errors, errors
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0 and out.strip() == "1", (out, err)
     assert "being rebuilt" in err and "waiting up to 300 s" in err
