@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,20 +25,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """HF_HUB_OFFLINE=1 while the default loads: it is on disk, the hub must not be asked."""
-    saved = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved
-
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, by name or folder (``None``: embedded MiniLM)."""
@@ -102,13 +87,17 @@ def _load(name: str, device: str) -> Any:
 
     source = str(default_embedding_model_path()) if name == DEFAULT_EMBEDDING_MODEL else name
     logger.info("loading embedding model %s from %s", name, source)
-    context = _offline() if name == DEFAULT_EMBEDDING_MODEL else contextlib.nullcontext()
+    # The default is on disk: the hub is never asked (local_files_only). Not HF_HUB_OFFLINE for
+    # the load: huggingface_hub reads that once, when first imported, so a process whose first
+    # import of it happened then stayed offline, and a later `rt convert`/download_gguf in the
+    # same script failed with "offline mode is enabled".
+    local = {"local_files_only": True} if name == DEFAULT_EMBEDDING_MODEL else {}
     # torch dies natively under a low `ulimit -v`: refuse first, with the numbers
-    with heavy_import("loading the embedding model (torch)"), context, _quiet_transformers():
+    with heavy_import("loading the embedding model (torch)"), _quiet_transformers():
         from sentence_transformers import SentenceTransformer
 
         try:
-            return SentenceTransformer(source, device=device)
+            return SentenceTransformer(source, device=device, **local)
         except (OSError, ValueError) as exc:
             if not Path(source).exists():
                 raise ModelNotFoundError(
