@@ -35,6 +35,44 @@ def test_no_document_under_docs_quotes_the_readme_question() -> None:
     assert quoting == []
 
 
+@pytest.fixture(scope="module")
+def live_docs_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/ as it is now, indexed on the embedded defaults as the README's first command does."""
+    from tests.rag.conftest import run
+
+    index = tmp_path_factory.mktemp("live-docs") / "index"
+    code, _, err = run("index", str(README.parent / "docs"), "--index", str(index), "--no-progress")
+    assert code == 0, err
+    return index
+
+
+@pytest.mark.slow  # indexes all of docs/ with MiniLM
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_the_readme_question_over_the_live_docs_is_answered_with_evidence_and_no_loop(
+        live_docs_index: Path, threads: str) -> None:
+    """The README's first command, on docs/ as edited now (tests/rag/test_docs.py asks over a
+    snapshot, so that docs edits do not change its exact answer). Twice this year an unrelated
+    docs edit changed which passages ranked first and SmolLM2-135M answered with a loop; this is
+    where such an edit shows. Only the answer's shape is checked, not its words: it ends on its
+    own (not a loop, not the token limit), cites retrieved sources, and a cited source supports
+    at least one sentence. Threads are pinned (1 and 2, what small machines pick): the count
+    changes llama.cpp's numerics."""
+    import json
+
+    from tests.rag.conftest import run
+
+    block = re.search(r'rt ask "([^"]+)"', README.read_text(encoding="utf-8"))
+    assert block is not None
+    code, out, err = run("ask", block.group(1), "--index", str(live_docs_index), "--json", "--threads", threads)
+    assert code == 0, err
+    answer = json.loads(out)
+    print(answer["answer"])
+    assert answer["finish_reason"] == "stop", (answer["finish_reason"], answer["answer"])
+    assert answer["covered"] and answer["citations"], answer["answer"]
+    assert all(1 <= n <= len(answer["sources"]) for n in answer["citations"])
+    assert answer["supported"] is True, answer["claims"]
+
+
 def test_the_windows_block_runs_as_written_in_powershell_and_cmd_and_matches_the_posix_one() -> None:
     text = README.read_text(encoding="utf-8")
     posix = re.search(r"```bash\n(.*?)```", text, re.S)
