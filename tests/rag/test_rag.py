@@ -94,6 +94,7 @@ def test_tiny_context_drops_the_lowest_sources(index_dir: Path, smollm2_path: Pa
     assert f"{answer.dropped} of 4 sources did not fit the context" in answer.notices[0]
 
 
+@pytest.mark.slow  # the fast path keeps the same two turns through `rt chat` (test_cli_ask.py)
 def test_chat_reuses_the_cached_prefix(rag: RAG) -> None:
     chat = rag.chat()
     first = chat.ask("How do I descale the Zorblat 3000?")

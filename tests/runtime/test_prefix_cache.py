@@ -14,7 +14,7 @@ from runtime.llm import prefix_cache
 from runtime.llm.generation import Completion
 from runtime.llm.llama_engine import LlamaEngine
 
-OPTIONS = LoadOptions(n_ctx=1024, threads=2)
+OPTIONS = LoadOptions(n_ctx=1024, threads=1)
 SYSTEM = ("<|im_start|>system\nYou answer questions from the numbered sources below. Quote them, cite them "
           "as [1] or [2], and say so when they do not answer the question.<|im_end|>\n")
 
