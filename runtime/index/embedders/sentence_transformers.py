@@ -91,13 +91,13 @@ def _load(name: str, device: str) -> Any:
     # the load: huggingface_hub reads that once, when first imported, so a process whose first
     # import of it happened then stayed offline, and a later `rt convert`/download_gguf in the
     # same script failed with "offline mode is enabled".
-    local = {"local_files_only": True} if name == DEFAULT_EMBEDDING_MODEL else {}
     # torch dies natively under a low `ulimit -v`: refuse first, with the numbers
     with heavy_import("loading the embedding model (torch)"), _quiet_transformers():
         from sentence_transformers import SentenceTransformer
 
         try:
-            return SentenceTransformer(source, device=device, **local)
+            return SentenceTransformer(source, device=device,
+                                       local_files_only=name == DEFAULT_EMBEDDING_MODEL)
         except (OSError, ValueError) as exc:
             if not Path(source).exists():
                 raise ModelNotFoundError(
