@@ -164,6 +164,7 @@ def test_a_near_duplicate_from_another_file_is_dropped(index: Index) -> None:
     assert len([s for s in kept_without_dedup if "143 steps" in s.text]) == 2
 
 
+@pytest.mark.slow  # two answers; the fast path keeps rt ask --pack/--no-pack (below)
 def test_an_answer_cites_packed_sources_whose_lines_match_the_file(index: Index, smollm2_path: Path) -> None:
     from runtime.llm.model import Model
     from runtime.rag.rag import RAG

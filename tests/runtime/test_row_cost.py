@@ -19,6 +19,8 @@ from runtime.llm.llama_native import ggml_kv_type, init_backend
 from runtime.llm.native import ContextParams, NativeContext, NativeModel
 
 LOAD = LoadOptions(n_ctx=1024, threads=2, prefix_cache=False)
+# where only the cached figure matters: 2 threads spin against the other worker of the fast path
+ONE_THREAD = replace(LOAD, threads=1)
 MEASURED = GenerateOptions()  # lookup_row_cost None: measured
 
 
@@ -116,13 +118,13 @@ def test_the_drafter_drafts_by_the_cached_row_cost(smollm2_path: Path) -> None:
     source = "The boiler is a Vaillant ecoTEC plus 825, serviced every October by Chauffage Dupont."
     prompt = f"Copy this line exactly.\n{source}\nCopy: {source}\nCopy:"
     options = GenerateOptions(max_tokens=24, prompt_lookup=True)
-    with LlamaEngine(smollm2_path, LOAD) as engine:
+    with LlamaEngine(smollm2_path, ONE_THREAD) as engine:
         engine.row_cost(MEASURED)
     [path] = cache_files()
     drafted = {}
     for value in (row_cost.HIGHEST, row_cost.LOWEST):
         overwrite(path, value)
-        with LlamaEngine(smollm2_path, LOAD) as engine:
+        with LlamaEngine(smollm2_path, ONE_THREAD) as engine:
             generator = engine.stream(prompt, options)
             while True:
                 try:
