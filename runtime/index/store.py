@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -78,6 +79,8 @@ def keyword_query(text: str) -> str:
     return " OR ".join(fts_phrase(w) for w in query_words(text))
 
 
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's write lock
+
 class Store:
     """The local :class:`~runtime.index.stores.base.IndexStore`: a connection to
     ``folder/index.sqlite``, with the FAISS cache of its vectors beside it (:class:`VectorCache`);
@@ -87,8 +90,9 @@ class Store:
         self.path = Path(folder) / DB_NAME
         self.vectors = VectorCache(Path(folder), self)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                                      check_same_thread=False)
+            self._write_ahead_log()
             self.db.execute("PRAGMA foreign_keys=ON")
             migrate(self.db, str(self.path), self.transaction, create=create)
             if not create and not self._has_schema():
@@ -99,6 +103,21 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read {self.path}: {exc}",
                                     hint="run `rt index PATH --rebuild` to start over") from exc
+
+    def _write_ahead_log(self) -> None:
+        """``PRAGMA journal_mode=WAL``. On a database not yet in WAL mode (one made outside rt,
+        or copied) SQLite answers "database is locked" at once, without its busy timeout, while
+        another connection holds a write lock: two processes opening such an index together,
+        one already migrating it. Retried for the busy timeout, as any other wait."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _wait_for_creator(self) -> None:
         """A database file without tables may be one a writer is creating this moment (``rt index``

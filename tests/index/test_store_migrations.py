@@ -161,3 +161,21 @@ def _open_or_error(folder: Path) -> object:
         return Store(folder)
     except Exception as exc:  # noqa: BLE001 (the test shows it)
         return exc
+
+
+def test_an_index_not_yet_in_wal_mode_opens_while_another_connection_holds_its_write_lock(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL mode at once, without its busy timeout, while another
+    connection holds a write lock on a database in rollback-journal mode; opening such an index
+    waits for the lock like any other write (the test above failed so on a loaded machine, when
+    one of its four openers was migrating while another switched the journal)."""
+    folder = old_index(tmp_path / "index", with_location=True)
+    writer = sqlite3.connect(folder / DB_NAME, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.5, lambda: writer.execute("ROLLBACK"))
+    releaser.start()
+    try:
+        Store(folder).close()  # the lock is held for at least 0.5 s from here
+    finally:
+        releaser.join()
+        writer.close()
+    assert _version(folder) == str(SCHEMA_VERSION)
