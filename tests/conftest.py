@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from filelock import FileLock
 
 # The local Hugging Face hub server's fixtures (hub, gguf_repo, smollm2_parts); Windows' refusal
 # to replace files held open, imitated (held_files); one model process shared by the formatting
@@ -23,13 +24,26 @@ pytest_plugins = ("tests.hubserver", "tests.windows", "tests.postgres", "tests.s
 TEST_CACHE = Path(os.environ.get("RT_TEST_CACHE", Path(__file__).resolve().parent.parent / ".pytest_cache" / "rt"))
 
 
-def cache_lock(name: str) -> Any:
+def cache_lock(name: str) -> FileLock:
     """Held while ``TEST_CACHE / name`` is checked or made: parallel workers (``pytest -n 2``,
     README's fast path) share the cache, and one must not read what another is still writing."""
-    from filelock import FileLock
-
     TEST_CACHE.mkdir(parents=True, exist_ok=True)
     return FileLock(TEST_CACHE / f"{name}.lock")
+
+
+def cached_folder(name: str, complete: Callable[[Path], bool], make: Callable[[Path], object]) -> Path:
+    """``TEST_CACHE / name``, made by ``make(scratch)`` unless ``complete`` finds it there: made
+    in a scratch folder beside it and renamed into place whole, under :func:`cache_lock`."""
+    folder = TEST_CACHE / name
+    with cache_lock(name):
+        if not complete(folder):
+            scratch = folder.with_name(name + ".partial")
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            make(scratch)
+            shutil.rmtree(folder, ignore_errors=True)
+            scratch.rename(folder)
+    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -324,17 +323,11 @@ def gguf_repo(hub: HubServer, smollm2_path: Path) -> HubServer:
 @pytest.fixture(scope="session")
 def smollm2_parts(smollm2_path: Path) -> list[Path]:
     """The SmolLM2 GGUF split into three parts (made once, kept in the test cache)."""
-    from tests.conftest import TEST_CACHE, cache_lock
+    from tests.conftest import cached_folder
 
-    folder = TEST_CACHE / "smollm2-split"
-    with cache_lock(folder.name):
-        parts = sorted(folder.glob("SmolLM2-Q4_K_M-*-of-00003.gguf"))
-        if len(parts) != 3:
-            scratch = TEST_CACHE / "smollm2-split.tmp"
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-            split_gguf(smollm2_path, scratch / "SmolLM2-Q4_K_M.gguf", 3)
-            shutil.rmtree(folder, ignore_errors=True)
-            scratch.rename(folder)  # all three parts appear at once
-            parts = sorted(folder.glob("SmolLM2-Q4_K_M-*-of-00003.gguf"))
-    return parts
+    def parts(folder: Path) -> list[Path]:
+        return sorted(folder.glob("SmolLM2-Q4_K_M-*-of-00003.gguf"))
+
+    # all three parts appear at once
+    return parts(cached_folder("smollm2-split", lambda folder: len(parts(folder)) == 3,
+                               lambda scratch: split_gguf(smollm2_path, scratch / "SmolLM2-Q4_K_M.gguf", 3)))

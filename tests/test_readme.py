@@ -3,10 +3,13 @@ API example runs as written (over a small notes folder made here)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.rag.conftest import run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -21,25 +24,29 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert second in ci.splitlines()
 
 
+def readme_question() -> str:
+    """The question the README's first command asks."""
+    block = re.search(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    question = re.search(r'rt ask "([^"]+)"', block.group(1))
+    assert question is not None
+    return question.group(1)
+
+
 def test_no_document_under_docs_quotes_the_readme_question() -> None:
     """The first command indexes docs/ and asks one question. A passage that only quotes that
     question (a command line in a code block) ranks among the first sources while answering
     nothing, and the embedded SmolLM2 then wrote a loop ("the [serving.md.md.md] module ...")
     instead of docs/memory.md's first paragraph; without it, it quotes that paragraph."""
-    block = re.search(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert block is not None
-    question = re.search(r'rt ask "([^"]+)"', block.group(1))
-    assert question is not None
+    question = readme_question()
     quoting = [p.name for p in (README.parent / "docs").glob("**/*.md")
-               if question.group(1) in p.read_text(encoding="utf-8")]
+               if question in p.read_text(encoding="utf-8")]
     assert quoting == []
 
 
 @pytest.fixture(scope="module")
 def live_docs_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """docs/ as it is now, indexed on the embedded defaults as the README's first command does."""
-    from tests.rag.conftest import run
-
     index = tmp_path_factory.mktemp("live-docs") / "index"
     code, _, err = run("index", str(README.parent / "docs"), "--index", str(index), "--no-progress")
     assert code == 0, err
@@ -57,13 +64,7 @@ def test_the_readme_question_over_the_live_docs_is_answered_with_evidence_and_no
     own (not a loop, not the token limit), cites retrieved sources, and a cited source supports
     at least one sentence. Threads are pinned (1 and 2, what small machines pick): the count
     changes llama.cpp's numerics."""
-    import json
-
-    from tests.rag.conftest import run
-
-    block = re.search(r'rt ask "([^"]+)"', README.read_text(encoding="utf-8"))
-    assert block is not None
-    code, out, err = run("ask", block.group(1), "--index", str(live_docs_index), "--json", "--threads", threads)
+    code, out, err = run("ask", readme_question(), "--index", str(live_docs_index), "--json", "--threads", threads)
     assert code == 0, err
     answer = json.loads(out)
     print(answer["answer"])

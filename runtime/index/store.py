@@ -81,6 +81,7 @@ def keyword_query(text: str) -> str:
 
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's write lock
 
+
 class Store:
     """The local :class:`~runtime.index.stores.base.IndexStore`: a connection to
     ``folder/index.sqlite``, with the FAISS cache of its vectors beside it (:class:`VectorCache`);

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_CACHE, cache_lock
+from tests.conftest import cached_folder
 from tests.convert import tiny_models
 from tests.convert.export_hf import export_smollm2
 
@@ -23,15 +23,8 @@ _SMOLLM2_EXPORT = "smollm2-hf-bf16-3shards-v1"
 @pytest.fixture(scope="session")
 def smollm2_hf(smollm2_path: Path) -> Path:
     """SmolLM2-135M-Instruct as a 3-shard bf16 HF checkpoint, cached across sessions."""
-    folder = TEST_CACHE / _SMOLLM2_EXPORT
-    with cache_lock(_SMOLLM2_EXPORT):
-        if not (folder / "config.json").exists():
-            partial = folder.with_name(folder.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            export_smollm2(smollm2_path, partial, n_shards=3, dtype="bf16")
-            shutil.rmtree(folder, ignore_errors=True)
-            partial.rename(folder)
-    return folder
+    return cached_folder(_SMOLLM2_EXPORT, lambda folder: (folder / "config.json").exists(),
+                         lambda scratch: export_smollm2(smollm2_path, scratch, n_shards=3, dtype="bf16"))
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,8 @@ def probe(*args: str, torch_embedder: bool = False) -> tuple[dict[str, bool], st
     return json.loads(modules), "\n".join(printed).strip()
 
 
-def imported(*args: str, torch_embedder: bool = False) -> dict[str, bool]:
-    return probe(*args, torch_embedder=torch_embedder)[0]
+def imported(*args: str) -> dict[str, bool]:
+    return probe(*args)[0]
 
 
 @pytest.mark.parametrize("args", [
